@@ -1,0 +1,126 @@
+// C++ interface of the CPU engine. No Python here: the bindings
+// (cpp/src/bindings.cpp) check nothing mathematical and call these functions
+// with arrays that the Python layer has already validated.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "tile_math.h"
+
+namespace ledkde {
+
+// Which per-query outputs a fused pass writes.
+enum Output : unsigned {
+  kOutLogDensity = 1u,
+  kOutScore = 2u,
+  kOutDenoise = 4u,
+  kOutEntropy = 8u,
+  kOutMaxWeight = 16u,
+};
+
+struct PassOptions {
+  int threads = 1;        // worker threads (>= 1)
+  int64_t tile_q = 128;   // query rows per tile
+  int64_t tile_n = 512;   // mixture components per tile
+};
+
+// A mixture prepared once for any number of passes (SPEC section 1):
+// components centred on their mean (so that distances stay accurate far from
+// the origin), squared norms, normalized log-weights, variances.
+template <class T>
+struct Mixture {
+  int64_t n = 0, d = 0;
+  std::vector<double> centre;  // (d,)  mean of the components
+  std::vector<T> mu;           // (n, d) components minus centre
+  std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
+  std::vector<double> logw;    // (n,)  log a_j, normalized; empty: uniform
+  std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
+  double norm2_max = 0.0;
+  double log_mass = 0.0;       // log sum_j a_j of the weights as given (log n when uniform)
+};
+
+template <class T>
+Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
+                           const double* variances);
+
+// Per-query outputs of a fused pass; a null pointer means "not requested".
+template <class T>
+struct PassOutputs {
+  T* log_density = nullptr;  // (q,)
+  T* score = nullptr;        // (q, d)
+  T* denoise = nullptr;      // (q, d)
+  T* entropy = nullptr;      // (q,)
+  T* max_weight = nullptr;   // (q,)
+};
+
+// The partial state of a pass (tile_math.h), in float64 whatever T is:
+// m (q,), S (q,), E (q,), A (q, d) with A = sum_j exp(l_j - m)(mu_j - y)/v_j.
+// The logits use the weights as given, not normalized, so that states of
+// shards merge; the shard's log_mass (Mixture) normalizes at the end.
+struct PartialState {
+  double* m;
+  double* S;
+  double* E;
+  double* A;
+};
+
+template <class T>
+void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out,
+                  const PassOptions& opt);
+
+template <class T>
+void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PartialState out,
+                 const PassOptions& opt);
+
+// Kernel-smoothed score (K_h * s_t)(y) and the LED-KDE log-density
+// (K_h * log p_t)(y), each a mean over n_kernel draws of the kernel taken
+// from the random stream with step = `eval` (philox.h). Either pointer may be null.
+struct SmoothOptions {
+  double bandwidth = 0.0;
+  int64_t n_kernel = 1;
+  int kernel = 0;  // KernelKind
+  bool antithetic = false;
+  uint64_t seed = 0;
+  uint32_t eval = 0;
+};
+
+// Merge state b into a (q queries, d wide), and finalize a state into
+// log-density (before normalization by the log-mass), score, entropy, max weight.
+void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b);
+void finalize_states_cpu(int64_t q, int64_t d, PartialState s, double* log_density, double* score,
+                         double* entropy, double* max_weight);
+
+template <class T>
+void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
+                  T* score, T* log_density, const PassOptions& opt);
+
+// A whole reverse-diffusion run (SPEC section 1): see sampler_cpu.cpp.
+enum Method : int { kEulerMaruyama = 0, kOdeEuler = 1, kOdeHeun = 2 };
+enum Init : int { kInitGaussian = 0, kInitEmpirical = 1 };
+
+struct SamplerConfig {
+  int method = kEulerMaruyama;
+  std::vector<double> times;      // (K+1,) decreasing, t_K = t_min > 0
+  std::vector<double> bandwidth;  // (K+1,) bandwidth used at each grid time
+  int64_t n_kernel = 1;
+  int kernel = 0;
+  bool antithetic = false;
+  int init = kInitGaussian;
+  bool denoise_last = true;
+  uint64_t seed = 0;
+  std::vector<int64_t> keep;  // grid indices whose states are stored
+};
+
+// Called on the calling thread every few tens of milliseconds with
+// (done, total) work units; returning false cancels the run.
+using PollFn = std::function<bool(int64_t, int64_t)>;
+
+// Returns false when the poll function cancelled the run.
+template <class T>
+bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
+                T* trajectory, const PassOptions& opt, const PollFn& poll);
+
+}  // namespace ledkde

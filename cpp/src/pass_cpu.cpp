@@ -1,0 +1,288 @@
+// The tiled online log-sum-exp pass on the CPU (SPEC section 2).
+//
+// For a block of q query rows and each tile of tile_n components:
+//   1. G = rows * mu_tile^T                    (matrix product, working precision T)
+//   2. approximate logits from |y|^2 + |mu|^2 - 2 G
+//   3. the few components whose logit is near the row maximum and whose
+//      approximation error could matter get their distance recomputed
+//      exactly, by coordinate differences accumulated in float64
+//   4. p = exp(l - m) with the online rescale of the row state
+//   5. A += p * mu_tile / v                     (matrix product)
+// Memory: the rows, one (q x tile_n) tile and one (q x d) tile per worker.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "blas.h"
+#include "pass_cpu.h"
+
+namespace ledkde {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// Logit errors below this are at the working precision's own rounding level
+// and are left alone; above it, near-maximum components are recomputed.
+template <class T>
+constexpr double logit_tolerance() {
+  return 64.0 * std::numeric_limits<T>::epsilon();
+}
+
+// Approximate logits of one row into x[0..nb): c'_j - (ny + |mu_j|^2 - 2 g_j) inv2v_j.
+template <class T>
+void approx_logits(const LogitParams<T>& lp, const T* norm2, const T* g, T ny, int64_t n0,
+                   int64_t nb, T* x) {
+  if (!lp.per_component) {
+    const T k = lp.inv2v;
+    for (int64_t j = 0; j < nb; ++j) x[j] = -(ny + norm2[j] - T(2) * g[j]) * k;
+  } else {
+    const T* c = lp.cprime.data() + n0;
+    const T* k = lp.inv2v_j.data() + n0;
+    for (int64_t j = 0; j < nb; ++j) x[j] = c[j] - (ny + norm2[j] - T(2) * g[j]) * k[j];
+  }
+}
+
+// Exact logit of component j for the row (distance by coordinate differences).
+template <class T>
+double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t j) {
+  const T* mu = mix.mu.data() + j * mix.d;
+  double d2 = 0.0;
+  for (int64_t k = 0; k < mix.d; ++k) {
+    const double diff = static_cast<double>(row[k]) - static_cast<double>(mu[k]);
+    d2 += diff * diff;
+  }
+  if (!lp.per_component) return -d2 * static_cast<double>(lp.inv2v);
+  return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
+}
+
+// Shifted logits x_j - m -> weights p_j in place; returns (sum p, sum p (x - m)).
+template <class T>
+void weights_row(T* x, int64_t nb, double m, double& s_out, double& e_out) {
+  const T mt = static_cast<T>(m);
+  T s = T(0), e = T(0);
+  for (int64_t j = 0; j < nb; ++j) {
+    const T z = x[j] - mt;
+    const T p = exp_nonpositive(z);
+    s += p;
+    // p == 0 for -inf logits: keep 0 * -inf out of the entropy sum.
+    e += p > T(0) ? p * z : T(0);
+    x[j] = p;
+  }
+  s_out = static_cast<double>(s);
+  e_out = static_cast<double>(e);
+}
+
+}  // namespace
+
+template <class T>
+LogitParams<T> make_logit_params(const Mixture<T>& mix, double t) {
+  LogitParams<T> lp;
+  const double half_d = 0.5 * static_cast<double>(mix.d);
+  const double log2pi = std::log(2.0 * M_PI);
+  if (mix.var.empty()) {
+    // Empirical variances: v_j = t for all j; c'_j = log a_j - max log a.
+    lp.inv2v = static_cast<T>(0.5 / t);
+    lp.inv2v_max = 0.5 / t;
+    double lw_max = 0.0;
+    if (!mix.logw.empty()) lw_max = *std::max_element(mix.logw.begin(), mix.logw.end());
+    else lw_max = -std::log(static_cast<double>(mix.n));
+    lp.c0 = lw_max - half_d * (log2pi + std::log(t));
+    if (mix.logw.empty()) return lp;
+    lp.per_component = true;
+    lp.cprime.resize(mix.n);
+    lp.inv2v_j.assign(mix.n, lp.inv2v);
+    for (int64_t j = 0; j < mix.n; ++j) lp.cprime[j] = static_cast<T>(mix.logw[j] - lw_max);
+  } else {
+    lp.per_component = true;
+    lp.cprime.resize(mix.n);
+    lp.inv2v_j.resize(mix.n);
+    std::vector<double> c(mix.n);
+    lp.c0 = kNegInf;
+    for (int64_t j = 0; j < mix.n; ++j) {
+      const double v = mix.var[j] + t;
+      const double lw = mix.logw.empty() ? -std::log(static_cast<double>(mix.n)) : mix.logw[j];
+      c[j] = lw - half_d * (log2pi + std::log(v));
+      lp.c0 = std::max(lp.c0, c[j]);
+      lp.inv2v_j[j] = static_cast<T>(0.5 / v);
+      lp.inv2v_max = std::max(lp.inv2v_max, 0.5 / v);
+    }
+    for (int64_t j = 0; j < mix.n; ++j) lp.cprime[j] = static_cast<T>(c[j] - lp.c0);
+  }
+  for (const T c : lp.cprime)
+    if (std::isfinite(static_cast<double>(c)))
+      lp.cprime_abs_max = std::max(lp.cprime_abs_max, std::fabs(static_cast<double>(c)));
+  return lp;
+}
+
+template <class T>
+void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws) {
+  const int64_t d = mix.d;
+  ws.rows.resize(static_cast<size_t>(q * d));
+  for (int64_t i = 0; i < q; ++i)
+    for (int64_t k = 0; k < d; ++k)
+      ws.rows[i * d + k] = static_cast<T>(static_cast<double>(y[i * d + k]) - mix.centre[k]);
+}
+
+template <class T>
+void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+               const PassOptions& opt) {
+  const int64_t d = mix.d, n = mix.n, tn = opt.tile_n;
+  ws.G.resize(static_cast<size_t>(q * tn));
+  ws.X.resize(static_cast<size_t>(q * tn));
+  ws.C.resize(static_cast<size_t>(q * d));
+  ws.ny.resize(q);
+  ws.B.assign(q, 0.0);
+  ws.st.assign(q, lse_init());
+  ws.A.assign(static_cast<size_t>(q * d), 0.0);
+
+  // Bound on the error of an approximate logit: rounding in the product and
+  // in |y|^2 + |mu|^2 - 2 y.mu, a few sqrt(d) units of the largest term.
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double kappa = 2.0 * std::sqrt(static_cast<double>(d)) + 4.0;
+  const double tol = logit_tolerance<T>();
+  std::vector<double> delta(q);
+  for (int64_t i = 0; i < q; ++i) {
+    double s = 0.0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double r = static_cast<double>(ws.rows[i * d + k]);
+      s += r * r;
+    }
+    ws.ny[i] = s;
+    delta[i] = kappa * eps * ((s + mix.norm2_max) * lp.inv2v_max + lp.cprime_abs_max);
+  }
+
+  std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row
+  for (int64_t n0 = 0; n0 < n; n0 += tn) {
+    const int64_t nb = std::min(tn, n - n0);
+    const T* mu = mix.mu.data() + n0 * d;
+    blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
+    for (int64_t i = 0; i < q; ++i) {
+      T* x = ws.X.data() + i * tn;
+      approx_logits(lp, mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]),
+                    n0, nb, x);
+      double tile_max = kNegInf;
+      for (int64_t j = 0; j < nb; ++j) tile_max = std::max(tile_max, static_cast<double>(x[j]));
+      LseScalars& st = ws.st[i];
+      double m_new = std::max(st.m, tile_max);
+      // Whole row of zero-weight components, nothing seen before: nothing to add.
+      if (m_new == kNegInf) {
+        std::fill(x, x + nb, T(0));
+        continue;
+      }
+      exact.clear();
+      if (delta[i] > tol) {
+        // Components that could carry weight above the tolerance once their
+        // logit is exact; 2 delta covers the error on both sides.
+        const double reach = std::log(delta[i] / tol) + 3.0 + 2.0 * delta[i];
+        const double cut = m_new - reach;
+        for (int64_t j = 0; j < nb; ++j)
+          if (static_cast<double>(x[j]) >= cut)
+            exact.emplace_back(j, exact_logit(mix, lp, ws.rows.data() + i * d, n0 + j));
+        double exact_max = st.m;
+        for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
+        m_new = exact_max;
+        if (m_new == kNegInf) {
+          std::fill(x, x + nb, T(0));
+          continue;
+        }
+      }
+      const double a = lse_move_to(st, m_new);
+      if (a != 1.0) {
+        double* Ai = ws.A.data() + i * d;
+        for (int64_t k = 0; k < d; ++k) Ai[k] *= a;
+        ws.B[i] *= a;
+      }
+      double s_tile, e_tile;
+      if (exact.empty()) {
+        weights_row(x, nb, m_new, s_tile, e_tile);
+      } else {
+        // Shift first, then patch in the candidates' exact shifted logits
+        // (small numbers, so T holds them accurately), then exponentiate.
+        const T mt = static_cast<T>(m_new);
+        for (int64_t j = 0; j < nb; ++j) x[j] -= mt;
+        for (const auto& e : exact) x[e.first] = static_cast<T>(e.second - m_new);
+        weights_row(x, nb, 0.0, s_tile, e_tile);
+      }
+      st.S += s_tile;
+      st.E += e_tile;
+      // Column scaling by 1 / v_j, and the running sum of p / v.
+      double b = 0.0;
+      if (!lp.per_component || mix.var.empty()) {
+        for (int64_t j = 0; j < nb; ++j) b += static_cast<double>(x[j]);
+        b *= 2.0 * static_cast<double>(lp.inv2v_max);
+      } else {
+        const T* k2 = lp.inv2v_j.data() + n0;
+        for (int64_t j = 0; j < nb; ++j) {
+          x[j] *= T(2) * k2[j];
+          b += static_cast<double>(x[j]);
+        }
+      }
+      ws.B[i] += b;
+    }
+    blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
+    // With equal variances the 1/v factor is applied here instead of per column.
+    const double scale = (mix.var.empty()) ? 2.0 * lp.inv2v_max : 1.0;
+    for (int64_t i = 0; i < q; ++i) {
+      double* Ai = ws.A.data() + i * d;
+      const T* Ci = ws.C.data() + i * d;
+      for (int64_t k = 0; k < d; ++k) Ai[k] += scale * static_cast<double>(Ci[k]);
+    }
+  }
+  // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64.
+  for (int64_t i = 0; i < q; ++i) {
+    double* Ai = ws.A.data() + i * d;
+    const T* r = ws.rows.data() + i * d;
+    for (int64_t k = 0; k < d; ++k) Ai[k] -= static_cast<double>(r[k]) * ws.B[i];
+  }
+}
+
+template <class T>
+Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
+                           const double* variances) {
+  Mixture<T> mix;
+  mix.n = n;
+  mix.d = d;
+  mix.centre.assign(d, 0.0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t k = 0; k < d; ++k) mix.centre[k] += static_cast<double>(data[j * d + k]);
+  for (auto& c : mix.centre) c /= static_cast<double>(n);
+  mix.mu.resize(static_cast<size_t>(n * d));
+  mix.norm2.resize(n);
+  for (int64_t j = 0; j < n; ++j) {
+    double s = 0.0;
+    for (int64_t k = 0; k < d; ++k) {
+      const T c = static_cast<T>(static_cast<double>(data[j * d + k]) - mix.centre[k]);
+      mix.mu[j * d + k] = c;
+      s += static_cast<double>(c) * static_cast<double>(c);
+    }
+    mix.norm2[j] = static_cast<T>(s);
+    mix.norm2_max = std::max(mix.norm2_max, s);
+  }
+  if (log_weights) {
+    double mx = kNegInf;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, log_weights[j]);
+    double s = 0.0;
+    for (int64_t j = 0; j < n; ++j) s += std::exp(log_weights[j] - mx);
+    const double lse = mx + std::log(s);
+    mix.logw.resize(n);
+    for (int64_t j = 0; j < n; ++j) mix.logw[j] = log_weights[j] - lse;
+    mix.log_mass = lse;
+  } else {
+    mix.log_mass = std::log(static_cast<double>(n));
+  }
+  if (variances) mix.var.assign(variances, variances + n);
+  return mix;
+}
+
+#define LEDKDE_INSTANTIATE(T)                                                                  \
+  template LogitParams<T> make_logit_params(const Mixture<T>&, double);                       \
+  template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
+  template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
+                          const PassOptions&);                                                 \
+  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*);
+LEDKDE_INSTANTIATE(float)
+LEDKDE_INSTANTIATE(double)
+#undef LEDKDE_INSTANTIATE
+
+}  // namespace ledkde

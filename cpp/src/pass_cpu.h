@@ -1,0 +1,69 @@
+// The CPU score pass over all mixture components for one block of query rows.
+// Every CPU operation (fused outputs, partial states, smoothed scores, the
+// samplers) is a driver around pass_rows().
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ledkde/cpu.h"
+
+namespace ledkde {
+
+// Per-pass constants of the logits
+//   l_j(y) = c0 + c'_j - |y - mu_j|^2 * inv2v_j,  c_j = log a_j - (d/2) log(2 pi v_j),
+// with c0 = max_j c_j taken out so that the tile arithmetic works on small numbers.
+template <class T>
+struct LogitParams {
+  double c0 = 0.0;
+  bool per_component = false;  // false: all c'_j = 0 and inv2v_j = inv2v (uniform, empirical)
+  T inv2v = T(0);
+  std::vector<T> cprime, inv2v_j;  // (n,) when per_component
+  double inv2v_max = 0.0, cprime_abs_max = 0.0;
+};
+
+template <class T>
+LogitParams<T> make_logit_params(const Mixture<T>& mix, double t);
+
+// Scratch memory of one worker; grows on demand, reused across tiles.
+template <class T>
+struct Workspace {
+  std::vector<T> rows;        // (q, d) centred query rows
+  std::vector<T> G, X;        // (tile_q, tile_n) dot products; shifted logits, then weights
+  std::vector<T> C;           // (tile_q, d) weighted sums of one tile
+  std::vector<double> ny, B;  // (q,) |row|^2; sum_j p_j / v_j
+  std::vector<LseScalars> st; // (q,)
+  std::vector<double> A;      // (q, d)
+  std::vector<double> u;      // (d,) a kernel draw
+};
+
+// Reduces all components against q centred rows ws.rows (q x d): on return
+// ws.st[i] holds (m, S, E) with m relative to c0, and ws.A row i holds
+// sum_j exp(l_j - m)(mu_j - y_i)/v_j in float64.
+template <class T>
+void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+               const PassOptions& opt);
+
+// Writes ws.rows[i] = y_i - centre (rounded to T) for q rows of y.
+template <class T>
+void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws);
+
+}  // namespace ledkde
+
+namespace ledkde {
+
+// Number of kernel draws a smoothed evaluation really needs: one when the
+// bandwidth is zero (all draws would be the plain score).
+inline int64_t effective_draws(const SmoothOptions& sm) {
+  return sm.bandwidth > 0.0 ? sm.n_kernel : 1;
+}
+
+// The (smoothed) score of qb points y (float64, qb x d) whose stream indices
+// are index0, index0 + 1, ...: the mean over draws of the plain score at
+// y + u. Writes score (qb x d) and, when not null, the mean log-density.
+template <class T>
+void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
+                   uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
+                   const PassOptions& opt, double* score, double* log_density);
+
+}  // namespace ledkde

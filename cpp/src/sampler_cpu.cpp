@@ -1,0 +1,151 @@
+// Whole reverse-diffusion runs on the CPU (SPEC section 1, "Reverse-time
+// sampler"). Samples are independent, so the work is split into tiles of
+// samples and each worker runs every step of its tile: no barrier per step,
+// no Python per step. The calling thread only polls for progress and Ctrl-C.
+//
+// Step k goes from t_k to t_{k+1}, D = t_k - t_{k+1}, score s at t_k with the
+// bandwidth of grid point k; kernel draws use stream step ("evaluation") 2k,
+// the Heun corrector 2k + 1, the final denoising 2K.
+//   euler_maruyama: y += D s + sqrt(D) z_k       (z_k: purpose kNoise, step k)
+//   ode_euler:      y += (D / 2) s
+//   ode_heun:       y~ = y + (D / 2) s;  y += (D / 4) (s + s(y~, t_{k+1}))
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <cmath>
+#include <thread>
+
+#include "ledkde/philox.h"
+#include "pass_cpu.h"
+
+namespace ledkde {
+
+template <class T>
+bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
+                T* trajectory, const PassOptions& opt, const PollFn& poll) {
+  const int64_t d = mix.d;
+  const int64_t K = static_cast<int64_t>(cfg.times.size()) - 1;
+  // One LogitParams per grid time (they depend on t only).
+  std::vector<LogitParams<T>> lps;
+  lps.reserve(K + 1);
+  for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
+
+  SmoothOptions sm0;
+  sm0.n_kernel = cfg.n_kernel;
+  sm0.kernel = cfg.kernel;
+  sm0.antithetic = cfg.antithetic;
+  sm0.seed = cfg.seed;
+  int64_t max_draws = 1;
+  for (double h : cfg.bandwidth)
+    if (h > 0.0) max_draws = cfg.n_kernel;
+  const int64_t tq = std::max<int64_t>(1, opt.tile_q / max_draws);
+  const int64_t ntiles = (n_samples + tq - 1) / tq;
+  const int64_t evals_per_step = cfg.method == kOdeHeun ? 2 : 1;
+  const int64_t total = ntiles * (K * evals_per_step + (cfg.denoise_last ? 1 : 0));
+
+  std::atomic<int64_t> next{0}, done{0};
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+
+  auto run_tile = [&](int64_t tile) {
+    const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
+    const uint32_t index0 = static_cast<uint32_t>(i0);
+    Workspace<T> ws;
+    std::vector<double> y(qb * d), s(qb * d), s2, y2, z(d);
+    // Start: N(0, t_0 I), or an exact draw of p_{t_0} in the empirical case.
+    const double sd0 = std::sqrt(cfg.times[0]);
+    for (int64_t i = 0; i < qb; ++i) {
+      const uint32_t idx = index0 + static_cast<uint32_t>(i);
+      stream_normal_vector(cfg.seed, idx, 0, kInitNoise, 0, d, z.data());
+      double* yi = y.data() + i * d;
+      for (int64_t k = 0; k < d; ++k) yi[k] = sd0 * z[k];
+      if (cfg.init == kInitEmpirical) {
+        const int64_t j = static_cast<int64_t>(stream_index(cfg.seed, idx, mix.n));
+        for (int64_t k = 0; k < d; ++k)
+          yi[k] += static_cast<double>(mix.mu[j * d + k]) + mix.centre[k];
+      }
+    }
+    auto keep = [&](int64_t k) {
+      if (!trajectory) return;
+      for (size_t slot = 0; slot < cfg.keep.size(); ++slot)
+        if (cfg.keep[slot] == k)
+          for (int64_t e = 0; e < qb * d; ++e)
+            trajectory[(static_cast<int64_t>(slot) * n_samples + i0) * d + e] = static_cast<T>(y[e]);
+    };
+    auto eval = [&](const std::vector<double>& at, int64_t grid, uint32_t evaln, std::vector<double>& res) {
+      SmoothOptions sm = sm0;
+      sm.bandwidth = cfg.bandwidth[grid];
+      sm.eval = evaln;
+      res.resize(qb * d);
+      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt, res.data(), nullptr);
+      done.fetch_add(1);
+    };
+    keep(0);
+    for (int64_t k = 0; k < K; ++k) {
+      if (stop.load(std::memory_order_relaxed)) return;
+      const double D = cfg.times[k] - cfg.times[k + 1];
+      eval(y, k, static_cast<uint32_t>(2 * k), s);
+      if (cfg.method == kEulerMaruyama) {
+        const double sq = std::sqrt(D);
+        for (int64_t i = 0; i < qb; ++i) {
+          stream_normal_vector(cfg.seed, index0 + static_cast<uint32_t>(i), static_cast<uint32_t>(k),
+                               kNoise, 0, d, z.data());
+          for (int64_t c = 0; c < d; ++c) y[i * d + c] += D * s[i * d + c] + sq * z[c];
+        }
+      } else if (cfg.method == kOdeEuler) {
+        for (int64_t e = 0; e < qb * d; ++e) y[e] += 0.5 * D * s[e];
+      } else {
+        y2.resize(qb * d);
+        for (int64_t e = 0; e < qb * d; ++e) y2[e] = y[e] + 0.5 * D * s[e];
+        eval(y2, k + 1, static_cast<uint32_t>(2 * k + 1), s2);
+        for (int64_t e = 0; e < qb * d; ++e) y[e] += 0.25 * D * (s[e] + s2[e]);
+      }
+      keep(k + 1);
+    }
+    if (cfg.denoise_last) {
+      // Tweedie with the score the run used: y_K + t_min s(y_K).
+      eval(y, K, static_cast<uint32_t>(2 * K), s);
+      for (int64_t e = 0; e < qb * d; ++e) y[e] += cfg.times[K] * s[e];
+    }
+    for (int64_t e = 0; e < qb * d; ++e) out[i0 * d + e] = static_cast<T>(y[e]);
+  };
+
+  auto worker = [&]() {
+    try {
+      for (int64_t tile; !stop.load() && (tile = next.fetch_add(1)) < ntiles;) run_tile(tile);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+      stop.store(true);
+    }
+  };
+  const int nw = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(opt.threads, ntiles)));
+  std::vector<std::thread> pool;
+  std::atomic<int> running{nw};
+  for (int w = 0; w < nw; ++w)
+    pool.emplace_back([&]() {
+      worker();
+      running.fetch_sub(1);
+    });
+  bool cancelled = false;
+  while (running.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!cancelled && poll && !poll(done.load(), total)) {
+      cancelled = true;
+      stop.store(true);
+    }
+  }
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+  if (!cancelled && poll) poll(done.load(), total);
+  return !cancelled;
+}
+
+template bool sample_cpu(const Mixture<float>&, int64_t, const SamplerConfig&, float*, float*,
+                         const PassOptions&, const PollFn&);
+template bool sample_cpu(const Mixture<double>&, int64_t, const SamplerConfig&, double*, double*,
+                         const PassOptions&, const PollFn&);
+
+}  // namespace ledkde

@@ -1,0 +1,95 @@
+// Fused outputs and partial states of the plain score pass on the CPU:
+// threads over query tiles, each tile one pass_rows() over all components.
+#include <cmath>
+
+#include "parallel.h"
+#include "pass_cpu.h"
+
+namespace ledkde {
+
+template <class T>
+void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out,
+                  const PassOptions& opt) {
+  const LogitParams<T> lp = make_logit_params(mix, t);
+  const int64_t d = mix.d, tq = opt.tile_q;
+  const int64_t ntiles = (q + tq - 1) / tq;
+  std::vector<Workspace<T>> ws(static_cast<size_t>(std::max(1, opt.threads)));
+  parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
+    Workspace<T>& w = ws[worker];
+    const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+    centre_rows(mix, y + i0 * d, qb, w);
+    pass_rows(mix, lp, qb, w, opt);
+    for (int64_t i = 0; i < qb; ++i) {
+      const LseScalars& st = w.st[i];
+      const double* Ai = w.A.data() + i * d;
+      const int64_t r = i0 + i;
+      if (out.log_density) out.log_density[r] = static_cast<T>(lp.c0 + lse_log_density(st));
+      if (out.entropy) out.entropy[r] = static_cast<T>(lse_entropy(st));
+      if (out.max_weight) out.max_weight[r] = static_cast<T>(lse_max_weight(st));
+      for (int64_t k = 0; k < d; ++k) {
+        const double s = Ai[k] / st.S;
+        if (out.score) out.score[r * d + k] = static_cast<T>(s);
+        if (out.denoise) out.denoise[r * d + k] = static_cast<T>(static_cast<double>(y[r * d + k]) + t * s);
+      }
+    }
+  });
+}
+
+template <class T>
+void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PartialState out,
+                 const PassOptions& opt) {
+  const LogitParams<T> lp = make_logit_params(mix, t);
+  const int64_t d = mix.d, tq = opt.tile_q;
+  const int64_t ntiles = (q + tq - 1) / tq;
+  std::vector<Workspace<T>> ws(static_cast<size_t>(std::max(1, opt.threads)));
+  parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
+    Workspace<T>& w = ws[worker];
+    const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+    centre_rows(mix, y + i0 * d, qb, w);
+    pass_rows(mix, lp, qb, w, opt);
+    for (int64_t i = 0; i < qb; ++i) {
+      out.m[i0 + i] = w.st[i].m + lp.c0 + mix.log_mass;
+      out.S[i0 + i] = w.st[i].S;
+      out.E[i0 + i] = w.st[i].E;
+      std::copy(w.A.begin() + i * d, w.A.begin() + (i + 1) * d, out.A + (i0 + i) * d);
+    }
+  });
+}
+
+void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b) {
+  for (int64_t i = 0; i < q; ++i) {
+    LseScalars sa{a.m[i], a.S[i], a.E[i]};
+    const MergeScales f = lse_merge(sa, LseScalars{b.m[i], b.S[i], b.E[i]});
+    for (int64_t k = 0; k < d; ++k) {
+      // An empty side has scale 0 and may hold no meaningful A.
+      const double va = f.fa == 0.0 ? 0.0 : f.fa * a.A[i * d + k];
+      const double vb = f.fb == 0.0 ? 0.0 : f.fb * b.A[i * d + k];
+      a.A[i * d + k] = va + vb;
+    }
+    a.m[i] = sa.m;
+    a.S[i] = sa.S;
+    a.E[i] = sa.E;
+  }
+}
+
+void finalize_states_cpu(int64_t q, int64_t d, PartialState s, double* log_density, double* score,
+                         double* entropy, double* max_weight) {
+  for (int64_t i = 0; i < q; ++i) {
+    const LseScalars st{s.m[i], s.S[i], s.E[i]};
+    log_density[i] = lse_log_density(st);
+    entropy[i] = lse_entropy(st);
+    max_weight[i] = lse_max_weight(st);
+    for (int64_t k = 0; k < d; ++k) score[i * d + k] = s.A[i * d + k] / st.S;
+  }
+}
+
+template void evaluate_cpu(const Mixture<float>&, const float*, int64_t, double, PassOutputs<float>,
+                           const PassOptions&);
+template void evaluate_cpu(const Mixture<double>&, const double*, int64_t, double,
+                           PassOutputs<double>, const PassOptions&);
+template void partial_cpu(const Mixture<float>&, const float*, int64_t, double, PartialState,
+                          const PassOptions&);
+template void partial_cpu(const Mixture<double>&, const double*, int64_t, double, PartialState,
+                          const PassOptions&);
+
+}  // namespace ledkde

@@ -1,0 +1,168 @@
+"""Argument validation: the one layer where ledkde checks what it is given.
+
+Every public function passes its arguments through these helpers before any
+compiled code runs, so that bad input gets a ``ValueError`` or ``TypeError``
+that names the argument, and the compiled engine only ever sees C-contiguous,
+finite arrays of the working dtype. Inputs are never modified: conversions
+make new arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+
+import numpy as np
+
+# Real dtypes and the float type each converts to without loss.
+_LOSSLESS = {
+    np.dtype(np.float16): np.float32,
+    np.dtype(np.float32): np.float32,
+    np.dtype(np.float64): np.float64,
+    np.dtype(np.int8): np.float32,
+    np.dtype(np.uint8): np.float32,
+    np.dtype(np.int16): np.float32,
+    np.dtype(np.uint16): np.float32,
+    np.dtype(np.int32): np.float64,
+    np.dtype(np.uint32): np.float64,
+    np.dtype(np.int64): np.float64,
+    np.dtype(np.uint64): np.float64,
+}
+
+
+def _as_array(name: str, a) -> np.ndarray:
+    if hasattr(a, "__cuda_array_interface__"):
+        raise TypeError(
+            f"{name}: a GPU array was given, but this build of ledkde computes on the CPU only; "
+            "pass a NumPy array"
+        )
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name}: cannot be read as a numeric array ({exc})") from None
+    if arr.dtype not in _LOSSLESS:
+        raise TypeError(
+            f"{name}: dtype {arr.dtype} is not supported; give float32 or float64 "
+            "(integer and float16 arrays are converted when that is lossless)"
+        )
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8 and arr.size:
+        if np.abs(arr.astype(np.float64)).max() > 2.0**53:
+            raise TypeError(f"{name}: integers above 2**53 cannot be converted to float64 without loss")
+    return arr
+
+
+def natural_float(arr: np.ndarray):
+    """The float type an array converts to without loss."""
+    return _LOSSLESS[arr.dtype]
+
+
+def array2d(name: str, a, *, d: int | None = None, allow_empty: bool = False) -> np.ndarray:
+    """A 2-D real array, checked for shape and finiteness (not converted yet)."""
+    arr = _as_array(name, a)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array of shape (rows, d), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: the dimension d (second axis) must be at least 1")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name}: is empty (no rows)")
+    if d is not None and arr.shape[1] != d:
+        raise ValueError(f"{name}: has dimension {arr.shape[1]}, but the data have dimension {d}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def working_dtype(*arrays: np.ndarray):
+    """float64 if any array needs it, else float32."""
+    return np.float64 if any(natural_float(a) == np.float64 for a in arrays) else np.float32
+
+
+def to_working(arr: np.ndarray, dtype) -> np.ndarray:
+    """A C-contiguous copy-or-view in the working dtype (never the caller's buffer to write)."""
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def positive_scalar(name: str, value, *, allow_zero: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0 or value.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: expected a real number, got an array of shape {value.shape}")
+        value = value.item()
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: must be finite, got {v}")
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+    return v
+
+
+def positive_int(name: str, value, *, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    v = int(value)
+    if v < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {v}")
+    return v
+
+
+def threads(value) -> int:
+    if value is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    return positive_int("threads", value)
+
+
+def tiles(value) -> tuple[int, int]:
+    if value is None:
+        return (128, 512)
+    try:
+        tq, tn = value
+    except (TypeError, ValueError):
+        raise TypeError("tile: expected a pair (tile_q, tile_n) of positive integers") from None
+    return positive_int("tile[0] (tile_q)", tq), positive_int("tile[1] (tile_n)", tn)
+
+
+def seed(value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"seed: expected a non-negative integer, got {type(value).__name__}")
+    v = int(value)
+    if not 0 <= v < 2**64:
+        raise ValueError(f"seed: must be in [0, 2**64), got {v}")
+    return v
+
+
+def log_weights(value, n: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = _as_array("log_weights", value)
+    if arr.shape != (n,):
+        raise ValueError(f"log_weights: expected shape ({n},) to match data, got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if np.isnan(arr).any() or np.isposinf(arr).any():
+        raise ValueError("log_weights: contains NaN or +inf")
+    if np.isneginf(arr).all():
+        raise ValueError("log_weights: all entries are -inf (every component has zero weight)")
+    return arr
+
+
+def variances(value, n: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = _as_array("variances", value)
+    if arr.shape != (n,):
+        raise ValueError(f"variances: expected shape ({n},) to match data, got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError("variances: contains NaN or infinite values")
+    if (arr < 0).any():
+        raise ValueError("variances: must be >= 0 (component variances), found a negative entry")
+    return arr
+
+
+def choice(name: str, value, options) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name}: expected one of {', '.join(repr(o) for o in options)}, got {value!r}")
+    return value

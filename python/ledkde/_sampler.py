@@ -1,0 +1,134 @@
+"""Whole reverse-diffusion runs: one call into compiled code per run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, reference
+from ._loader import _core
+from ._scores import KERNELS, Mixture, _mixture_for
+
+METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
+SCHEDULES = ("uniform", "geometric", "edm")
+INITS = {"gaussian": 0, "empirical": 1}
+
+
+def time_grid(t_max, t_min, steps, schedule="geometric", *, rho=7.0) -> np.ndarray:
+    """Decreasing grid of ``steps + 1`` times from ``t_max`` to ``t_min`` (float64).
+
+    ``"uniform"`` in t, ``"geometric"`` in t, or ``"edm"``: Karras et al.'s grid,
+    uniform in ``sigma^(1/rho)`` with ``sigma = sqrt(t)``.
+    """
+    t_max = _checks.positive_scalar("t_max", t_max)
+    t_min = _checks.positive_scalar("t_min", t_min)
+    if t_min >= t_max:
+        raise ValueError(f"t_min: must be below t_max, got t_min={t_min} >= t_max={t_max}")
+    steps = _checks.positive_int("steps", steps)
+    _checks.choice("schedule", schedule, SCHEDULES)
+    rho = _checks.positive_scalar("rho", rho)
+    g = reference.time_grid(t_max, t_min, steps, schedule, rho)
+    g[0], g[-1] = t_max, t_min  # exact end points whatever the rounding
+    return g
+
+
+def _grid(schedule, t_max, t_min, steps) -> np.ndarray:
+    if isinstance(schedule, str):
+        if t_max is None or t_min is None or steps is None:
+            raise ValueError("t_max, t_min, steps: all three are needed with a named schedule")
+        return time_grid(t_max, t_min, steps, schedule)
+    arr = _checks._as_array("schedule", schedule)
+    if arr.ndim != 1 or arr.shape[0] < 2:
+        raise ValueError(f"schedule: an explicit grid must be 1-D with at least 2 times, got shape {arr.shape}")
+    g = arr.astype(np.float64)
+    if not np.isfinite(g).all() or (g <= 0).any():
+        raise ValueError("schedule: times must be finite and > 0")
+    if (np.diff(g) >= 0).any():
+        raise ValueError("schedule: times must be strictly decreasing")
+    for name, v in (("t_max", t_max), ("t_min", t_min)):
+        if v is not None and v != (g[0] if name == "t_max" else g[-1]):
+            raise ValueError(f"{name}: disagrees with the explicit schedule; leave it out")
+    if steps is not None and steps != len(g) - 1:
+        raise ValueError(f"steps: the explicit schedule has {len(g) - 1} steps, not {steps}")
+    return g
+
+
+def _bandwidths(bandwidth, times: np.ndarray) -> np.ndarray:
+    """Bandwidth at each of the K+1 grid times."""
+    K = len(times) - 1
+    if callable(bandwidth):
+        vals = np.array([bandwidth(float(t)) for t in times], dtype=np.float64)
+        src = "bandwidth (callable)"
+    elif np.ndim(bandwidth) == 0:
+        vals = np.full(K + 1, _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True))
+        src = "bandwidth"
+    else:
+        vals = _checks._as_array("bandwidth", bandwidth).astype(np.float64).ravel()
+        src = "bandwidth"
+        if vals.shape[0] == K:  # one per step; the last one also serves t_min
+            vals = np.append(vals, vals[-1])
+        elif vals.shape[0] != K + 1:
+            raise ValueError(f"bandwidth: expected {K} values (one per step) or {K + 1} (one per grid time), "
+                             f"got {vals.shape[0]}")
+    if not np.isfinite(vals).all() or (vals < 0).any():
+        raise ValueError(f"{src}: values must be finite and >= 0")
+    return vals
+
+
+def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geometric",
+           method="euler_maruyama", bandwidth=0.0, n_kernel=1, kernel="gaussian", antithetic=False,
+           init="gaussian", denoise_last=True, seed=0, return_trajectory=None, log_weights=None,
+           variances=None, threads=None, progress=None, tile=None, dtype=None):
+    """Draw ``n_samples`` by reverse diffusion with the (smoothed) score of ``data``.
+
+    data : (N, d) training points or a :class:`Mixture`. The grid goes from
+    ``t_max`` to ``t_min`` in ``steps`` steps of ``schedule`` (``"uniform"``,
+    ``"geometric"``, ``"edm"``, or an explicit decreasing array of times).
+    method : ``"euler_maruyama"`` (reverse SDE), ``"ode_euler"`` or ``"ode_heun"``
+    (probability flow). bandwidth : a number, one value per step (or per grid
+    time), or a callable of t; 0 gives the plain score. n_kernel draws of
+    ``kernel`` estimate the smoothed score. init : ``"gaussian"`` (N(0, t_max I))
+    or ``"empirical"`` (exact draw of p_{t_max}). denoise_last : return
+    ``y_K + t_min s(y_K)`` with the score the run used. return_trajectory : grid
+    indices (0..steps) whose states to return as well. progress : callable
+    ``(done, total)`` called every few tens of milliseconds from the calling thread.
+
+    Returns samples (n_samples, d), or (samples, trajectory (len(indices), n_samples, d))
+    when return_trajectory is given. The whole loop runs in compiled code; Ctrl-C
+    stops it with KeyboardInterrupt.
+    """
+    n_samples = _checks.positive_int("n_samples", n_samples)
+    times = _grid(schedule, t_max, t_min, steps)
+    K = len(times) - 1
+    mcode = METHODS[_checks.choice("method", method, tuple(METHODS))]
+    icode = INITS[_checks.choice("init", init, tuple(INITS))]
+    kcode = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))]
+    n_kernel = _checks.positive_int("n_kernel", n_kernel)
+    if not isinstance(antithetic, (bool, np.bool_)):
+        raise TypeError("antithetic: expected True or False")
+    if antithetic and n_kernel % 2:
+        raise ValueError(f"n_kernel: must be even with antithetic=True, got {n_kernel}")
+    if not isinstance(denoise_last, (bool, np.bool_)):
+        raise TypeError("denoise_last: expected True or False")
+    seed = _checks.seed(seed)
+    hs = _bandwidths(bandwidth, times)
+    keep = []
+    if return_trajectory is not None:
+        keep = [int(k) for k in np.atleast_1d(np.asarray(return_trajectory))]
+        bad = [k for k in keep if not 0 <= k <= K]
+        if bad:
+            raise ValueError(f"return_trajectory: step indices must lie in [0, {K}], got {bad}")
+        if not keep:
+            raise ValueError("return_trajectory: give at least one step index")
+    if progress is not None and not callable(progress):
+        raise TypeError("progress: expected a callable (done, total) or None")
+    if isinstance(data, Mixture):
+        mix = _mixture_for(data, log_weights, variances, np.zeros((1, data.d), dtype=data.dtype))
+    else:
+        arr = _checks.array2d("data", data)
+        mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
+    tq, tn = _checks.tiles(tile)
+    samples, traj = _core.sample(mix._core, n_samples, times, hs, mcode, n_kernel, kcode, bool(antithetic),
+                                 icode, bool(denoise_last), seed, keep, progress, _checks.threads(threads), tq, tn)
+    if return_trajectory is not None:
+        return samples, traj
+    return samples

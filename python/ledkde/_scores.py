@@ -1,0 +1,235 @@
+"""Plain and kernel-smoothed scores of a Gaussian mixture (empirical data by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import _checks
+from ._loader import _core
+
+OUTPUTS = ("log_density", "score", "denoise", "entropy", "max_weight")
+_OUT_BITS = {
+    "log_density": _core.OUT_LOG_DENSITY,
+    "score": _core.OUT_SCORE,
+    "denoise": _core.OUT_DENOISE,
+    "entropy": _core.OUT_ENTROPY,
+    "max_weight": _core.OUT_MAX_WEIGHT,
+}
+KERNELS = {"gaussian": 0, "uniform": 1}
+
+
+class Mixture:
+    """Data prepared once for many calls: the components, centred, with their norms.
+
+    ``Mixture(data, log_weights=None, variances=None, dtype=None)``
+
+    data : (N, d) array; the empirical case is ``mu_i = data[i]``, ``a_i = 1/N``,
+    ``s2_i = 0``. log_weights : (N,) unnormalized log a_i. variances : (N,) s2_i >= 0.
+    dtype : float32 or float64 working precision (default: float64 if ``data`` needs
+    it, else float32). Every function that takes ``data`` also takes a Mixture, so a
+    data set is centred and its norms computed only once.
+    """
+
+    def __init__(self, data, *, log_weights=None, variances=None, dtype=None):
+        arr = _checks.array2d("data", data)
+        n, d = arr.shape
+        lw = _checks.log_weights(log_weights, n)
+        var = _checks.variances(variances, n)
+        if dtype is None:
+            dtype = _checks.natural_float(arr)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        if _checks.natural_float(arr) == np.float64 and dtype == np.float32:
+            raise TypeError("dtype: float32 would lose precision of float64 data; convert the data yourself")
+        self.dtype = dtype
+        self.n, self.d = n, d
+        self.has_weights = lw is not None
+        self.has_variances = var is not None
+        self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var)
+
+    def __repr__(self) -> str:
+        return f"Mixture(n={self.n}, d={self.d}, dtype={self.dtype.name})"
+
+
+def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
+    """The Mixture to use, in the working dtype of both data and queries."""
+    if isinstance(data, Mixture):
+        if log_weights is not None or variances is not None:
+            raise ValueError("log_weights/variances: give them when building the Mixture, not with it")
+        if _checks.natural_float(y_arr) == np.float64 and data.dtype == np.float32:
+            raise TypeError("y: float64 queries with a float32 Mixture would lose precision; "
+                            "build the Mixture with dtype=float64")
+        return data
+    arr = _checks.array2d("data", data)
+    return Mixture(arr, log_weights=log_weights, variances=variances,
+                   dtype=_checks.working_dtype(arr, y_arr))
+
+
+def _prepare(y, data, t, log_weights, variances):
+    y_arr = _checks.array2d("y", y, allow_empty=True)
+    mix = _mixture_for(data, log_weights, variances, y_arr)
+    if y_arr.shape[1] != mix.d:
+        raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
+    t = _checks.positive_scalar("t", t)
+    return _checks.to_working(y_arr, mix.dtype), mix, t
+
+
+def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), log_weights=None,
+             variances=None, threads=None, tile=None) -> dict[str, np.ndarray]:
+    """Several per-query quantities of ``p_t = sum_i a_i N(mu_i, (s2_i + t) I)`` in one pass.
+
+    y : (Q, d) queries. data : (N, d) components (or a :class:`Mixture`). t : time > 0.
+    outputs : any of ``"log_density"`` (Q,), ``"score"`` (Q, d), ``"denoise"`` (Q, d),
+    ``"entropy"`` (Q,) and ``"max_weight"`` (Q,) of the posterior weights.
+    Returns a dict name -> array, in the working dtype (float32 if y and data are
+    float32, else float64).
+    """
+    outs = list(outputs) if not isinstance(outputs, str) else [outputs]
+    if not outs:
+        raise ValueError("outputs: ask for at least one of " + ", ".join(OUTPUTS))
+    for o in outs:
+        _checks.choice("outputs", o, OUTPUTS)
+    y_w, mix, t = _prepare(y, data, t, log_weights, variances)
+    tq, tn = _checks.tiles(tile)
+    bits = 0
+    for o in outs:
+        bits |= _OUT_BITS[o]
+    res = _core.evaluate(mix._core, y_w, t, bits, _checks.threads(threads), tq, tn)
+    return {name: arr for name, arr in zip(OUTPUTS, res) if name in outs}
+
+
+def log_density(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+    """``log p_t(y)``, shape (Q,). See :func:`evaluate` for the arguments."""
+    return evaluate(y, data, t, outputs=("log_density",), log_weights=log_weights,
+                    variances=variances, threads=threads, tile=tile)["log_density"]
+
+
+def denoise(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+    """Posterior mean (Tweedie) ``y + t s_t(y)``, shape (Q, d). See :func:`evaluate`."""
+    return evaluate(y, data, t, outputs=("denoise",), log_weights=log_weights,
+                    variances=variances, threads=threads, tile=tile)["denoise"]
+
+
+def score(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+    """Score ``grad log p_t(y)``, shape (Q, d). See :func:`evaluate`."""
+    return evaluate(y, data, t, outputs=("score",), log_weights=log_weights,
+                    variances=variances, threads=threads, tile=tile)["score"]
+
+
+# --------------------------------------------------------------------------- partial states
+@dataclass
+class PassState:
+    """The partial state of a score pass over some of the components (float64).
+
+    log_max : (Q,) running maximum logit; sum : (Q,) sum of exp(logit - log_max);
+    ent : (Q,) sum of exp(logit - log_max) (logit - log_max); score_num : (Q, d)
+    sum of exp(logit - log_max) (mu - y) / v; log_mass : log of the total
+    (unnormalized) weight of the components seen; y, t : the queries and time.
+    States of disjoint shards of one data set merge with :func:`merge_states`.
+    """
+
+    log_max: np.ndarray
+    sum: np.ndarray
+    ent: np.ndarray
+    score_num: np.ndarray
+    log_mass: float
+    y: np.ndarray
+    t: float
+
+
+def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> PassState:
+    """The unfinalized pass of :func:`evaluate` over ``data`` (one shard of a data set).
+
+    Log-weights are used as given (not normalized), so that shards combine: give
+    each shard its own slice of the log-weights. Merge the states of all shards
+    with :func:`merge_states`, then :func:`finalize`.
+    """
+    y_w, mix, t = _prepare(y, data, t, log_weights, variances)
+    tq, tn = _checks.tiles(tile)
+    m, S, E, A = _core.partial(mix._core, y_w, t, _checks.threads(threads), tq, tn)
+    return PassState(m, S, E, A, float(mix._core.log_mass), y_w, t)
+
+
+def merge_states(states: Iterable[PassState]) -> PassState:
+    """Merge the states of disjoint shards (associative; same queries and time)."""
+    states = list(states)
+    if not states:
+        raise ValueError("states: give at least one PassState")
+    first = states[0]
+    for s in states[1:]:
+        if not isinstance(s, PassState):
+            raise TypeError("states: every entry must be a PassState")
+        if s.t != first.t or s.y.shape != first.y.shape or not np.array_equal(s.y, first.y):
+            raise ValueError("states: the states were computed for different queries or times")
+    m, S, E, A = first.log_max, first.sum, first.ent, first.score_num
+    log_mass = first.log_mass
+    for s in states[1:]:
+        m, S, E, A = _core.merge_states(m, S, E, A, s.log_max, s.sum, s.ent, s.score_num)
+        log_mass = float(np.logaddexp(log_mass, s.log_mass))
+    return PassState(m, S, E, A, log_mass, first.y, first.t)
+
+
+def finalize(state: PassState, outputs: Sequence[str] = OUTPUTS) -> dict[str, np.ndarray]:
+    """The outputs of :func:`evaluate` from a (merged) :class:`PassState`, in float64."""
+    outs = [outputs] if isinstance(outputs, str) else list(outputs)
+    for o in outs:
+        _checks.choice("outputs", o, OUTPUTS)
+    ld, sc, ent, mw = _core.finalize_state(state.log_max, state.sum, state.ent, state.score_num)
+    res = {
+        "log_density": ld - state.log_mass,
+        "score": sc,
+        "denoise": state.y.astype(np.float64) + state.t * sc,
+        "entropy": ent,
+        "max_weight": mw,
+    }
+    return {o: res[o] for o in outs}
+
+
+# --------------------------------------------------------------------------- smoothed scores
+def _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed):
+    h = _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True)
+    m = _checks.positive_int("n_kernel", n_kernel)
+    k = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))]
+    if not isinstance(antithetic, (bool, np.bool_)):
+        raise TypeError(f"antithetic: expected True or False, got {type(antithetic).__name__}")
+    if antithetic and m % 2:
+        raise ValueError(f"n_kernel: must be even with antithetic=True (pairs u, -u), got {m}")
+    return h, m, k, bool(antithetic), _checks.seed(seed)
+
+
+def _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights, variances,
+              threads, tile, want_score, want_ld):
+    h, m, k, anti, sd = _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed)
+    y_w, mix, t = _prepare(y, data, t, log_weights, variances)
+    tq, tn = _checks.tiles(tile)
+    return _core.smoothed(mix._core, y_w, t, h, m, k, anti, sd, 0, want_score, want_ld,
+                          _checks.threads(threads), tq, tn)
+
+
+def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
+                   log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+    """Kernel-smoothed score ``(K_h * s_t)(y) = E_u[s_t(y + u)]``, shape (Q, d).
+
+    Monte Carlo over ``n_kernel`` draws ``u`` of the kernel ``K_h``: ``"gaussian"``
+    (N(0, h^2 I)) or ``"uniform"`` (uniform on the ball of radius h); with
+    ``antithetic=True`` the draws come in pairs (u, -u). The draws come from the
+    counter-based stream of ``seed`` (row index = query index, step 0), so the
+    result does not depend on ``threads``. ``bandwidth=0`` gives :func:`score` exactly.
+    """
+    return _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights,
+                     variances, threads, tile, True, False)[0]
+
+
+def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False,
+                        seed=0, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+    """``(K_h * log p_t)(y)``, shape (Q,): the log of the LED-KDE up to its normalizing constant.
+
+    Same draws as :func:`smoothed_score` for the same seed, so the smoothed score is
+    the gradient of this estimate's expectation.
+    """
+    return _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights,
+                     variances, threads, tile, False, True)[1]

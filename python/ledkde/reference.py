@@ -1,0 +1,242 @@
+"""Plain NumPy definitions of every ledkde operation, in float64.
+
+Written for clarity, not speed: distances come from coordinate differences
+(no ``|x|^2 - 2 x.y + |y|^2`` expansion), the data are processed in chunks so
+large N fits in memory, and the random stream is re-implemented from its
+definition (Philox4x32-10, see ``philox4x32_10``). The tests compare the
+compiled engine against these functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CHUNK = 1 << 21  # elements of a (queries x components x d) difference block
+
+PURPOSE_NOISE, PURPOSE_INIT_NOISE, PURPOSE_INIT_INDEX, PURPOSE_KERNEL = 1, 2, 3, 4
+
+
+# --------------------------------------------------------------------------- mixture quantities
+def _logits(y, data, t, log_weights, variances):
+    """Logits l_i(y) = log a_i - |y - mu_i|^2 / (2 v_i) - (d/2) log(2 pi v_i), shape (Q, N)."""
+    y = np.asarray(y, dtype=np.float64)
+    data = np.asarray(data, dtype=np.float64)
+    q, d = y.shape
+    n = data.shape[0]
+    if log_weights is None:
+        log_a = np.full(n, -np.log(n))
+    else:
+        lw = np.asarray(log_weights, dtype=np.float64)
+        log_a = lw - np.logaddexp.reduce(lw)
+    v = t + (np.zeros(n) if variances is None else np.asarray(variances, dtype=np.float64))
+    d2 = np.empty((q, n))
+    step = max(1, _CHUNK // max(1, n * d))
+    for i in range(0, q, step):
+        diff = y[i:i + step, None, :] - data[None, :, :]
+        d2[i:i + step] = np.einsum("qnd,qnd->qn", diff, diff)
+    return log_a - d2 / (2 * v) - 0.5 * d * np.log(2 * np.pi * v), v
+
+
+def evaluate(y, data, t, *, log_weights=None, variances=None):
+    """All per-query quantities of SPEC section 1 as a dict (float64).
+
+    log_density (Q,), score (Q, d), denoise (Q, d), entropy (Q,), max_weight (Q,).
+    The queries are processed one block at a time; each block holds a (block, N)
+    matrix of logits.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    data = np.asarray(data, dtype=np.float64)
+    q, d = y.shape
+    n = data.shape[0]
+    out = {k: [] for k in ("log_density", "score", "denoise", "entropy", "max_weight")}
+    block = max(1, (1 << 22) // max(1, n))
+    for i in range(0, q, block):
+        yb = y[i:i + block]
+        l, v = _logits(yb, data, t, log_weights, variances)
+        lse = np.logaddexp.reduce(l, axis=1)
+        w = np.exp(l - lse[:, None])
+        # score = sum_i w_i (mu_i - y) / v_i
+        sc = (w / v) @ data - yb * (w / v).sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ent = -np.where(w > 0, w * np.log(w), 0.0).sum(axis=1)
+        out["log_density"].append(lse)
+        out["score"].append(sc)
+        out["denoise"].append(yb + t * sc)
+        out["entropy"].append(ent)
+        out["max_weight"].append(w.max(axis=1))
+    return {k: np.concatenate(vs) if vs else np.zeros((0,) if k in ("log_density", "entropy", "max_weight") else (0, d))
+            for k, vs in out.items()}
+
+
+def log_density(y, data, t, **kw):
+    return evaluate(y, data, t, **kw)["log_density"]
+
+
+def score(y, data, t, **kw):
+    return evaluate(y, data, t, **kw)["score"]
+
+
+def denoise(y, data, t, **kw):
+    return evaluate(y, data, t, **kw)["denoise"]
+
+
+# --------------------------------------------------------------------------- random stream
+_M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+_W0, _W1 = np.uint64(0x9E3779B9), np.uint64(0xBB67AE85)
+_MASK = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(counter, key):
+    """Philox4x32-10 of counters (..., 4) and key (2,) as uint32 words (..., 4)."""
+    c = [np.asarray(counter, dtype=np.uint64)[..., i] for i in range(4)]
+    k0, k1 = np.uint64(key[0]), np.uint64(key[1])
+    for _ in range(10):
+        p0 = _M0 * c[0]
+        p1 = _M1 * c[2]
+        hi0, lo0 = p0 >> np.uint64(32), p0 & _MASK
+        hi1, lo1 = p1 >> np.uint64(32), p1 & _MASK
+        c = [hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0]
+        k0 = (k0 + _W0) & _MASK
+        k1 = (k1 + _W1) & _MASK
+    return np.stack(c, axis=-1).astype(np.uint32)
+
+
+def _bits(seed, block, index, step, purpose, draw):
+    block, index, step, draw = np.broadcast_arrays(*(np.asarray(a, dtype=np.uint64) for a in (block, index, step, draw)))
+    tag = (np.uint64(purpose) << np.uint64(24)) | (draw & np.uint64(0xFFFFFF))
+    ctr = np.stack([block, index, step, tag], axis=-1)
+    seed = int(seed)
+    return philox4x32_10(ctr, (seed & 0xFFFFFFFF, seed >> 32))
+
+
+def _unit(bits):
+    return (bits.astype(np.float64) + 0.5) * 2.0**-32
+
+
+def stream_normals(seed, index, step, purpose, draw, d):
+    """Standard normals (..., d) of the stream: coordinate c from block c // 4 (see philox.h).
+
+    index, step and draw broadcast together; the result has their shape plus (d,).
+    """
+    nb = (d + 3) // 4
+    index, step, draw = np.broadcast_arrays(np.asarray(index), np.asarray(step), np.asarray(draw))
+    blocks = np.arange(nb).reshape((1,) * index.ndim + (nb,))
+    b = _bits(seed, blocks, index[..., None], step[..., None], purpose, draw[..., None])
+    u = _unit(b)
+    r0 = np.sqrt(-2.0 * np.log(u[..., 0]))
+    r1 = np.sqrt(-2.0 * np.log(u[..., 2]))
+    a0 = 2.0 * np.pi * u[..., 1]
+    a1 = 2.0 * np.pi * u[..., 3]
+    z = np.stack([r0 * np.cos(a0), r0 * np.sin(a0), r1 * np.cos(a1), r1 * np.sin(a1)], axis=-1)
+    return z.reshape(index.shape + (4 * nb,))[..., :d]
+
+
+def kernel_draws(seed, n_queries, eval_index, n_kernel, d, bandwidth, kernel="gaussian", antithetic=False,
+                 index0=0):
+    """Kernel perturbations u, shape (n_queries, n_kernel, d), as the engine draws them."""
+    m = np.arange(n_kernel)
+    base = m // 2 if antithetic else m
+    sign = np.where((m % 2 == 1) & antithetic, -1.0, 1.0)
+    idx = index0 + np.arange(n_queries)[:, None]
+    g = stream_normals(seed, idx, eval_index, PURPOSE_KERNEL, base[None, :], d)
+    scale = bandwidth * sign[None, :, None]
+    if kernel == "uniform":
+        nb = (d + 3) // 4
+        bits = _bits(seed, nb, idx, eval_index, PURPOSE_KERNEL, base[None, :])
+        U = _unit(bits[..., 0])
+        scale = scale * (U ** (1.0 / d) / np.linalg.norm(g, axis=-1))[..., None]
+    return g * scale
+
+
+def init_index(seed, samples, n):
+    """Training point drawn for init='empirical': ((word1 << 32) | word0) mod n."""
+    b = _bits(seed, 0, samples, 0, PURPOSE_INIT_INDEX, 0).astype(np.uint64)
+    return ((b[..., 1] << np.uint64(32)) | b[..., 0]) % np.uint64(n)
+
+
+# --------------------------------------------------------------------------- smoothed scores
+def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
+                   log_weights=None, variances=None, eval_index=0, index0=0):
+    """Mean over the stream's kernel draws of the plain score at y + u, shape (Q, d)."""
+    y = np.asarray(y, dtype=np.float64)
+    q, d = y.shape
+    if bandwidth == 0:
+        return score(y, data, t, log_weights=log_weights, variances=variances)
+    u = kernel_draws(seed, q, eval_index, n_kernel, d, bandwidth, kernel, antithetic, index0)
+    pts = (y[:, None, :] + u).reshape(q * n_kernel, d)
+    s = score(pts, data, t, log_weights=log_weights, variances=variances)
+    return s.reshape(q, n_kernel, d).mean(axis=1)
+
+
+def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
+                        log_weights=None, variances=None):
+    """Mean over the stream's kernel draws of log p_t(y + u), shape (Q,)."""
+    y = np.asarray(y, dtype=np.float64)
+    q, d = y.shape
+    if bandwidth == 0:
+        return log_density(y, data, t, log_weights=log_weights, variances=variances)
+    u = kernel_draws(seed, q, 0, n_kernel, d, bandwidth, kernel, antithetic)
+    pts = (y[:, None, :] + u).reshape(q * n_kernel, d)
+    return log_density(pts, data, t, log_weights=log_weights, variances=variances).reshape(q, n_kernel).mean(axis=1)
+
+
+# --------------------------------------------------------------------------- samplers
+def sample(data, n_samples, times, bandwidths, *, method="euler_maruyama", n_kernel=1, kernel="gaussian",
+           antithetic=False, init="gaussian", denoise_last=True, seed=0, log_weights=None, variances=None,
+           keep=()):
+    """The reverse-time sampler of SPEC section 1, one step at a time, in float64.
+
+    times : (K+1,) decreasing grid; bandwidths : (K+1,) bandwidth at each grid time.
+    Consumes the same random stream as the engine: kernel draws of step k use
+    evaluation number 2k (Heun's corrector 2k+1, the final denoising 2K), the
+    Euler-Maruyama noise of step k uses purpose NOISE with step k.
+    Returns (samples (n, d), trajectory (len(keep), n, d)).
+    """
+    data = np.asarray(data, dtype=np.float64)
+    n, d = data.shape
+    times = np.asarray(times, dtype=np.float64)
+    K = len(times) - 1
+    idx = np.arange(n_samples)
+    y = np.sqrt(times[0]) * stream_normals(seed, idx, 0, PURPOSE_INIT_NOISE, 0, d)
+    if init == "empirical":
+        y = y + data[init_index(seed, idx, n).astype(np.int64)]
+    kw = dict(n_kernel=n_kernel, kernel=kernel, antithetic=antithetic, seed=seed,
+              log_weights=log_weights, variances=variances)
+
+    def s(at, grid, ev):
+        return smoothed_score(at, data, times[grid], bandwidth=bandwidths[grid], eval_index=ev, **kw)
+
+    kept = {0: y.copy()}
+    for k in range(K):
+        D = times[k] - times[k + 1]
+        sk = s(y, k, 2 * k)
+        if method == "euler_maruyama":
+            z = stream_normals(seed, idx, k, PURPOSE_NOISE, 0, d)
+            y = y + D * sk + np.sqrt(D) * z
+        elif method == "ode_euler":
+            y = y + 0.5 * D * sk
+        elif method == "ode_heun":
+            y2 = y + 0.5 * D * sk
+            y = y + 0.25 * D * (sk + s(y2, k + 1, 2 * k + 1))
+        else:
+            raise ValueError(method)
+        kept[k + 1] = y.copy()
+    if denoise_last:
+        y = y + times[K] * s(y, K, 2 * K)
+    traj = np.stack([kept[k] for k in keep]) if len(keep) else np.zeros((0, n_samples, d))
+    return y, traj
+
+
+# --------------------------------------------------------------------------- time grids
+def time_grid(t_max, t_min, steps, schedule="geometric", rho=7.0):
+    """Decreasing grid t_0 = t_max > ... > t_steps = t_min (SPEC section 1)."""
+    k = np.arange(steps + 1) / steps
+    if schedule == "uniform":
+        return t_max + k * (t_min - t_max)
+    if schedule == "geometric":
+        return t_max * (t_min / t_max) ** k
+    if schedule == "edm":
+        s_max, s_min = np.sqrt(t_max), np.sqrt(t_min)
+        sig = (s_max ** (1 / rho) + k * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+        return sig**2
+    raise ValueError(schedule)
