@@ -1,0 +1,218 @@
+"""The fused score pass against ledkde.reference, and the identities it must keep."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ledkde
+import ledkde.reference as ref
+from conftest import make_problem
+
+ALL = ("log_density", "score", "denoise", "entropy", "max_weight")
+
+# Tolerances, and why.
+# float64: every step is float64 with one rounding per operation; the logits of
+# components near the maximum are recomputed from coordinate differences, so the
+# only amplification is the condition of the softmax: 1e-10 relative to the
+# natural scale of each quantity is ~10^5 ulp of headroom.
+# float32: the inputs are rounded to float32 first (the reference gets the same
+# rounded values, in float64). Products run in float32 (relative error
+# ~sqrt(d) * 6e-8), near-maximum logits are recomputed in float64 and the rest
+# carry an error bounded by the engine's gate (64 eps = 7.6e-6 in the logit),
+# and outputs are rounded to float32 once. Weights are then right to ~2e-5
+# relative, which gives the bounds below with a factor ~5 of headroom.
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+def scale_of(y, data, t, var):
+    """Natural scale of the score: largest |mu - y| / v over the problem."""
+    return (np.ptp(np.vstack([y, data])) + 1e-300) / t
+
+
+def check_against_reference(y, data, t, lw, var, dtype):
+    yc, dc = y.astype(dtype), data.astype(dtype)
+    got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var)
+    want = ref.evaluate(yc.astype(np.float64), dc.astype(np.float64), t, log_weights=lw, variances=var)
+    rtol = RTOL[dtype]
+    for k in ALL:
+        assert got[k].dtype == dtype, k
+    s_scale = scale_of(yc, dc, t, var)
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=rtol * s_scale)
+    # The denoiser is y + t s: its error is t times the score's.
+    np.testing.assert_allclose(got["denoise"], want["denoise"], rtol=0,
+                               atol=rtol * (t * s_scale + np.abs(yc).max()))
+    # log p: relative to its own size (float32 output rounding is 6e-8 of it).
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=rtol, atol=rtol)
+    # Entropy is in [0, log N], max weight in [1/N, 1]: absolute tolerances.
+    n = dc.shape[0]
+    np.testing.assert_allclose(got["entropy"], want["entropy"], rtol=0, atol=rtol * 50 * (1 + np.log(n)))
+    np.testing.assert_allclose(got["max_weight"], want["max_weight"], rtol=0, atol=rtol * 50)
+
+
+dims = st.one_of(st.integers(1, 12), st.sampled_from([31, 64, 100, 784]))
+
+
+@given(seed=st.integers(0, 2**32 - 1), q=st.integers(1, 9), n=st.integers(1, 60), d=dims,
+       log_t=st.floats(-4, 4), weights=st.booleans(), variances=st.booleans(),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_matches_reference(seed, q, n, d, log_t, weights, variances, dtype):
+    t = 10.0**log_t
+    y, data, lw, var = make_problem(seed, q, n, d, t, weights=weights, variances=variances)
+    check_against_reference(y, data, t, lw, var, dtype)
+
+
+@given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_small_t_relative_to_nearest_neighbour(seed, d, dtype):
+    # t down to 1e-4 times the squared nearest-neighbour distance (issue 2).
+    r = np.random.default_rng(seed)
+    data = r.random((200, d))
+    d2 = ((data[:, None, :] - data[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    t = 1e-4 * np.median(d2.min(axis=1))
+    y = data[:7] + np.sqrt(t) * r.normal(size=(7, d))
+    check_against_reference(y, data, t, None, None, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("t", [1e-3, 1.0])
+def test_shift_invariance_far_from_origin(dtype, t, rng):
+    # Offsets of 1e3 times the data scale: score and log-density must not move.
+    data = rng.normal(size=(300, 24))
+    y = data[:20] + np.sqrt(t) * rng.normal(size=(20, 24))
+    offset = 1e3 * rng.normal(size=24)
+    # Round the shifted problem to the working dtype once, then compare with the
+    # unshifted problem built from the same rounded numbers (exact in float64).
+    ys, ds = (y + offset).astype(dtype), (data + offset).astype(dtype)
+    y0 = ys.astype(np.float64) - offset
+    d0 = ds.astype(np.float64) - offset
+    far = ledkde.evaluate(ys, ds, t, outputs=("score", "log_density"))
+    near = ref.evaluate(y0, d0, t)
+    s_scale = np.ptp(np.vstack([y0, d0])) / t
+    np.testing.assert_allclose(far["score"], near["score"], rtol=0, atol=RTOL[dtype] * s_scale)
+    np.testing.assert_allclose(far["log_density"], near["log_density"], rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_permutation_of_data(dtype, rng):
+    y, data, lw, var = make_problem(1, 30, 500, 10, 0.1, weights=True, variances=True)
+    perm = rng.permutation(500)
+    a = ledkde.evaluate(y.astype(dtype), data.astype(dtype), 0.1, outputs=ALL, log_weights=lw, variances=var)
+    b = ledkde.evaluate(y.astype(dtype), data[perm].astype(dtype), 0.1, outputs=ALL, log_weights=lw[perm],
+                        variances=var[perm])
+    for k in ALL:
+        np.testing.assert_allclose(a[k], b[k], rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thread_count_independence_is_exact(dtype):
+    y, data, lw, _ = make_problem(2, 300, 2000, 33, 0.05, weights=True)
+    y, data = y.astype(dtype), data.astype(dtype)
+    base = ledkde.evaluate(y, data, 0.05, outputs=ALL, log_weights=lw, threads=1)
+    for threads in (2, 3, 7):
+        other = ledkde.evaluate(y, data, 0.05, outputs=ALL, log_weights=lw, threads=threads)
+        for k in ALL:
+            np.testing.assert_array_equal(base[k], other[k])
+
+
+@pytest.mark.parametrize("tile", [(1, 1), (3, 7), (64, 100), (512, 4096)])
+def test_tile_size_independence(tile):
+    y, data, lw, var = make_problem(3, 70, 900, 12, 0.3, weights=True, variances=True)
+    a = ledkde.evaluate(y, data, 0.3, outputs=ALL, log_weights=lw, variances=var)
+    b = ledkde.evaluate(y, data, 0.3, outputs=ALL, log_weights=lw, variances=var, tile=tile)
+    for k in ALL:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shards_merge_to_one_pass(dtype, weighted, rng):
+    y, data, lw, var = make_problem(4, 25, 1000, 9, 0.2, weights=weighted, variances=True)
+    y, data = y.astype(dtype), data.astype(dtype)
+    whole = ledkde.evaluate(y, data, 0.2, outputs=ALL, log_weights=lw, variances=var)
+    cuts = [0, 1, 300, 301, 777, 1000]
+    states = [ledkde.partial_state(y, data[a:b], 0.2, variances=var[a:b],
+                                   log_weights=None if lw is None else lw[a:b])
+              for a, b in zip(cuts[:-1], cuts[1:])]
+    rng.shuffle(states)  # the merge is associative and commutative
+    merged = ledkde.finalize(ledkde.merge_states(states))
+    for k in ALL:
+        np.testing.assert_allclose(merged[k], whole[k], rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_point_exact(dtype, rng):
+    x = rng.normal(size=(1, 17)).astype(dtype)
+    y = rng.normal(size=(5, 17)).astype(dtype)
+    t = 0.37
+    out = ledkde.evaluate(y, x, t, outputs=ALL)
+    want = (x.astype(np.float64) - y.astype(np.float64)) / t
+    np.testing.assert_allclose(out["score"], want, rtol=RTOL[dtype] / 100, atol=0)
+    np.testing.assert_allclose(out["denoise"], np.broadcast_to(x, y.shape), rtol=RTOL[dtype] / 10,
+                               atol=RTOL[dtype] / 10)
+    np.testing.assert_array_equal(out["max_weight"], 1)
+    np.testing.assert_allclose(out["entropy"], 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_score_is_denoiser_difference(dtype, rng):
+    data = rng.normal(size=(400, 20)).astype(dtype)
+    y = rng.normal(size=(30, 20)).astype(dtype)
+    t = 0.8
+    out = ledkde.evaluate(y, data, t, outputs=("score", "denoise"))
+    np.testing.assert_allclose(out["score"], (out["denoise"].astype(np.float64) - y) / t,
+                               rtol=0, atol=RTOL[dtype] * np.abs(y).max() / t * 10)
+
+
+def test_zero_weight_components_are_ignored(rng):
+    y, data, _, _ = make_problem(5, 10, 50, 4, 0.5)
+    lw = np.zeros(50)
+    lw[10:] = -np.inf
+    a = ledkde.evaluate(y, data, 0.5, outputs=ALL, log_weights=lw)
+    b = ledkde.evaluate(y, data[:10], 0.5, outputs=ALL)
+    for k in ALL:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-12)
+
+
+def test_single_functions_match_fused(rng):
+    y, data, lw, var = make_problem(6, 12, 80, 5, 0.2, weights=True, variances=True)
+    fused = ledkde.evaluate(y, data, 0.2, outputs=ALL, log_weights=lw, variances=var)
+    kw = dict(log_weights=lw, variances=var)
+    np.testing.assert_array_equal(ledkde.score(y, data, 0.2, **kw), fused["score"])
+    np.testing.assert_array_equal(ledkde.denoise(y, data, 0.2, **kw), fused["denoise"])
+    np.testing.assert_array_equal(ledkde.log_density(y, data, 0.2, **kw), fused["log_density"])
+
+
+def test_prepared_mixture_gives_same_results(rng):
+    y, data, lw, var = make_problem(7, 12, 80, 5, 0.2, weights=True, variances=True)
+    mix = ledkde.Mixture(data, log_weights=lw, variances=var)
+    np.testing.assert_array_equal(ledkde.score(y, mix, 0.2), ledkde.score(y, data, 0.2, log_weights=lw, variances=var))
+
+
+def test_layouts_and_inputs_untouched(rng):
+    data = np.asfortranarray(rng.normal(size=(60, 8)))
+    y_big = rng.normal(size=(20, 16))
+    y = y_big[::2, ::2]  # non-contiguous view
+    before = (data.copy(), y_big.copy())
+    got = ledkde.score(y, data, 0.4)
+    np.testing.assert_allclose(got, ref.score(np.ascontiguousarray(y), np.ascontiguousarray(data), 0.4),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(data, before[0])
+    np.testing.assert_array_equal(y_big, before[1])
+
+
+def test_dtype_rules(rng):
+    data8 = rng.integers(0, 256, size=(30, 6)).astype(np.uint8)
+    y32 = rng.normal(size=(4, 6)).astype(np.float32)
+    assert ledkde.score(y32, data8, 1.0).dtype == np.float32
+    assert ledkde.score(y32.astype(np.float64), data8, 1.0).dtype == np.float64
+    assert ledkde.score(y32, data8.astype(np.int64), 1.0).dtype == np.float64
+    np.testing.assert_allclose(ledkde.score(y32, data8, 1.0), ref.score(y32, data8, 1.0), rtol=0,
+                               atol=RTOL[np.float32] * 300)
+
+
+def test_empty_queries(rng):
+    data = rng.normal(size=(10, 3))
+    out = ledkde.evaluate(np.zeros((0, 3)), data, 1.0, outputs=ALL)
+    assert out["score"].shape == (0, 3) and out["log_density"].shape == (0,)
