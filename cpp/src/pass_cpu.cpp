@@ -61,6 +61,8 @@ template <class T>
 void weights_row(T* x, int64_t nb, double m, double& s_out, double& e_out) {
   const T mt = static_cast<T>(m);
   T s = T(0), e = T(0);
+  // Vector partial sums: a fixed order for a given build, whatever the thread count.
+#pragma omp simd reduction(+ : s, e)
   for (int64_t j = 0; j < nb; ++j) {
     const T z = x[j] - mt;
     const T p = exp_nonpositive(z);
@@ -161,8 +163,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       T* x = ws.X.data() + i * tn;
       approx_logits(lp, mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]),
                     n0, nb, x);
-      double tile_max = kNegInf;
-      for (int64_t j = 0; j < nb; ++j) tile_max = std::max(tile_max, static_cast<double>(x[j]));
+      T tmax = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : tmax)
+      for (int64_t j = 0; j < nb; ++j) tmax = x[j] > tmax ? x[j] : tmax;
+      const double tile_max = static_cast<double>(tmax);
       LseScalars& st = ws.st[i];
       double m_new = std::max(st.m, tile_max);
       // Whole row of zero-weight components, nothing seen before: nothing to add.
@@ -209,8 +213,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       // Column scaling by 1 / v_j, and the running sum of p / v.
       double b = 0.0;
       if (!lp.per_component || mix.var.empty()) {
-        for (int64_t j = 0; j < nb; ++j) b += static_cast<double>(x[j]);
-        b *= 2.0 * static_cast<double>(lp.inv2v_max);
+        b = s_tile * 2.0 * static_cast<double>(lp.inv2v_max);  // sum p = s_tile
       } else {
         const T* k2 = lp.inv2v_j.data() + n0;
         for (int64_t j = 0; j < nb; ++j) {

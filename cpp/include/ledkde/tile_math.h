@@ -95,6 +95,7 @@ struct ExpConsts<float> {
   static constexpr int degree = 7;
   using Bits = int32_t;
   static constexpr int mant = 23, bias = 127;
+  static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
 };
 template <>
 struct ExpConsts<double> {
@@ -102,6 +103,7 @@ struct ExpConsts<double> {
   static constexpr int degree = 12;
   using Bits = int64_t;
   static constexpr int mant = 52, bias = 1023;
+  static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
 };
 
 template <class T>
@@ -112,7 +114,9 @@ LEDKDE_HD T exp_nonpositive(T x) {
   const T log2e = T(1.4426950408889634);
   const T ln2_hi = T(0.693145751953125);        // exact in float: 12 significant bits
   const T ln2_lo = T(1.4286068203094172321e-6);  // ln2 - ln2_hi
-  const T n = std::floor(xc * log2e + T(0.5));
+  // n = round(x / ln2) by the add-and-subtract trick (no libm call, so the
+  // loop vectorizes with plain SSE2); |x / ln2| < 2^22 here.
+  const T n = (xc * log2e + C::shifter) - C::shifter;
   const T r = (xc - n * ln2_hi) - n * ln2_lo;
   // Horner form of sum_{k<=degree} r^k / k!.
   T p = T(1);

@@ -1,0 +1,180 @@
+"""ledkde benchmark suite: one command, ratios against the alternatives in the same run.
+
+    python bench/run.py [--quick] [--json bench/results.json] [--with-reference]
+
+Measures the machine's single-precision matrix-product rate (the "limit" of a
+score pass is 4 Q N d flops at that rate, SPEC section 5) and exponential rate,
+then times ledkde and the alternatives that are installed (NumPy chunked BLAS,
+PyTorch scaled_dot_product_attention on the CPU, KeOps), checking each result
+against ledkde before timing it. Prints a Markdown table of medians and writes
+the same as JSON. Timings are medians of repeated runs; these machines are
+noisy, so compare ratios within one run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+import ledkde
+import ledkde.reference as ref
+
+
+def median_time(fn, repeat=5, min_time=0.0):
+    fn()  # warm up (and first-touch memory)
+    times = []
+    while len(times) < repeat or sum(times) < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 50:
+            break
+    return float(np.median(times))
+
+
+def gemm_rate(n=4096, dtype=np.float32):
+    a = np.random.default_rng(0).random((n, n), dtype=dtype)
+    t = median_time(lambda: a @ a, repeat=3)
+    return 2 * n**3 / t
+
+
+def exp_rate(n=1 << 24):
+    x = -np.random.default_rng(0).random(n, dtype=np.float32) * 50
+    t = median_time(lambda: np.exp(x), repeat=5)
+    return n / t
+
+
+def numpy_blas_score(y, data, t, chunk=None):
+    """The usual NumPy path: |y|^2 - 2 y.x + |x|^2 by BLAS, softmax, weighted sum (float32)."""
+    q, d = y.shape
+    n = data.shape[0]
+    dn = (data * data).sum(1)
+    chunk = chunk or max(1, (1 << 24) // n)
+    out = np.empty_like(y)
+    for i in range(0, q, chunk):
+        yb = y[i:i + chunk]
+        l = (yb @ data.T - 0.5 * dn[None, :] - 0.5 * (yb * yb).sum(1)[:, None]) / t
+        l -= l.max(1, keepdims=True)
+        np.exp(l, out=l)
+        l /= l.sum(1, keepdims=True)
+        out[i:i + chunk] = (l @ data - yb) / t
+    return out
+
+
+def torch_sdpa_score(torch, y, data, t):
+    """SDPA with q = [y/t, 1], k = [x, -|x|^2/(2t)], v = x (zero-padded to q's width)."""
+    yt = torch.from_numpy(y)
+    xt = torch.from_numpy(data)
+    q = torch.cat([yt / t, torch.ones(len(yt), 1)], 1)[None, None]
+    k = torch.cat([xt, -(xt * xt).sum(1, keepdim=True) / (2 * t)], 1)[None, None]
+    v = torch.cat([xt, torch.zeros(len(xt), 1)], 1)[None, None]
+    with torch.no_grad():
+        m = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0)
+    return ((m[0, 0, :, :-1] - yt) / t).numpy()
+
+
+def rel_err(a, b):
+    return float(np.abs(a - b).max() / (np.abs(b).max() + 1e-30))
+
+
+def bench_score(shape, t, rate, threads, quick, with_reference, rows):
+    q, n, d = shape
+    rng = np.random.default_rng(1)
+    data = rng.random((n, d), dtype=np.float32)
+    y = (data[rng.integers(0, n, q)] + np.sqrt(t) * rng.standard_normal((q, d))).astype(np.float32)
+    flops = 4.0 * q * n * d
+    limit = flops / rate
+    mine = ledkde.score(y, data, t, threads=threads)
+    t_me = median_time(lambda: ledkde.score(y, data, t, threads=threads), repeat=3 if quick else 5)
+    row = {"case": f"score Q={q} N={n} d={d}", "ledkde_s": t_me, "limit_s": limit,
+           "ledkde_vs_limit": t_me / limit, "gflops": flops / t_me / 1e9}
+    alt = {"numpy_blas": lambda: numpy_blas_score(y, data, t)}
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        alt["torch_sdpa"] = lambda: torch_sdpa_score(torch, y, data, t)
+    except ImportError:
+        pass
+    for name, fn in alt.items():
+        err = rel_err(fn(), mine)
+        tt = median_time(fn, repeat=3 if quick else 5)
+        row[f"{name}_s"] = tt
+        row[f"{name}_err"] = err
+        row[f"ledkde_speedup_vs_{name}"] = tt / t_me
+    if with_reference:
+        sub = slice(0, min(q, 64))  # the reference is slow: time a slice and scale
+        t_ref = median_time(lambda: ref.score(y[sub], data, t), repeat=1) * q / len(y[sub])
+        row["reference_s"] = t_ref
+        row["ledkde_speedup_vs_reference"] = t_ref / t_me
+        row["reference_err"] = rel_err(mine[sub], ref.score(y[sub], data, t))
+    rows.append(row)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller shapes")
+    ap.add_argument("--json", default="bench/results.json")
+    ap.add_argument("--with-reference", action="store_true", help="also time ledkde.reference (slow)")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    args = ap.parse_args()
+    rate = gemm_rate(2048 if args.quick else 4096)
+    erate = exp_rate()
+    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} threads; "
+          f"NumPy sgemm {rate / 1e9:.1f} GFLOP/s; NumPy exp {erate / 1e9:.2f} G/s")
+    rows = []
+    shapes = [((1024, 10000, 784), 0.02), ((2048, 50000, 64), 0.05), ((4096, 4096, 2), 0.001)]
+    if args.quick:
+        shapes = [((256, 4000, 784), 0.02), ((512, 8000, 64), 0.05), ((2048, 2048, 2), 0.001)]
+    for shape, t in shapes:
+        bench_score(shape, t, rate, args.threads, args.quick, args.with_reference, rows)
+    # Smoothed score and the whole sampler: per-score efficiency against the plain pass.
+    rng = np.random.default_rng(2)
+    data = rng.random((10000 if not args.quick else 3000, 784), dtype=np.float32)
+    y = data[:256] + 0.1 * rng.standard_normal((256, 784)).astype(np.float32)
+    t_plain = median_time(lambda: ledkde.score(y, data, 0.02), repeat=3)
+    t_smooth = median_time(lambda: ledkde.smoothed_score(y, data, 0.02, bandwidth=0.01, n_kernel=16), repeat=3)
+    rows.append({"case": f"smoothed Q=256 M=16 N={len(data)} d=784", "ledkde_s": t_smooth,
+                 "overhead_vs_16_plain_scores": t_smooth / (16 * t_plain) - 1})
+    data5 = data[:5000] if not args.quick else data[:2000]
+    steps = 200 if not args.quick else 50
+    ys = data5[:256] + 0.1 * rng.standard_normal((256, 784)).astype(np.float32)
+    t_one = median_time(lambda: ledkde.score(ys, data5, 0.02), repeat=3)
+    t_run = median_time(lambda: ledkde.sample(data5, 256, t_max=10.0, t_min=1e-3, steps=steps,
+                                              denoise_last=False), repeat=1)
+    rows.append({"case": f"sampler 256 samples N={len(data5)} d=784 {steps} steps", "ledkde_s": t_run,
+                 "overhead_vs_plain_scores": t_run / (steps * t_one) - 1})
+    # float64 against float32, and thread scaling.
+    d64 = data.astype(np.float64)
+    y64 = y.astype(np.float64)
+    t64 = median_time(lambda: ledkde.score(y64, d64, 0.02), repeat=3)
+    rows.append({"case": "float64 vs float32, Q=256 d=784", "ledkde_s": t64, "float64_over_float32": t64 / t_plain})
+    t1 = median_time(lambda: ledkde.score(y, data, 0.02, threads=1), repeat=3)
+    rows.append({"case": f"threads 1 vs {args.threads}, Q=256 d=784", "ledkde_s": t_plain,
+                 "speedup_all_threads": t1 / t_plain})
+
+    print("\n| case | ledkde (s) | GFLOP/s | vs limit | vs NumPy BLAS | vs torch SDPA | vs reference | other |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        def f(key, fmt="{:.2f}x"):
+            return fmt.format(r[key]) if key in r else ""
+        other = ", ".join(f"{k}={v:.3f}" for k, v in r.items()
+                          if k in ("overhead_vs_16_plain_scores", "overhead_vs_plain_scores",
+                                   "float64_over_float32", "speedup_all_threads"))
+        print(f"| {r['case']} | {r['ledkde_s']:.4f} | {f('gflops', '{:.1f}')} | {f('ledkde_vs_limit')} | "
+              f"{f('ledkde_speedup_vs_numpy_blas')} | {f('ledkde_speedup_vs_torch_sdpa')} | "
+              f"{f('ledkde_speedup_vs_reference')} | {other} |")
+    print("\n'vs limit' is ledkde's time over 4QNd / (NumPy sgemm rate); 'vs X' is X's time over ledkde's "
+          "(above 1: ledkde is faster).")
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump({"gemm_flops": rate, "exp_per_s": erate, "threads": args.threads, "rows": rows}, fh, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
