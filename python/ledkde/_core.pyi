@@ -1,0 +1,48 @@
+"""Type stub of the private compiled module (use the ledkde package instead)."""
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+
+class Mixture32:
+    n: int
+    d: int
+    log_mass: float
+
+class Mixture64:
+    n: int
+    d: int
+    log_mass: float
+
+_Mix = Mixture32 | Mixture64
+
+PURPOSE_NOISE: int
+PURPOSE_INIT_NOISE: int
+PURPOSE_INIT_INDEX: int
+PURPOSE_KERNEL: int
+OUT_LOG_DENSITY: int
+OUT_SCORE: int
+OUT_DENOISE: int
+OUT_ENTROPY: int
+OUT_MAX_WEIGHT: int
+
+def prepare(data: NDArray, log_weights: Optional[F64], variances: Optional[F64]) -> _Mix: ...
+def evaluate(mixture: _Mix, y: NDArray, t: float, outputs: int, threads: int, tile_q: int,
+             tile_n: int) -> tuple[Optional[NDArray], ...]: ...
+def partial(mixture: _Mix, y: NDArray, t: float, threads: int, tile_q: int,
+            tile_n: int) -> tuple[F64, F64, F64, F64]: ...
+def merge_states(m1: F64, S1: F64, E1: F64, A1: F64, m2: F64, S2: F64, E2: F64,
+                 A2: F64) -> tuple[F64, F64, F64, F64]: ...
+def finalize_state(m: F64, S: F64, E: F64, A: F64) -> tuple[F64, F64, F64, F64]: ...
+def smoothed(mixture: _Mix, y: NDArray, t: float, bandwidth: float, n_kernel: int, kernel: int,
+             antithetic: bool, seed: int, eval: int, want_score: bool, want_log_density: bool,
+             threads: int, tile_q: int, tile_n: int) -> tuple[Optional[NDArray], Optional[NDArray]]: ...
+def sample(mixture: _Mix, n_samples: int, times: F64, bandwidth: F64, method: int, n_kernel: int,
+           kernel: int, antithetic: bool, init: int, denoise_last: bool, seed: int, keep: Sequence[int],
+           progress: Optional[Callable[[int, int], None]], threads: int, tile_q: int,
+           tile_n: int) -> tuple[NDArray, Optional[NDArray]]: ...
+def stream_normals(seed: int, index: int, step: int, purpose: int, draw: int, d: int) -> F64: ...
+def philox4x32_10(counter: Sequence[int], key: Sequence[int]) -> list[int]: ...
