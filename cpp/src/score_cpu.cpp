@@ -7,10 +7,13 @@
 
 namespace ledkde {
 
-template <class T>
-void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out,
-                  const PassOptions& opt) {
-  const LogitParams<T> lp = make_logit_params(mix, t);
+namespace {
+
+// Runs the pass over all components for each query tile (in parallel) and
+// hands the finished tile to emit(first_row, rows, workspace).
+template <class T, class Emit>
+void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const T* y, int64_t q,
+                         const PassOptions& opt, Emit&& emit) {
   const int64_t d = mix.d, tq = opt.tile_q;
   const int64_t ntiles = (q + tq - 1) / tq;
   std::vector<Workspace<T>> ws(static_cast<size_t>(std::max(1, opt.threads)));
@@ -19,6 +22,18 @@ void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOu
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
     centre_rows(mix, y + i0 * d, qb, w);
     pass_rows(mix, lp, qb, w, opt);
+    emit(i0, qb, w);
+  });
+}
+
+}  // namespace
+
+template <class T>
+void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out,
+                  const PassOptions& opt) {
+  const LogitParams<T> lp = make_logit_params(mix, t);
+  const int64_t d = mix.d;
+  for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, const Workspace<T>& w) {
     for (int64_t i = 0; i < qb; ++i) {
       const LseScalars& st = w.st[i];
       const double* Ai = w.A.data() + i * d;
@@ -29,7 +44,8 @@ void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOu
       for (int64_t k = 0; k < d; ++k) {
         const double s = Ai[k] / st.S;
         if (out.score) out.score[r * d + k] = static_cast<T>(s);
-        if (out.denoise) out.denoise[r * d + k] = static_cast<T>(static_cast<double>(y[r * d + k]) + t * s);
+        if (out.denoise)
+          out.denoise[r * d + k] = static_cast<T>(static_cast<double>(y[r * d + k]) + t * s);
       }
     }
   });
@@ -39,15 +55,10 @@ template <class T>
 void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PartialState out,
                  const PassOptions& opt) {
   const LogitParams<T> lp = make_logit_params(mix, t);
-  const int64_t d = mix.d, tq = opt.tile_q;
-  const int64_t ntiles = (q + tq - 1) / tq;
-  std::vector<Workspace<T>> ws(static_cast<size_t>(std::max(1, opt.threads)));
-  parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
-    Workspace<T>& w = ws[worker];
-    const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
-    centre_rows(mix, y + i0 * d, qb, w);
-    pass_rows(mix, lp, qb, w, opt);
+  const int64_t d = mix.d;
+  for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, const Workspace<T>& w) {
     for (int64_t i = 0; i < qb; ++i) {
+      // Un-normalize the weights (log_mass) so that shards merge.
       out.m[i0 + i] = w.st[i].m + lp.c0 + mix.log_mass;
       out.S[i0 + i] = w.st[i].S;
       out.E[i0 + i] = w.st[i].E;
