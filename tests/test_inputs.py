@@ -41,6 +41,19 @@ def test_scores_reject_bad_input(fn):
     raises(TypeError, "^data: integers above 2\\*\\*53", fn, Y, np.full((5, 2), 2**60, dtype=np.int64), 1.0)
 
 
+def test_times_below_the_working_range():
+    raises(ValueError, "^t: 1e-35 is below 1e-30, where float32 logits overflow; pass float64",
+           ledkde.score, Y.astype(np.float32), X.astype(np.float32), 1e-35)
+    raises(ValueError, "^t: 1e-300 is below 1e-290, where float64", ledkde.score, Y, X, 1e-300)
+    raises(ValueError, "^t_min: 1e-35 is below 1e-30", ledkde.sample, X.astype(np.float32), 2, t_max=1.0,
+           t_min=1e-35, steps=3)
+    # At the edge of the range the results are finite and right.
+    import ledkde.reference as ref
+    y = X[:2] + 1e-3
+    np.testing.assert_allclose(ledkde.score(y.astype(np.float32), X.astype(np.float32), 1e-30),
+                               ref.score(y.astype(np.float32), X.astype(np.float32), 1e-30), rtol=1e-5)
+
+
 def test_longdouble_is_refused_not_truncated():
     if np.dtype(np.longdouble).itemsize <= 8:
         pytest.skip("long double is float64 here")

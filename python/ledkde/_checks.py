@@ -97,6 +97,19 @@ def positive_scalar(name: str, value, *, allow_zero: bool = False) -> float:
     return v
 
 
+# Smallest time whose logits |y - mu|^2 / (2 t) stay inside the working
+# type's range for data of any reasonable size (1/(2t) times norms up to 1e8).
+MIN_TIME = {np.dtype(np.float32): 1e-30, np.dtype(np.float64): 1e-290}
+
+
+def time_for_dtype(name: str, t: float, dtype) -> float:
+    lo = MIN_TIME[np.dtype(dtype)]
+    if t < lo:
+        hint = "; pass float64 arrays for smaller times" if np.dtype(dtype) == np.float32 else ""
+        raise ValueError(f"{name}: {t:g} is below {lo:g}, where {np.dtype(dtype).name} logits overflow{hint}")
+    return t
+
+
 def positive_int(name: str, value, *, minimum: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")

@@ -74,7 +74,7 @@ def _prepare(y, data, t, log_weights, variances):
     mix = _mixture_for(data, log_weights, variances, y_arr)
     if y_arr.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
-    t = _checks.positive_scalar("t", t)
+    t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
     return _checks.to_working(y_arr, mix.dtype), mix, t
 
 

@@ -53,8 +53,13 @@ def evaluate(y, data, t, *, log_weights=None, variances=None):
     for i in range(0, q, block):
         yb = y[i:i + block]
         l, v = _logits(yb, data, t, log_weights, variances)
-        lse = np.logaddexp.reduce(l, axis=1)
-        w = np.exp(l - lse[:, None])
+        # Softmax by the maximum: the weights sum to 1 even when the logits are
+        # so large that adding log(sum) to them is lost in rounding.
+        top = l.max(axis=1, keepdims=True)
+        e = np.exp(l - top)
+        tot = e.sum(axis=1, keepdims=True)
+        w = e / tot
+        lse = (top + np.log(tot))[:, 0]
         # score = sum_i w_i (mu_i - y) / v_i
         sc = (w / v) @ data - yb * (w / v).sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
