@@ -28,6 +28,9 @@
 
 namespace ledkde {
 
+// -infinity usable in host and device code (std::numeric_limits is host-only under nvcc).
+LEDKDE_HD double neg_inf() { return -static_cast<double>(INFINITY); }
+
 // Scalar part of the per-query reduction state (A lives beside it, d wide).
 struct LseScalars {
   double m;  // running maximum logit, -inf when nothing has been seen
@@ -36,14 +39,14 @@ struct LseScalars {
 };
 
 LEDKDE_HD LseScalars lse_init() {
-  return LseScalars{-std::numeric_limits<double>::infinity(), 0.0, 0.0};
+  return LseScalars{neg_inf(), 0.0, 0.0};
 }
 
 // Factor that moves a partial state with maximum `m_old` onto the common
 // maximum `m_new >= m_old`.
 LEDKDE_HD double lse_rescale_factor(double m_old, double m_new) {
   // An empty state (m_old = -inf) contributes nothing; exp(-inf - -inf) would be NaN.
-  if (m_old == -std::numeric_limits<double>::infinity()) return 0.0;
+  if (m_old == neg_inf()) return 0.0;
   return std::exp(m_old - m_new);
 }
 
@@ -66,7 +69,7 @@ struct MergeScales {
 LEDKDE_HD MergeScales lse_merge(LseScalars& a, LseScalars b) {
   const double m = a.m > b.m ? a.m : b.m;
   // Both empty: the merge is empty too, and no scale is needed.
-  if (m == -std::numeric_limits<double>::infinity()) return MergeScales{0.0, 0.0};
+  if (m == neg_inf()) return MergeScales{0.0, 0.0};
   const double fa = lse_move_to(a, m);
   const double fb = lse_move_to(b, m);
   a.S += b.S;
