@@ -9,12 +9,16 @@
 //   4. p = exp(l - m) with the online rescale of the row state
 //   5. A += p * mu_tile / v                     (matrix product)
 // Memory: the rows, one (q x tile_n) tile and one (q x d) tile per worker.
+// For d <= kDirectMaxDim the products are too thin for a matrix-product
+// library: steps 1-2 become coordinate differences and step 5 a dot product
+// per coordinate, over a coordinate-major copy of the components.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "blas.h"
 #include "pass_cpu.h"
+#include "row_kernels.h"
 
 namespace ledkde {
 
@@ -29,20 +33,6 @@ constexpr double logit_tolerance() {
   return 64.0 * std::numeric_limits<T>::epsilon();
 }
 
-// Approximate logits of one row into x[0..nb): c'_j - (ny + |mu_j|^2 - 2 g_j) inv2v_j.
-template <class T>
-void approx_logits(const LogitParams<T>& lp, const T* norm2, const T* g, T ny, int64_t n0,
-                   int64_t nb, T* x) {
-  if (!lp.per_component) {
-    const T k = lp.inv2v;
-    for (int64_t j = 0; j < nb; ++j) x[j] = -(ny + norm2[j] - T(2) * g[j]) * k;
-  } else {
-    const T* c = lp.cprime.data() + n0;
-    const T* k = lp.inv2v_j.data() + n0;
-    for (int64_t j = 0; j < nb; ++j) x[j] = c[j] - (ny + norm2[j] - T(2) * g[j]) * k[j];
-  }
-}
-
 // Exact logit of component j for the row (distance by coordinate differences).
 template <class T>
 double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t j) {
@@ -54,25 +44,6 @@ double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row
   }
   if (!lp.per_component) return -d2 * static_cast<double>(lp.inv2v);
   return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
-}
-
-// Shifted logits x_j - m -> weights p_j in place; returns (sum p, sum p (x - m)).
-template <class T>
-void weights_row(T* x, int64_t nb, double m, double& s_out, double& e_out) {
-  const T mt = static_cast<T>(m);
-  T s = T(0), e = T(0);
-  // Vector partial sums: a fixed order for a given build, whatever the thread count.
-#pragma omp simd reduction(+ : s, e)
-  for (int64_t j = 0; j < nb; ++j) {
-    const T z = x[j] - mt;
-    const T p = exp_nonpositive(z);
-    s += p;
-    // p == 0 for -inf logits: keep 0 * -inf out of the entropy sum.
-    e += p > T(0) ? p * z : T(0);
-    x[j] = p;
-  }
-  s_out = static_cast<double>(s);
-  e_out = static_cast<double>(e);
 }
 
 }  // namespace
@@ -130,7 +101,7 @@ template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                const PassOptions& opt) {
   const int64_t d = mix.d, n = mix.n, tn = opt.tile_n;
-  ws.G.resize(static_cast<size_t>(q * tn));
+  if (mix.muT.empty()) ws.G.resize(static_cast<size_t>(q * tn));
   ws.X.resize(static_cast<size_t>(q * tn));
   ws.C.resize(static_cast<size_t>(q * d));
   ws.ny.resize(q);
@@ -154,19 +125,27 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     delta[i] = kappa * eps * ((s + mix.norm2_max) * lp.inv2v_max + lp.cprime_abs_max);
   }
 
+  const bool direct = !mix.muT.empty();
+  if (direct) ws.D2.resize(static_cast<size_t>(tn));
+  const T* cprime = lp.per_component ? lp.cprime.data() : nullptr;
+  const T* kj = lp.per_component ? lp.inv2v_j.data() : nullptr;
+  // With equal variances the 1/v factor is applied to the sums, not per column.
+  const double sum_scale = mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0;
   std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row
   for (int64_t n0 = 0; n0 < n; n0 += tn) {
     const int64_t nb = std::min(tn, n - n0);
     const T* mu = mix.mu.data() + n0 * d;
-    blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
+    if (!direct) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
     for (int64_t i = 0; i < q; ++i) {
       T* x = ws.X.data() + i * tn;
-      approx_logits(lp, mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]),
-                    n0, nb, x);
-      T tmax = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : tmax)
-      for (int64_t j = 0; j < nb; ++j) tmax = x[j] > tmax ? x[j] : tmax;
-      const double tile_max = static_cast<double>(tmax);
+      const T* row = ws.rows.data() + i * d;
+      const T* cp = cprime ? cprime + n0 : nullptr;
+      const T* kk = kj ? kj + n0 : nullptr;
+      const double tile_max = static_cast<double>(
+          direct ? rows::logits_direct(row, mix.muT.data() + n0, n, d, cp, kk, lp.inv2v, nb,
+                                       ws.D2.data(), x)
+                 : rows::logits_expansion(mix.norm2.data() + n0, ws.G.data() + i * tn,
+                                          static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, x));
       LseScalars& st = ws.st[i];
       double m_new = std::max(st.m, tile_max);
       // Whole row of zero-weight components, nothing seen before: nothing to add.
@@ -174,15 +153,22 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         std::fill(x, x + nb, T(0));
         continue;
       }
+      // Error bound of this row's approximate logits: the expansion's (fixed
+      // per row), or for coordinate differences a relative error of about
+      // (d + 4) eps of the logits near the maximum.
+      const double dlt = direct ? (static_cast<double>(d) + 4.0) * eps *
+                                      (std::fabs(m_new) + 2.0 * lp.cprime_abs_max)
+                                : delta[i];
       exact.clear();
-      if (delta[i] > tol) {
+      if (dlt > tol) {
         // Components that could carry weight above the tolerance once their
-        // logit is exact; 2 delta covers the error on both sides.
-        const double reach = std::log(delta[i] / tol) + 3.0 + 2.0 * delta[i];
-        const double cut = m_new - reach;
-        for (int64_t j = 0; j < nb; ++j)
-          if (static_cast<double>(x[j]) >= cut)
-            exact.emplace_back(j, exact_logit(mix, lp, ws.rows.data() + i * d, n0 + j));
+        // logit is exact; 2 dlt covers the error on both sides.
+        const double cut = m_new - (std::log(dlt / tol) + 3.0 + 2.0 * dlt);
+        if (rows::count_at_least(x, nb, static_cast<T>(cut)) > 0) {
+          for (int64_t j = 0; j < nb; ++j)
+            if (static_cast<double>(x[j]) >= cut)
+              exact.emplace_back(j, exact_logit(mix, lp, row, n0 + j));
+        }
         double exact_max = st.m;
         for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
         m_new = exact_max;
@@ -199,37 +185,32 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       }
       double s_tile, e_tile;
       if (exact.empty()) {
-        weights_row(x, nb, m_new, s_tile, e_tile);
+        rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);
       } else {
         // Shift first, then patch in the candidates' exact shifted logits
         // (small numbers, so T holds them accurately), then exponentiate.
         const T mt = static_cast<T>(m_new);
         for (int64_t j = 0; j < nb; ++j) x[j] -= mt;
         for (const auto& e : exact) x[e.first] = static_cast<T>(e.second - m_new);
-        weights_row(x, nb, 0.0, s_tile, e_tile);
+        rows::weights(x, nb, T(0), &s_tile, &e_tile);
       }
       st.S += s_tile;
       st.E += e_tile;
-      // Column scaling by 1 / v_j, and the running sum of p / v.
-      double b = 0.0;
-      if (!lp.per_component || mix.var.empty()) {
-        b = s_tile * 2.0 * static_cast<double>(lp.inv2v_max);  // sum p = s_tile
-      } else {
-        const T* k2 = lp.inv2v_j.data() + n0;
-        for (int64_t j = 0; j < nb; ++j) {
-          x[j] *= T(2) * k2[j];
-          b += static_cast<double>(x[j]);
-        }
-      }
-      ws.B[i] += b;
+      // The running sum of p / v; with per-component variances the columns
+      // are divided by v_j here.
+      ws.B[i] += mix.var.empty() ? s_tile * sum_scale
+                                 : rows::scale_by_inverse_variance(x, kk, nb);
+      if (direct)
+        rows::weighted_sum_direct(x, mix.muT.data() + n0, n, d, nb, sum_scale,
+                                  ws.A.data() + i * d);
     }
-    blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
-    // With equal variances the 1/v factor is applied here instead of per column.
-    const double scale = (mix.var.empty()) ? 2.0 * lp.inv2v_max : 1.0;
-    for (int64_t i = 0; i < q; ++i) {
-      double* Ai = ws.A.data() + i * d;
-      const T* Ci = ws.C.data() + i * d;
-      for (int64_t k = 0; k < d; ++k) Ai[k] += scale * static_cast<double>(Ci[k]);
+    if (!direct) {
+      blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
+      for (int64_t i = 0; i < q; ++i) {
+        double* Ai = ws.A.data() + i * d;
+        const T* Ci = ws.C.data() + i * d;
+        for (int64_t k = 0; k < d; ++k) Ai[k] += sum_scale * static_cast<double>(Ci[k]);
+      }
     }
   }
   // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64.
@@ -261,6 +242,12 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
     }
     mix.norm2[j] = static_cast<T>(s);
     mix.norm2_max = std::max(mix.norm2_max, s);
+  }
+  if (d <= kDirectMaxDim) {
+    // Few coordinates: distances by differences over a coordinate-major copy.
+    mix.muT.resize(static_cast<size_t>(n * d));
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
   }
   if (log_weights) {
     double mx = kNegInf;

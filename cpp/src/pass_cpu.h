@@ -30,6 +30,7 @@ template <class T>
 struct Workspace {
   std::vector<T> rows;        // (q, d) centred query rows
   std::vector<T> G, X;        // (tile_q, tile_n) dot products; shifted logits, then weights
+  std::vector<T> D2;          // (tile_n,) squared distances (direct path)
   std::vector<T> C;           // (tile_q, d) weighted sums of one tile
   std::vector<double> ny, B;  // (q,) |row|^2; sum_j p_j / v_j
   std::vector<LseScalars> st; // (q,)

@@ -27,6 +27,10 @@ struct PassOptions {
   int64_t tile_n = 512;   // mixture components per tile
 };
 
+// Up to this dimension the pass computes distances by coordinate differences
+// instead of matrix products (thin products run far below the BLAS rate).
+constexpr int64_t kDirectMaxDim = 16;
+
 // A mixture prepared once for any number of passes (SPEC section 1):
 // components centred on their mean (so that distances stay accurate far from
 // the origin), squared norms, normalized log-weights, variances.
@@ -36,6 +40,7 @@ struct Mixture {
   std::vector<double> centre;  // (d,)  mean of the components
   std::vector<T> mu;           // (n, d) components minus centre
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
+  std::vector<T> muT;          // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
   std::vector<double> logw;    // (n,)  log a_j, normalized; empty: uniform
   std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
   double norm2_max = 0.0;

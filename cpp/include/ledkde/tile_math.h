@@ -124,7 +124,9 @@ LEDKDE_HD T exp_nonpositive(T x) {
   // Horner form of sum_{k<=degree} r^k / k!.
   T p = T(1);
   for (int k = C::degree; k >= 1; --k) p = T(1) + p * (r * (T(1) / T(k)));
-  typename C::Bits e = static_cast<typename C::Bits>(n) + C::bias;
+  // Through int32 first: n is in [-126, 128] (float) or [-1022, 1024] (double), and
+  // a double -> int32 conversion vectorizes where double -> int64 needs AVX-512DQ.
+  typename C::Bits e = static_cast<typename C::Bits>(static_cast<int32_t>(n)) + C::bias;
   e <<= C::mant;
   T scale;
   std::memcpy(&scale, &e, sizeof(T));

@@ -1,0 +1,46 @@
+// The element-wise work of one query row against one tile of components.
+// Each function is compiled for AVX-512, AVX2 and baseline x86-64 and the
+// best one is picked at load time (GCC target_clones), so the installed
+// wheel runs on any x86-64 without -march flags. Plain C++ loops that the
+// compiler vectorizes; summation order is fixed for a given machine.
+#pragma once
+
+#include <cstdint>
+
+namespace ledkde::rows {
+
+// x_j = c'_j - (ny + |mu_j|^2 - 2 g_j) * k_j (c', k per component, or c' = 0
+// and k = k0 when the pointers are null). Returns max_j x_j.
+float logits_expansion(const float* norm2, const float* g, float ny, const float* cprime,
+                       const float* k, float k0, int64_t nb, float* x);
+double logits_expansion(const double* norm2, const double* g, double ny, const double* cprime,
+                        const double* k, double k0, int64_t nb, double* x);
+
+// x_j = c'_j - |row - mu_j|^2 * k_j by coordinate differences, with the
+// components stored coordinate-major (muT[c * ld + j]); d2 is scratch (nb).
+// Returns max_j x_j.
+float logits_direct(const float* row, const float* muT, int64_t ld, int64_t d, const float* cprime,
+                    const float* k, float k0, int64_t nb, float* d2, float* x);
+double logits_direct(const double* row, const double* muT, int64_t ld, int64_t d,
+                     const double* cprime, const double* k, double k0, int64_t nb, double* d2,
+                     double* x);
+
+// Number of x_j >= cut.
+int64_t count_at_least(const float* x, int64_t nb, float cut);
+int64_t count_at_least(const double* x, int64_t nb, double cut);
+
+// p_j = exp(x_j - shift) in place; *s = sum p, *e = sum p (x - shift) (0 * -inf left out).
+void weights(float* x, int64_t nb, float shift, double* s, double* e);
+void weights(double* x, int64_t nb, double shift, double* s, double* e);
+
+// x_j *= 2 k_j (weights divided by v_j); returns the new sum.
+double scale_by_inverse_variance(float* x, const float* k, int64_t nb);
+double scale_by_inverse_variance(double* x, const double* k, int64_t nb);
+
+// acc[c] += scale * sum_j p_j muT[c * ld + j] for c < d.
+void weighted_sum_direct(const float* p, const float* muT, int64_t ld, int64_t d, int64_t nb,
+                         double scale, double* acc);
+void weighted_sum_direct(const double* p, const double* muT, int64_t ld, int64_t d, int64_t nb,
+                         double scale, double* acc);
+
+}  // namespace ledkde::rows
