@@ -128,9 +128,16 @@ def threads(value) -> int:
     return positive_int("threads", value)
 
 
-def tiles(value) -> tuple[int, int]:
+# Query rows x components per tile. 256 x 512 measured best for the score
+# pass at d = 64 and 784 (bench/README.md); the sampler uses 128-row tiles of
+# samples so that a few hundred samples still give every core a tile.
+TILE_PASS = (256, 512)
+TILE_SAMPLER = (128, 512)
+
+
+def tiles(value, default=TILE_PASS) -> tuple[int, int]:
     if value is None:
-        return (128, 512)
+        return default
     try:
         tq, tn = value
     except (TypeError, ValueError):

@@ -127,7 +127,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
         arr = _checks.array2d("data", data)
         mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
     _checks.time_for_dtype("t_min" if isinstance(schedule, str) else "schedule", float(times[-1]), mix.dtype)
-    tq, tn = _checks.tiles(tile)
+    tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
     samples, traj = _core.sample(mix._core, n_samples, times, hs, mcode, n_kernel, kcode, bool(antithetic),
                                  icode, bool(denoise_last), seed, keep, progress, _checks.threads(threads), tq, tn)
     if return_trajectory is not None:

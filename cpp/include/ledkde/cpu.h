@@ -29,7 +29,7 @@ struct PassOptions {
 
 // Up to this dimension the pass computes distances by coordinate differences
 // instead of matrix products (thin products run far below the BLAS rate).
-constexpr int64_t kDirectMaxDim = 16;
+constexpr int64_t kDirectMaxDim = 8;
 
 // A mixture prepared once for any number of passes (SPEC section 1):
 // components centred on their mean (so that distances stay accurate far from
