@@ -99,7 +99,7 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
 
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-               const PassOptions& opt) {
+               const PassOptions& opt, int64_t n_begin, int64_t n_end) {
   const int64_t d = mix.d, n = mix.n, tn = opt.tile_n;
   if (mix.muT.empty()) ws.G.resize(static_cast<size_t>(q * tn));
   ws.X.resize(static_cast<size_t>(q * tn));
@@ -132,8 +132,9 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   // With equal variances the 1/v factor is applied to the sums, not per column.
   const double sum_scale = mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0;
   std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row
-  for (int64_t n0 = 0; n0 < n; n0 += tn) {
-    const int64_t nb = std::min(tn, n - n0);
+  if (n_end < 0) n_end = n;
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += tn) {
+    const int64_t nb = std::min(tn, n_end - n0);
     const T* mu = mix.mu.data() + n0 * d;
     if (!direct) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
     for (int64_t i = 0; i < q; ++i) {
@@ -269,7 +270,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   template LogitParams<T> make_logit_params(const Mixture<T>&, double);                       \
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
-                          const PassOptions&);                                                 \
+                          const PassOptions&, int64_t, int64_t);                                                 \
   template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)

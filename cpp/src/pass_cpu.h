@@ -38,12 +38,13 @@ struct Workspace {
   std::vector<double> u;      // (d,) a kernel draw
 };
 
-// Reduces all components against q centred rows ws.rows (q x d): on return
+// Reduces the components [n_begin, n_end) (all by default) against q centred
+// rows ws.rows (q x d): on return
 // ws.st[i] holds (m, S, E) with m relative to c0, and ws.A row i holds
 // sum_j exp(l_j - m)(mu_j - y_i)/v_j in float64.
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-               const PassOptions& opt);
+               const PassOptions& opt, int64_t n_begin = 0, int64_t n_end = -1);
 
 // Writes ws.rows[i] = y_i - centre (rounded to T) for q rows of y.
 template <class T>

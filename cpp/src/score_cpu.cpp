@@ -1,5 +1,5 @@
 // Fused outputs and partial states of the plain score pass on the CPU:
-// threads over query tiles, each tile one pass_rows() over all components.
+// threads over query tiles (and shards of the components when the tiles are few).
 #include <cmath>
 
 #include "parallel.h"
@@ -9,21 +9,67 @@ namespace ledkde {
 
 namespace {
 
+// Merges state b (scalars and its d-vector Ab) into a.
+void merge_into(LseScalars& a, double* Aa, LseScalars b, const double* Ab, int64_t d) {
+  const MergeScales f = lse_merge(a, b);
+  for (int64_t k = 0; k < d; ++k) {
+    // An empty side has scale 0 and may hold no meaningful A.
+    Aa[k] = (f.fa == 0.0 ? 0.0 : f.fa * Aa[k]) + (f.fb == 0.0 ? 0.0 : f.fb * Ab[k]);
+  }
+}
+
 // Runs the pass over all components for each query tile (in parallel) and
 // hands the finished tile to emit(first_row, rows, workspace).
+//
+// With few query tiles there would be too few tasks for the threads, so the
+// components are also cut into a fixed number of shards whose states are
+// merged in shard order: both the cut and the order depend on q and n only,
+// never on the thread count, so results stay bit-identical across threads.
 template <class T, class Emit>
 void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const T* y, int64_t q,
                          const PassOptions& opt, Emit&& emit) {
-  const int64_t d = mix.d, tq = opt.tile_q;
+  const int64_t d = mix.d, tq = opt.tile_q, tn = opt.tile_n;
   const int64_t ntiles = (q + tq - 1) / tq;
-  std::vector<Workspace<T>> ws(static_cast<size_t>(std::max(1, opt.threads)));
-  parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
-    Workspace<T>& w = ws[worker];
+  if (ntiles == 0) return;
+  const int64_t n_tiles_data = (mix.n + tn - 1) / tn;
+  const int64_t nshards =
+      std::max<int64_t>(1, std::min((kTargetTasks + ntiles - 1) / ntiles, n_tiles_data));
+  const int64_t shard_tiles = (n_tiles_data + nshards - 1) / nshards;  // data tiles per shard
+  const int nw = std::max(1, opt.threads);
+  std::vector<Workspace<T>> ws(static_cast<size_t>(nw));
+  if (nshards == 1) {
+    parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
+      Workspace<T>& w = ws[worker];
+      const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+      centre_rows(mix, y + i0 * d, qb, w);
+      pass_rows(mix, lp, qb, w, opt);
+      emit(i0, qb, w);
+    });
+    return;
+  }
+  // One state per (query tile, shard); then merge the shards of each tile.
+  std::vector<Workspace<T>> part(static_cast<size_t>(ntiles * nshards));
+  parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
+    const int64_t tile = task / nshards, shard = task % nshards;
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+    Workspace<T>& w = ws[worker];
     centre_rows(mix, y + i0 * d, qb, w);
-    pass_rows(mix, lp, qb, w, opt);
-    emit(i0, qb, w);
+    pass_rows(mix, lp, qb, w, opt, std::min(mix.n, shard * shard_tiles * tn),
+              std::min(mix.n, (shard + 1) * shard_tiles * tn));
+    Workspace<T>& out = part[task];
+    out.st.swap(w.st);
+    out.A.swap(w.A);
   });
+  for (int64_t tile = 0; tile < ntiles; ++tile) {
+    const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+    Workspace<T>& acc = part[tile * nshards];
+    for (int64_t shard = 1; shard < nshards; ++shard) {
+      const Workspace<T>& other = part[tile * nshards + shard];
+      for (int64_t i = 0; i < qb; ++i)
+        merge_into(acc.st[i], acc.A.data() + i * d, other.st[i], other.A.data() + i * d, d);
+    }
+    emit(i0, qb, acc);
+  }
 }
 
 }  // namespace
@@ -70,13 +116,7 @@ void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, Partial
 void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b) {
   for (int64_t i = 0; i < q; ++i) {
     LseScalars sa{a.m[i], a.S[i], a.E[i]};
-    const MergeScales f = lse_merge(sa, LseScalars{b.m[i], b.S[i], b.E[i]});
-    for (int64_t k = 0; k < d; ++k) {
-      // An empty side has scale 0 and may hold no meaningful A.
-      const double va = f.fa == 0.0 ? 0.0 : f.fa * a.A[i * d + k];
-      const double vb = f.fb == 0.0 ? 0.0 : f.fb * b.A[i * d + k];
-      a.A[i * d + k] = va + vb;
-    }
+    merge_into(sa, a.A + i * d, LseScalars{b.m[i], b.S[i], b.E[i]}, b.A + i * d, d);
     a.m[i] = sa.m;
     a.S[i] = sa.S;
     a.E[i] = sa.E;

@@ -21,6 +21,12 @@ enum Output : unsigned {
   kOutMaxWeight = 16u,
 };
 
+// With fewer query tiles than this, a pass also splits the components into
+// shards (a split fixed by the sizes alone, merged in a fixed order) so that
+// there are about this many tasks: a few queries still keep the cores busy.
+// Costs one float64 state (tile_q x d) per task.
+constexpr int64_t kTargetTasks = 4;
+
 struct PassOptions {
   int threads = 1;        // worker threads (>= 1)
   int64_t tile_q = 128;   // query rows per tile
