@@ -100,6 +100,24 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       py::arg("tile_n"));
 
   m.def(
+      "knn",
+      [](const Mixture<T>& mix, CArray<T> y, int64_t k, int threads, int64_t tile_q, int64_t tile_n) {
+        const py::ssize_t q = y.shape(0);
+        py::array_t<int64_t> idx({q, static_cast<py::ssize_t>(k)});
+        CArray<T> dist({q, static_cast<py::ssize_t>(k)});
+        const T* py_ = y.data();
+        int64_t* pi = idx.mutable_data();
+        T* pd = dist.mutable_data();
+        {
+          py::gil_scoped_release release;
+          knn_cpu<T>(mix, py_, q, k, pi, pd, pass_options(threads, tile_q, tile_n));
+        }
+        return py::make_tuple(dist, idx);
+      },
+      py::arg("mixture"), py::arg("y"), py::arg("k"), py::arg("threads"), py::arg("tile_q"),
+      py::arg("tile_n"));
+
+  m.def(
       "smoothed",
       [](const Mixture<T>& mix, CArray<T> y, double t, double bandwidth, int64_t n_kernel,
          int kernel, bool antithetic, uint64_t seed, uint32_t eval, bool want_score, bool want_ld,

@@ -20,21 +20,43 @@ from ._scores import (
     smoothed_score,
 )
 from ._sampler import sample, time_grid
+from ._toolkit import (
+    GaussianMixture,
+    MemorizationReport,
+    Neighbors,
+    collapse_time,
+    effective_dataset_size,
+    energy_distance,
+    median_nn_distance,
+    memorization,
+    nearest_neighbors,
+    score_error_study,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GaussianMixture",
+    "MemorizationReport",
     "Mixture",
+    "Neighbors",
     "PassState",
+    "collapse_time",
     "denoise",
+    "effective_dataset_size",
+    "energy_distance",
     "evaluate",
     "finalize",
     "led_kde_log_density",
     "log_density",
+    "median_nn_distance",
+    "memorization",
     "merge_states",
+    "nearest_neighbors",
     "partial_state",
     "sample",
     "score",
+    "score_error_study",
     "smoothed_score",
     "time_grid",
 ]

@@ -145,13 +145,12 @@ def _grid(runs, data, shape, path):
 def cmd_sample(args) -> int:
     import ledkde
 
-    from . import _metrics
     data, shape = _load(args.data)
     if args.max_train:
         data = data[: args.max_train]
     data = np.ascontiguousarray(data, dtype=np.float32)
     n, d = data.shape
-    nn = _metrics.median_nn_distance(data)
+    nn = ledkde.median_nn_distance(data, threads=args.threads)
     t_max = args.t_max or max(1.0, 10.0 * float(data.var(axis=0).max()))
     t_min = args.t_min or 1e-4 * nn**2
     if t_min >= t_max:
@@ -168,12 +167,13 @@ def cmd_sample(args) -> int:
         x = ledkde.sample(mix, args.n_samples, bandwidth=bw, n_kernel=m, kernel=args.kernel,
                           progress=_Progress(label, show), **common)
         wall = time.perf_counter() - t0
-        idx, dist = _metrics.two_nearest(x, data)
-        runs.append((x, idx))
+        mem = ledkde.memorization(x, mix, threads=args.threads)
+        runs.append((x, mem.nearest))
         report[label] = {
             "bandwidth": float(bw), "n_kernel": int(m),
-            "memorized_fraction": _metrics.memorized_fraction(dist),
-            "mean_nearest_distance": float(dist[:, 0].mean()),
+            "memorized_fraction": mem.fraction,
+            "mean_nearest_distance": float(mem.d1.mean()),
+            "distinct_nearest": mem.distinct_nearest,
             "median_nn_distance_of_data": nn,
             "wall_time_s": wall,
         }

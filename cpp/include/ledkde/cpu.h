@@ -86,6 +86,12 @@ template <class T>
 void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PartialState out,
                  const PassOptions& opt);
 
+// Exact k nearest components (k <= n) of q queries: indices (q, k) and
+// Euclidean distances (q, k), nearest first; ties broken by the lower index.
+template <class T>
+void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* index, T* dist,
+             const PassOptions& opt);
+
 // Kernel-smoothed score (K_h * s_t)(y) and the LED-KDE log-density
 // (K_h * log p_t)(y), each a mean over n_kernel draws of the kernel taken
 // from the random stream with step = `eval` (philox.h). Either pointer may be null.

@@ -1,0 +1,304 @@
+"""Measuring instruments: nearest neighbours, memorization, collapse time, score errors, sample quality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from . import _checks
+from ._loader import _core
+from ._scores import Mixture, _mixture_for, score, smoothed_score
+
+
+class Neighbors(NamedTuple):
+    """distances (Q, k), nearest first, and the matching indices (Q, k) into the data."""
+
+    distances: np.ndarray
+    indices: np.ndarray
+
+
+def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighbors:
+    """Exact k nearest training points of each query.
+
+    y : (Q, d); data : (N, d) or a :class:`Mixture`; k <= N. Returns
+    :class:`Neighbors` with distances (Q, k) in the working dtype and indices (Q, k)
+    int64; ties go to the lower index. Tiled like the score pass (no Q x N buffer):
+    approximate distances by matrix products, and every candidate that could be
+    among the k nearest measured again by coordinate differences in float64.
+    """
+    y_arr = _checks.array2d("y", y, allow_empty=True)
+    mix = _mixture_for(data, None, None, y_arr)
+    if y_arr.shape[1] != mix.d:
+        raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
+    k = _checks.positive_int("k", k)
+    if k > mix.n:
+        raise ValueError(f"k: asks for {k} neighbours but the data have only {mix.n} points")
+    tq, tn = _checks.tiles(tile)
+    dist, idx = _core.knn(mix._core, _checks.to_working(y_arr, mix.dtype), k, _checks.threads(threads), tq, tn)
+    return Neighbors(dist, idx)
+
+
+@dataclass
+class MemorizationReport:
+    """Per-sample nearest-neighbour diagnostics (SPEC section 1).
+
+    d1, d2 : (n,) distances to the nearest and second-nearest training point;
+    nearest : (n,) index of the nearest; memorized : (n,) bool, ``d1 < ratio * d2``;
+    fraction : the memorized fraction; held_out_d1 : (n,) distance to the nearest
+    held-out point (or None); distinct_nearest : number of different training points
+    that are some sample's nearest, over the number of samples (1 = all different,
+    a diversity figure); ratio : the criterion used.
+    """
+
+    d1: np.ndarray
+    d2: np.ndarray
+    nearest: np.ndarray
+    memorized: np.ndarray
+    fraction: float
+    held_out_d1: np.ndarray | None
+    distinct_nearest: float
+    ratio: float
+
+    def summary(self) -> dict:
+        out = {
+            "samples": int(self.d1.size),
+            "memorized_fraction": self.fraction,
+            "ratio": self.ratio,
+            "mean_d1": float(self.d1.mean()),
+            "median_d1_over_d2": float(np.median(self.d1 / self.d2)),
+            "distinct_nearest": self.distinct_nearest,
+        }
+        if self.held_out_d1 is not None:
+            out["mean_held_out_d1"] = float(self.held_out_d1.mean())
+        return out
+
+    def __str__(self) -> str:
+        rows = [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                for k, v in self.summary().items()]
+        return "\n".join(["| memorization | value |", "| --- | --- |", *rows])
+
+
+def memorization(samples, data, *, held_out=None, ratio: float = 1.0 / 3.0, threads=None) -> MemorizationReport:
+    """Nearest and second-nearest training distances of generated samples.
+
+    samples : (n, d); data : (N, d) training points (N >= 2) or a Mixture; held_out :
+    optional (M, d) points not used for training, whose nearest distance is a
+    reference for "as close as a new real point would be". A sample is memorized
+    when d1 / d2 < ratio (1/3 is the usual criterion).
+    """
+    r = _checks.positive_scalar("ratio", ratio)
+    if r >= 1:
+        raise ValueError(f"ratio: must be below 1, got {r}")
+    nb = nearest_neighbors(samples, data, 2, threads=threads)
+    d1 = nb.distances[:, 0].astype(np.float64)
+    d2 = nb.distances[:, 1].astype(np.float64)
+    mem = d1 < r * d2
+    ho = None
+    if held_out is not None:
+        ho = nearest_neighbors(samples, held_out, 1, threads=threads).distances[:, 0].astype(np.float64)
+    n = max(1, d1.size)
+    return MemorizationReport(d1, d2, nb.indices[:, 0], mem, float(mem.mean()) if d1.size else 0.0, ho,
+                              len(np.unique(nb.indices[:, 0])) / n, r)
+
+
+def median_nn_distance(data, *, max_points: int = 2000, seed: int = 0, threads=None) -> float:
+    """Median distance from a training point to its nearest other training point.
+
+    Over at most ``max_points`` points drawn at random, each against the whole set
+    (a point's nearest is itself, so its second-nearest is the neighbour).
+    """
+    arr = _checks.array2d("data", data)
+    if arr.shape[0] < 2:
+        raise ValueError("data: need at least 2 points for a nearest-neighbour distance")
+    pick = arr
+    if len(arr) > max_points:
+        pick = arr[np.random.default_rng(seed).choice(len(arr), max_points, replace=False)]
+    return float(np.median(nearest_neighbors(pick, arr, 2, threads=threads).distances[:, 1]))
+
+
+# --------------------------------------------------------------------------- collapse time
+def collapse_time(data, *, method: str = "entropy") -> float:
+    """Time t_C below which the empirical score concentrates on single training points.
+
+    From the "dynamical regimes of diffusion models" analysis (Biroli, Bonnaire, de Bortoli,
+    Mezard 2024), in this library's time convention (x_t = x_0 + B_t): collapse happens
+    when the entropy of p_t exceeds that of one noise blob N(x_i, t I) by only log N,
+    i.e. the N blobs stop overlapping.
+
+    ``method="isotropic"``: data treated as N(m, s^2 I_d) with s^2 the mean per-coordinate
+    variance, for which the condition reads t_C = s^2 / (N^(2/d) - 1).
+    ``method="entropy"`` (default): the same excess-entropy condition with the data's
+    own covariance spectrum lambda_k (the Gaussian approximation of p_t):
+    sum_k log(1 + lambda_k / t_C) = 2 log N, solved by bisection in log t. For
+    isotropic data both agree.
+    """
+    arr = np.asarray(_checks.array2d("data", data), dtype=np.float64)
+    _checks.choice("method", method, ("entropy", "isotropic"))
+    n, d = arr.shape
+    if n < 2:
+        raise ValueError("data: need at least 2 points")
+    centred = arr - arr.mean(axis=0)
+    if method == "isotropic":
+        s2 = float((centred**2).sum() / ((n - 1) * d))
+        return s2 / np.expm1(2.0 * np.log(n) / d)
+    # Eigenvalues of the sample covariance through the smaller Gram matrix.
+    gram = centred @ centred.T if n < d else centred.T @ centred
+    lam = np.clip(np.linalg.eigvalsh(gram) / (n - 1), 0.0, None)
+    lam = lam[lam > 1e-12 * lam.max()]
+    target = 2.0 * np.log(n)
+
+    def excess(t):
+        return np.log1p(lam / t).sum() - target
+
+    lo, hi = 1e-12 * lam.max(), 1e12 * lam.max()
+    if excess(lo) < 0:
+        return lo  # the spectrum cannot hold log N of excess entropy: collapse at once
+    for _ in range(200):
+        mid = np.sqrt(lo * hi)
+        if excess(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-12:
+            break
+    return float(np.sqrt(lo * hi))
+
+
+# --------------------------------------------------------------------------- score errors
+@dataclass
+class GaussianMixture:
+    """A target with an exact score: weights (K,), means (K, d), variances (K,) (isotropic)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+
+    def __post_init__(self):
+        self.means = np.asarray(_checks.array2d("means", self.means), dtype=np.float64)
+        k = self.means.shape[0]
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.shape != (k,) or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise ValueError(f"weights: expected ({k},) non-negative finite weights with a positive sum")
+        self.weights = w / w.sum()
+        self.variances = _checks.variances(self.variances, k)
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[1]
+
+    def sample(self, n: int, rng: np.random.Generator, t: float = 0.0) -> np.ndarray:
+        """n exact draws of p_t (the mixture convolved with N(0, t I))."""
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)
+        sd = np.sqrt(self.variances[comp] + t)[:, None]
+        return self.means[comp] + sd * rng.standard_normal((n, self.d))
+
+    def score(self, x, t: float, threads=None) -> np.ndarray:
+        return score(np.asarray(x, dtype=np.float64), self.means, t, log_weights=np.log(self.weights),
+                     variances=self.variances, threads=threads)
+
+    def log_likelihood(self, x) -> np.ndarray:
+        """Exact log p_0(x) per sample (needs variances > 0)."""
+        if (self.variances <= 0).any():
+            raise ValueError("variances: the log-likelihood at t = 0 needs every component variance > 0")
+        x = np.asarray(_checks.array2d("x", x, d=self.d), dtype=np.float64)
+        mix = Mixture(self.means, log_weights=np.log(self.weights), variances=self.variances, dtype=np.float64)
+        # v_i = s2_i + 0: the compiled pass handles t = 0 when every s2_i > 0.
+        ld, *_ = _core.evaluate(mix._core, np.ascontiguousarray(x), 0.0, _core.OUT_LOG_DENSITY,
+                                _checks.threads(None), *_checks.TILE_PASS)
+        return ld
+
+
+def score_error_study(target: GaussianMixture, n_train: int, times: Sequence[float],
+                      bandwidths: Sequence[float] = (0.0,), *, n_repeats: int = 20, n_eval: int = 200,
+                      n_kernel: int = 16, seed: int = 0, threads=None, progress=None) -> dict:
+    """Bias, variance and MSE of the empirical (h = 0) and smoothed scores against the exact one.
+
+    For each time t: n_eval evaluation points x ~ p_t (fixed), n_repeats training sets
+    of n_train points drawn from the target; for each bandwidth h the smoothed score
+    K_h * s_t of each training set is compared with the target's exact score.
+    Per-dimension figures (averaged over coordinates and evaluation points), unbiased
+    over the repeats: variance = E_D |s_D - E_D s_D|^2 / d, bias2 = |E_D s_D - s|^2 / d,
+    mse = bias2 + variance = E_D |s_D - s|^2 / d. For h > 0 the Monte Carlo noise of the
+    n_kernel draws is part of the variance.
+    Returns a dict of arrays of shape (len(times), len(bandwidths)) plus the inputs.
+    """
+    times = np.asarray([_checks.positive_scalar("times", t) for t in times])
+    hs = np.asarray([_checks.positive_scalar("bandwidths", h, allow_zero=True) for h in bandwidths])
+    n_train = _checks.positive_int("n_train", n_train)
+    n_repeats = _checks.positive_int("n_repeats", n_repeats, minimum=2)
+    n_eval = _checks.positive_int("n_eval", n_eval)
+    rng = np.random.default_rng(seed)
+    d = target.d
+    bias2 = np.zeros((len(times), len(hs)))
+    var = np.zeros_like(bias2)
+    total, done = len(times) * n_repeats, 0
+    for a, t in enumerate(times):
+        x = target.sample(n_eval, rng, t)
+        exact = target.score(x, t, threads)
+        est = np.zeros((len(hs), n_repeats, n_eval, d))
+        for r in range(n_repeats):
+            train = target.sample(n_train, rng)
+            mix = Mixture(train, dtype=np.float64)
+            for b, h in enumerate(hs):
+                est[b, r] = smoothed_score(x, mix, t, bandwidth=h, n_kernel=n_kernel, seed=seed + 7919 * r,
+                                           threads=threads)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        mean = est.mean(axis=1)
+        var[a] = ((est - mean[:, None]) ** 2).sum(axis=1).mean(axis=(1, 2)) / (n_repeats - 1)
+        # |mean - s|^2 overestimates the squared bias by variance / n_repeats: remove it,
+        # so that bias2 + variance is an unbiased estimate of the MSE (bias2 may dip below 0).
+        bias2[a] = ((mean - exact) ** 2).mean(axis=(1, 2)) - var[a] / n_repeats
+    return {"times": times, "bandwidths": hs, "n_train": n_train, "bias2": bias2, "variance": var,
+            "mse": bias2 + var}
+
+
+def effective_dataset_size(n_values: np.ndarray, plain_mse: np.ndarray, target_mse: float) -> float:
+    """N at which the plain empirical score's MSE reaches target_mse (log-log interpolation).
+
+    n_values : increasing training-set sizes; plain_mse : the plain score's MSE at each.
+    Returns inf when even the largest N stays above the target, and the smallest N
+    when the target is above every measured MSE.
+    """
+    n_values = np.asarray(n_values, dtype=np.float64)
+    plain_mse = np.asarray(plain_mse, dtype=np.float64)
+    if target_mse >= plain_mse[0]:
+        return float(n_values[0])
+    below = np.nonzero(plain_mse <= target_mse)[0]
+    if below.size == 0:
+        return float("inf")
+    j = below[0]
+    x0, x1 = np.log(n_values[j - 1]), np.log(n_values[j])
+    y0, y1 = np.log(plain_mse[j - 1]), np.log(plain_mse[j])
+    return float(np.exp(x0 + (np.log(target_mse) - y0) * (x1 - x0) / (y1 - y0)))
+
+
+# --------------------------------------------------------------------------- sample quality
+def energy_distance(x, y, *, max_points: int = 4000, seed: int = 0) -> float:
+    """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| between two samples (>= 0).
+
+    U-statistic within each sample (the diagonal left out); samples larger than
+    max_points are subsampled at random. Zero in expectation when both come from
+    the same distribution.
+    """
+    rng = np.random.default_rng(seed)
+    xs = [np.asarray(_checks.array2d(name, a), dtype=np.float64) for name, a in (("x", x), ("y", y))]
+    if xs[0].shape[1] != xs[1].shape[1]:
+        raise ValueError(f"y: has dimension {xs[1].shape[1]}, but x has dimension {xs[0].shape[1]}")
+    xs = [a[rng.choice(len(a), max_points, replace=False)] if len(a) > max_points else a for a in xs]
+    a, b = xs
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("x, y: need at least 2 points each")
+
+    def mean_dist(p, q, same):
+        d2 = (p**2).sum(1)[:, None] + (q**2).sum(1)[None, :] - 2 * p @ q.T
+        dist = np.sqrt(np.maximum(d2, 0.0))
+        if same:
+            np.fill_diagonal(dist, 0.0)
+            return dist.sum() / (len(p) * (len(p) - 1))
+        return dist.mean()
+
+    return float(2 * mean_dist(a, b, False) - mean_dist(a, a, True) - mean_dist(b, b, True))
