@@ -104,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-train", type=_positive_int, default=None, help="use only the first N training points")
     s.add_argument("--out", default="ledkde-out", help="output folder (default ./ledkde-out)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+    e = sub.add_parser("experiment", help="run one of the experiments (plots + JSON)",
+                       description="Run an experiment and write its PNG plots and a JSON of every number.")
+    e.add_argument("name", choices=["bias-variance", "memorization", "collapse", "fashion-mnist"])
+    e.add_argument("--out", default=None, help="output folder (default ./ledkde-experiments/NAME)")
+    e.add_argument("--quick", action="store_true", help="a small configuration that runs in seconds")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--threads", type=_positive_int, default=None, help="worker threads (default: all cores)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     return p
 
 
@@ -120,30 +129,10 @@ def _load(name: str):
     return _data.load_npy(name)
 
 
-def _grid(runs, data, shape, path):
-    """Two panels side by side (one per run); each cell a sample and its nearest training image."""
-    from ._data import write_png
-    h, w = shape
-    per_row = 4
-    panels = []
-    for samples, nearest in runs:
-        n = len(samples)
-        rows = (n + per_row - 1) // per_row
-        panel = np.full((rows * (h + 2), per_row * (2 * w + 4)), 0.5)
-        for i in range(n):
-            r, c = divmod(i, per_row)
-            y0, x0 = r * (h + 2), c * (2 * w + 4)
-            panel[y0:y0 + h, x0:x0 + w] = samples[i].reshape(h, w)
-            panel[y0:y0 + h, x0 + w + 1:x0 + 2 * w + 1] = data[nearest[i]].reshape(h, w)
-        panels.append(panel)
-    height = max(p.shape[0] for p in panels)
-    gap = np.ones((height, 8))
-    padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0)), constant_values=0.5) for p in panels]
-    write_png(path, np.hstack([padded[0], gap, padded[1]]))
-
-
 def cmd_sample(args) -> int:
     import ledkde
+
+    from ._data import write_pairs_grid
 
     data, shape = _load(args.data)
     if args.max_train:
@@ -183,7 +172,7 @@ def cmd_sample(args) -> int:
                 "ledkde": ledkde.__version__}
     files = ["summary.json", "summary.md"]
     if shape is not None and shape[0] * shape[1] == d:
-        _grid(runs, data, shape, os.path.join(args.out, "samples.png"))
+        write_pairs_grid(os.path.join(args.out, "samples.png"), runs, data, shape)
         files.insert(0, "samples.png")
     with open(os.path.join(args.out, "summary.json"), "w") as fh:
         json.dump({"settings": settings, "runs": report}, fh, indent=2)
@@ -207,11 +196,28 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from . import _experiments
+    out = args.out or os.path.join("ledkde-experiments", args.name)
+    os.makedirs(out, exist_ok=True)
+    show = sys.stderr.isatty() and not args.no_progress
+    t0 = time.perf_counter()
+    try:
+        res = _experiments.RUNNERS[args.name](out, quick=args.quick, seed=args.seed, threads=args.threads,
+                                               progress=_Progress(args.name, show))
+    except _experiments.Skipped as exc:
+        print(f"ledkde: skipped experiment {args.name}: {exc}")
+        return 0
+    files = [os.path.join(out, f) for f in res.get("files", [])] + [os.path.join(out, f"{args.name}.json")]
+    print(f"{args.name}: done in {time.perf_counter() - t0:.1f} s; wrote {', '.join(files)}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from ._data import DataError
     try:
-        return cmd_sample(args)
+        return cmd_sample(args) if args.command == "sample" else cmd_experiment(args)
     except (DataError, ValueError, TypeError, OSError) as exc:
         print(f"ledkde: error: {exc}", file=sys.stderr)
         return 2

@@ -112,3 +112,27 @@ def write_png(path: str, gray: np.ndarray) -> None:
            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
     with open(path, "wb") as fh:
         fh.write(png)
+
+
+def write_pairs_grid(path: str, runs, data: np.ndarray, shape) -> None:
+    """Panels side by side, one per (samples, nearest indices) run; each cell a sample and its nearest training image."""
+    h, w = shape
+    per_row = 4
+    panels = []
+    for samples, nearest in runs:
+        n = len(samples)
+        rows = (n + per_row - 1) // per_row
+        panel = np.full((rows * (h + 2), per_row * (2 * w + 4)), 0.5)
+        for i in range(n):
+            r, c = divmod(i, per_row)
+            y0, x0 = r * (h + 2), c * (2 * w + 4)
+            panel[y0:y0 + h, x0:x0 + w] = samples[i].reshape(h, w)
+            panel[y0:y0 + h, x0 + w + 1:x0 + 2 * w + 1] = data[nearest[i]].reshape(h, w)
+        panels.append(panel)
+    height = max(p.shape[0] for p in panels)
+    gap = np.ones((height, 8))
+    padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0)), constant_values=0.5) for p in panels]
+    row = [padded[0]]
+    for p in padded[1:]:
+        row += [gap, p]
+    write_png(path, np.hstack(row))
