@@ -1,46 +1,39 @@
 // pybind11 bindings of the CPU engine: the private module ledkde._core.
-//
-// Thin on purpose: every argument was validated by python/ledkde/_checks.py
-// (the one validation layer), arrays arrive C-contiguous in the working dtype,
-// and each kernel runs with the GIL released. No mathematics here.
-#include <pybind11/functional.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
-#include <optional>
-
+// The operations shared with the CUDA module are bound by bind_ops.h; this
+// file adds what only the CPU module has (mixture preparation, neighbours,
+// state merging, the random stream for tests). No mathematics here.
+#include "bind_ops.h"
 #include "blas.h"
-#include "ledkde/cpu.h"
 #include "ledkde/philox.h"
 
 namespace py = pybind11;
 using namespace ledkde;
+using namespace ledkde::bind;
 
 namespace {
 
+// The CPU backend for bind_ops.
 template <class T>
-using CArray = py::array_t<T, py::array::c_style>;
-using F64 = py::array_t<double, py::array::c_style>;
-
-PassOptions pass_options(int threads, int64_t tile_q, int64_t tile_n) {
-  PassOptions o;
-  o.threads = threads;
-  o.tile_q = tile_q;
-  o.tile_n = tile_n;
-  return o;
-}
-
-template <class T>
-py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
-  if (!want) {
-    *ptr = nullptr;
-    return py::none();
+struct CpuBackend {
+  using Scalar = T;
+  using Mix = Mixture<T>;
+  static void evaluate(const Mix& mix, const T* y, int64_t q, double t, PassOutputs<T> o,
+                       const PassOptions& opt) {
+    evaluate_cpu<T>(mix, y, q, t, o, opt);
   }
-  CArray<T> a(shape);
-  *ptr = a.mutable_data();
-  return std::move(a);
-}
+  static void partial(const Mix& mix, const T* y, int64_t q, double t, PartialState s,
+                      const PassOptions& opt) {
+    partial_cpu<T>(mix, y, q, t, s, opt);
+  }
+  static void smoothed(const Mix& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
+                       T* score, T* log_density, const PassOptions& opt) {
+    smoothed_cpu<T>(mix, y, q, t, sm, score, log_density, opt);
+  }
+  static bool sample(const Mix& mix, int64_t n, const SamplerConfig& cfg, T* out, T* traj,
+                     const PassOptions& opt, const PollFn& poll) {
+    return sample_cpu<T>(mix, n, cfg, out, traj, opt, poll);
+  }
+};
 
 template <class T>
 void bind_dtype(py::module_& m, const char* mixture_name) {
@@ -62,44 +55,6 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       py::arg("data"), py::arg("log_weights"), py::arg("variances"));
 
   m.def(
-      "evaluate",
-      [](const Mixture<T>& mix, CArray<T> y, double t, unsigned outputs, int threads,
-         int64_t tile_q, int64_t tile_n) {
-        const py::ssize_t q = y.shape(0), d = y.shape(1);
-        PassOutputs<T> o;
-        py::object ld = maybe<T>(outputs & kOutLogDensity, {q}, &o.log_density);
-        py::object sc = maybe<T>(outputs & kOutScore, {q, d}, &o.score);
-        py::object dn = maybe<T>(outputs & kOutDenoise, {q, d}, &o.denoise);
-        py::object en = maybe<T>(outputs & kOutEntropy, {q}, &o.entropy);
-        py::object mw = maybe<T>(outputs & kOutMaxWeight, {q}, &o.max_weight);
-        const T* py_ = y.data();
-        {
-          py::gil_scoped_release release;
-          evaluate_cpu<T>(mix, py_, q, t, o, pass_options(threads, tile_q, tile_n));
-        }
-        return py::make_tuple(ld, sc, dn, en, mw);
-      },
-      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("outputs"), py::arg("threads"),
-      py::arg("tile_q"), py::arg("tile_n"));
-
-  m.def(
-      "partial",
-      [](const Mixture<T>& mix, CArray<T> y, double t, int threads, int64_t tile_q,
-         int64_t tile_n) {
-        const py::ssize_t q = y.shape(0), d = y.shape(1);
-        F64 mm({q}), S({q}), E({q}), A({q, d});
-        PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data()};
-        const T* py_ = y.data();
-        {
-          py::gil_scoped_release release;
-          partial_cpu<T>(mix, py_, q, t, st, pass_options(threads, tile_q, tile_n));
-        }
-        return py::make_tuple(mm, S, E, A);
-      },
-      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("threads"), py::arg("tile_q"),
-      py::arg("tile_n"));
-
-  m.def(
       "knn",
       [](const Mixture<T>& mix, CArray<T> y, int64_t k, int threads, int64_t tile_q, int64_t tile_n) {
         const py::ssize_t q = y.shape(0);
@@ -117,86 +72,7 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       py::arg("mixture"), py::arg("y"), py::arg("k"), py::arg("threads"), py::arg("tile_q"),
       py::arg("tile_n"));
 
-  m.def(
-      "smoothed",
-      [](const Mixture<T>& mix, CArray<T> y, double t, double bandwidth, int64_t n_kernel,
-         int kernel, bool antithetic, uint64_t seed, uint32_t eval, bool want_score, bool want_ld,
-         int threads, int64_t tile_q, int64_t tile_n) {
-        const py::ssize_t q = y.shape(0), d = y.shape(1);
-        SmoothOptions sm;
-        sm.bandwidth = bandwidth;
-        sm.n_kernel = n_kernel;
-        sm.kernel = kernel;
-        sm.antithetic = antithetic;
-        sm.seed = seed;
-        sm.eval = eval;
-        T *ps, *pl;
-        py::object sc = maybe<T>(want_score, {q, d}, &ps);
-        py::object ld = maybe<T>(want_ld, {q}, &pl);
-        const T* py_ = y.data();
-        {
-          py::gil_scoped_release release;
-          smoothed_cpu<T>(mix, py_, q, t, sm, ps, pl, pass_options(threads, tile_q, tile_n));
-        }
-        return py::make_tuple(sc, ld);
-      },
-      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),
-      py::arg("kernel"), py::arg("antithetic"), py::arg("seed"), py::arg("eval"),
-      py::arg("want_score"), py::arg("want_log_density"), py::arg("threads"), py::arg("tile_q"),
-      py::arg("tile_n"));
-
-  m.def(
-      "sample",
-      [](const Mixture<T>& mix, int64_t n_samples, F64 times, F64 bandwidth, int method,
-         int64_t n_kernel, int kernel, bool antithetic, int init, bool denoise_last, uint64_t seed,
-         std::vector<int64_t> keep, py::object progress, int threads, int64_t tile_q,
-         int64_t tile_n) {
-        SamplerConfig cfg;
-        cfg.method = method;
-        cfg.times.assign(times.data(), times.data() + times.size());
-        cfg.bandwidth.assign(bandwidth.data(), bandwidth.data() + bandwidth.size());
-        cfg.n_kernel = n_kernel;
-        cfg.kernel = kernel;
-        cfg.antithetic = antithetic;
-        cfg.init = init;
-        cfg.denoise_last = denoise_last;
-        cfg.seed = seed;
-        cfg.keep = keep;
-        const py::ssize_t d = mix.d;
-        CArray<T> out({static_cast<py::ssize_t>(n_samples), d});
-        T* traj_ptr = nullptr;
-        py::object traj = maybe<T>(!keep.empty(),
-                                   {static_cast<py::ssize_t>(keep.size()),
-                                    static_cast<py::ssize_t>(n_samples), d},
-                                   &traj_ptr);
-        // Runs on this thread with the GIL released; takes the GIL to look
-        // for Ctrl-C and to report progress. Never throws into the engine.
-        std::optional<py::error_already_set> failure;
-        PollFn poll = [&](int64_t done, int64_t total) {
-          py::gil_scoped_acquire acquire;
-          try {
-            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-            if (!progress.is_none()) progress(done, total);
-            return true;
-          } catch (py::error_already_set& e) {
-            failure.emplace(std::move(e));
-            return false;
-          }
-        };
-        T* out_ptr = out.mutable_data();
-        bool finished;
-        {
-          py::gil_scoped_release release;
-          finished = sample_cpu<T>(mix, n_samples, cfg, out_ptr, traj_ptr,
-                                   pass_options(threads, tile_q, tile_n), poll);
-        }
-        if (!finished && failure) throw std::move(*failure);
-        return py::make_tuple(out, traj);
-      },
-      py::arg("mixture"), py::arg("n_samples"), py::arg("times"), py::arg("bandwidth"),
-      py::arg("method"), py::arg("n_kernel"), py::arg("kernel"), py::arg("antithetic"),
-      py::arg("init"), py::arg("denoise_last"), py::arg("seed"), py::arg("keep"),
-      py::arg("progress"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"));
+  bind_ops<CpuBackend<T>>(m);
 }
 
 }  // namespace

@@ -54,12 +54,6 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
 
 namespace ledkde {
 
-// Number of kernel draws a smoothed evaluation really needs: one when the
-// bandwidth is zero (all draws would be the plain score).
-inline int64_t effective_draws(const SmoothOptions& sm) {
-  return sm.bandwidth > 0.0 ? sm.n_kernel : 1;
-}
-
 // The (smoothed) score of qb points y (float64, qb x d) whose stream indices
 // are index0, index0 + 1, ...: the mean over draws of the plain score at
 // y + u. Writes score (qb x d) and, when not null, the mean log-density.

@@ -2,6 +2,7 @@
 // threads over query tiles (and shards of the components when the tiles are few).
 #include <cmath>
 
+#include "ledkde/finish_rows.h"
 #include "parallel.h"
 #include "pass_cpu.h"
 
@@ -80,20 +81,13 @@ void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOu
   const LogitParams<T> lp = make_logit_params(mix, t);
   const int64_t d = mix.d;
   for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, const Workspace<T>& w) {
-    for (int64_t i = 0; i < qb; ++i) {
-      const LseScalars& st = w.st[i];
-      const double* Ai = w.A.data() + i * d;
-      const int64_t r = i0 + i;
-      if (out.log_density) out.log_density[r] = static_cast<T>(lp.c0 + lse_log_density(st));
-      if (out.entropy) out.entropy[r] = static_cast<T>(lse_entropy(st));
-      if (out.max_weight) out.max_weight[r] = static_cast<T>(lse_max_weight(st));
-      for (int64_t k = 0; k < d; ++k) {
-        const double s = Ai[k] / st.S;
-        if (out.score) out.score[r * d + k] = static_cast<T>(s);
-        if (out.denoise)
-          out.denoise[r * d + k] = static_cast<T>(static_cast<double>(y[r * d + k]) + t * s);
-      }
-    }
+    PassOutputs<T> o;
+    o.log_density = out.log_density ? out.log_density + i0 : nullptr;
+    o.score = out.score ? out.score + i0 * d : nullptr;
+    o.denoise = out.denoise ? out.denoise + i0 * d : nullptr;
+    o.entropy = out.entropy ? out.entropy + i0 : nullptr;
+    o.max_weight = out.max_weight ? out.max_weight + i0 : nullptr;
+    finish_rows(w.st.data(), w.A.data(), y + i0 * d, qb, d, t, lp.c0, o);
   });
 }
 

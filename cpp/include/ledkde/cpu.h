@@ -110,6 +110,10 @@ void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b);
 void finalize_states_cpu(int64_t q, int64_t d, PartialState s, double* log_density, double* score,
                          double* entropy, double* max_weight);
 
+// Number of kernel draws a smoothed evaluation really needs: one when the
+// bandwidth is zero (all draws would be the plain score).
+inline int64_t effective_draws(const SmoothOptions& sm) { return sm.bandwidth > 0.0 ? sm.n_kernel : 1; }
+
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
                   T* score, T* log_density, const PassOptions& opt);

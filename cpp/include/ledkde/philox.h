@@ -103,25 +103,36 @@ LEDKDE_HD uint64_t stream_index(uint64_t seed, uint32_t sample, uint64_t n) {
   return ((static_cast<uint64_t>(b.v[1]) << 32) | b.v[0]) % n;
 }
 
-// Kernel draw m for a query (SPEC section 1): u = h * g for the Gaussian
-// kernel; u = h * U^(1/d) * g / |g| for the uniform ball. Antithetic pairs use
-// the base draw m / 2 with the sign of m's parity, so draws 2k and 2k+1 are
-// (u, -u).
+// Kernel draws (SPEC section 1): u = h * g for the Gaussian kernel;
+// u = h * U^(1/d) * g / |g| for the uniform ball. Antithetic pairs use the
+// base draw m / 2 with the sign of m's parity, so draws 2k and 2k+1 are (u, -u).
 enum KernelKind : int { kGaussian = 0, kUniformBall = 1 };
 
-// u has d entries; it is computed in double whatever the working precision.
-LEDKDE_HD void kernel_draw(uint64_t seed, uint32_t index, uint32_t eval, uint32_t m, bool antithetic,
-                           int kind, double h, int64_t d, double* u) {
-  const uint32_t base = antithetic ? (m >> 1) : m;
+// The stream draw and sign that kernel draw m uses.
+LEDKDE_HD uint32_t kernel_base(uint32_t m, bool antithetic) { return antithetic ? (m >> 1) : m; }
+
+// Factor that turns the draw's standard normals g into u: h * sign for the
+// Gaussian kernel, h * sign * U^(1/d) / |g| for the uniform ball (norm2 = |g|^2).
+LEDKDE_HD double kernel_scale(uint64_t seed, uint32_t index, uint32_t eval, uint32_t m,
+                              bool antithetic, int kind, double h, int64_t d, double norm2) {
   const double sign = (antithetic && (m & 1u)) ? -1.0 : 1.0;
-  stream_normal_vector(seed, index, eval, kKernel, base, d, u);
   double scale = h * sign;
   if (kind == kUniformBall) {
-    double norm2 = 0.0;
-    for (int64_t c = 0; c < d; ++c) norm2 += u[c] * u[c];
-    const double U = stream_uniform_after(seed, d, index, eval, kKernel, base);
+    const double U = stream_uniform_after(seed, d, index, eval, kKernel, kernel_base(m, antithetic));
     scale *= std::pow(U, 1.0 / static_cast<double>(d)) / std::sqrt(norm2);
   }
+  return scale;
+}
+
+// Kernel draw m for one query: u has d entries, computed in double whatever
+// the working precision.
+LEDKDE_HD void kernel_draw(uint64_t seed, uint32_t index, uint32_t eval, uint32_t m, bool antithetic,
+                           int kind, double h, int64_t d, double* u) {
+  stream_normal_vector(seed, index, eval, kKernel, kernel_base(m, antithetic), d, u);
+  double norm2 = 0.0;
+  if (kind == kUniformBall)
+    for (int64_t c = 0; c < d; ++c) norm2 += u[c] * u[c];
+  const double scale = kernel_scale(seed, index, eval, m, antithetic, kind, h, d, norm2);
   for (int64_t c = 0; c < d; ++c) u[c] *= scale;
 }
 

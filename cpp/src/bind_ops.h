@@ -1,0 +1,170 @@
+// The operations every backend binds the same way: evaluate, partial,
+// smoothed, sample. A backend B supplies the mixture type B::Mix and static
+// functions with the CPU signatures (cpu.h); the CPU module (bindings.cpp) and
+// the CUDA module (cuda_bindings.cpp) both call bind_ops<B>, so the argument
+// handling exists once. Thin on purpose: every argument was validated by
+// python/ledkde/_checks.py, arrays arrive C-contiguous in the working dtype,
+// and each kernel runs with the GIL released. No mathematics here.
+#pragma once
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <vector>
+
+#include "ledkde/cpu.h"
+
+namespace ledkde::bind {
+
+namespace py = pybind11;
+
+template <class T>
+using CArray = py::array_t<T, py::array::c_style>;
+using F64 = py::array_t<double, py::array::c_style>;
+
+inline PassOptions pass_options(int threads, int64_t tile_q, int64_t tile_n) {
+  PassOptions o;
+  o.threads = threads;
+  o.tile_q = tile_q;
+  o.tile_n = tile_n;
+  return o;
+}
+
+// A new array of the given shape (its data pointer in *ptr), or None.
+template <class T>
+py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
+  if (!want) {
+    *ptr = nullptr;
+    return py::none();
+  }
+  CArray<T> a(shape);
+  *ptr = a.mutable_data();
+  return std::move(a);
+}
+
+template <class B, class T = typename B::Scalar>
+void bind_ops(py::module_& m) {
+  m.def(
+      "evaluate",
+      [](const typename B::Mix& mix, CArray<T> y, double t, unsigned outputs, int threads,
+         int64_t tile_q, int64_t tile_n) {
+        const py::ssize_t q = y.shape(0), d = y.shape(1);
+        PassOutputs<T> o;
+        py::object ld = maybe<T>(outputs & kOutLogDensity, {q}, &o.log_density);
+        py::object sc = maybe<T>(outputs & kOutScore, {q, d}, &o.score);
+        py::object dn = maybe<T>(outputs & kOutDenoise, {q, d}, &o.denoise);
+        py::object en = maybe<T>(outputs & kOutEntropy, {q}, &o.entropy);
+        py::object mw = maybe<T>(outputs & kOutMaxWeight, {q}, &o.max_weight);
+        const T* py_ = y.data();
+        {
+          py::gil_scoped_release release;
+          B::evaluate(mix, py_, q, t, o, pass_options(threads, tile_q, tile_n));
+        }
+        return py::make_tuple(ld, sc, dn, en, mw);
+      },
+      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("outputs"), py::arg("threads"),
+      py::arg("tile_q"), py::arg("tile_n"));
+
+  m.def(
+      "partial",
+      [](const typename B::Mix& mix, CArray<T> y, double t, int threads, int64_t tile_q,
+         int64_t tile_n) {
+        const py::ssize_t q = y.shape(0), d = y.shape(1);
+        F64 mm({q}), S({q}), E({q}), A({q, d});
+        PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data()};
+        const T* py_ = y.data();
+        {
+          py::gil_scoped_release release;
+          B::partial(mix, py_, q, t, st, pass_options(threads, tile_q, tile_n));
+        }
+        return py::make_tuple(mm, S, E, A);
+      },
+      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("threads"), py::arg("tile_q"),
+      py::arg("tile_n"));
+
+  m.def(
+      "smoothed",
+      [](const typename B::Mix& mix, CArray<T> y, double t, double bandwidth, int64_t n_kernel,
+         int kernel, bool antithetic, uint64_t seed, uint32_t eval, bool want_score, bool want_ld,
+         int threads, int64_t tile_q, int64_t tile_n) {
+        const py::ssize_t q = y.shape(0), d = y.shape(1);
+        SmoothOptions sm;
+        sm.bandwidth = bandwidth;
+        sm.n_kernel = n_kernel;
+        sm.kernel = kernel;
+        sm.antithetic = antithetic;
+        sm.seed = seed;
+        sm.eval = eval;
+        T *ps, *pl;
+        py::object sc = maybe<T>(want_score, {q, d}, &ps);
+        py::object ld = maybe<T>(want_ld, {q}, &pl);
+        const T* py_ = y.data();
+        {
+          py::gil_scoped_release release;
+          B::smoothed(mix, py_, q, t, sm, ps, pl, pass_options(threads, tile_q, tile_n));
+        }
+        return py::make_tuple(sc, ld);
+      },
+      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),
+      py::arg("kernel"), py::arg("antithetic"), py::arg("seed"), py::arg("eval"),
+      py::arg("want_score"), py::arg("want_log_density"), py::arg("threads"), py::arg("tile_q"),
+      py::arg("tile_n"));
+
+  m.def(
+      "sample",
+      [](const typename B::Mix& mix, int64_t n_samples, F64 times, F64 bandwidth, int method,
+         int64_t n_kernel, int kernel, bool antithetic, int init, bool denoise_last, uint64_t seed,
+         std::vector<int64_t> keep, py::object progress, int threads, int64_t tile_q,
+         int64_t tile_n) {
+        SamplerConfig cfg;
+        cfg.method = method;
+        cfg.times.assign(times.data(), times.data() + times.size());
+        cfg.bandwidth.assign(bandwidth.data(), bandwidth.data() + bandwidth.size());
+        cfg.n_kernel = n_kernel;
+        cfg.kernel = kernel;
+        cfg.antithetic = antithetic;
+        cfg.init = init;
+        cfg.denoise_last = denoise_last;
+        cfg.seed = seed;
+        cfg.keep = keep;
+        const py::ssize_t d = mix.d;
+        CArray<T> out({static_cast<py::ssize_t>(n_samples), d});
+        T* traj_ptr = nullptr;
+        py::object traj = maybe<T>(!keep.empty(),
+                                   {static_cast<py::ssize_t>(keep.size()),
+                                    static_cast<py::ssize_t>(n_samples), d},
+                                   &traj_ptr);
+        // Runs on this thread with the GIL released; takes the GIL to look
+        // for Ctrl-C and to report progress. Never throws into the engine.
+        std::optional<py::error_already_set> failure;
+        PollFn poll = [&](int64_t done, int64_t total) {
+          py::gil_scoped_acquire acquire;
+          try {
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (!progress.is_none()) progress(done, total);
+            return true;
+          } catch (py::error_already_set& e) {
+            failure.emplace(std::move(e));
+            return false;
+          }
+        };
+        T* out_ptr = out.mutable_data();
+        bool finished;
+        {
+          py::gil_scoped_release release;
+          finished = B::sample(mix, n_samples, cfg, out_ptr, traj_ptr,
+                               pass_options(threads, tile_q, tile_n), poll);
+        }
+        if (!finished && failure) throw std::move(*failure);
+        return py::make_tuple(out, traj);
+      },
+      py::arg("mixture"), py::arg("n_samples"), py::arg("times"), py::arg("bandwidth"),
+      py::arg("method"), py::arg("n_kernel"), py::arg("kernel"), py::arg("antithetic"),
+      py::arg("init"), py::arg("denoise_last"), py::arg("seed"), py::arg("keep"),
+      py::arg("progress"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"));
+}
+
+}  // namespace ledkde::bind

@@ -1,0 +1,62 @@
+// pybind11 bindings of the CUDA backend: the private module ledkde._cuda,
+// built only when CMake finds a CUDA compiler. The kernels are in cuda/*.cu
+// (no pybind11 there); this file binds the same operations as the CPU module
+// through bind_ops.h, plus the devices and the device-resident mixtures.
+#include "bind_ops.h"
+#include "cuda_api.h"
+
+namespace py = pybind11;
+using namespace ledkde;
+using namespace ledkde::bind;
+
+namespace {
+
+// The CUDA backend for bind_ops (threads and tiles do not apply on the GPU).
+template <class T>
+struct CudaBackend {
+  using Scalar = T;
+  using Mix = cuda::DeviceMixture<T>;
+  static void evaluate(const Mix& mix, const T* y, int64_t q, double t, PassOutputs<T> o,
+                       const PassOptions&) {
+    cuda::evaluate_cuda<T>(mix, y, q, t, o);
+  }
+  static void partial(const Mix& mix, const T* y, int64_t q, double t, PartialState s,
+                      const PassOptions&) {
+    cuda::partial_cuda<T>(mix, y, q, t, s);
+  }
+  static void smoothed(const Mix& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
+                       T* score, T* log_density, const PassOptions&) {
+    cuda::smoothed_cuda<T>(mix, y, q, t, sm, score, log_density);
+  }
+  static bool sample(const Mix& mix, int64_t n, const SamplerConfig& cfg, T* out, T* traj,
+                     const PassOptions&, const PollFn& poll) {
+    return cuda::sample_cuda<T>(mix, n, cfg, out, traj, poll);
+  }
+};
+
+template <class T>
+void bind_dtype(py::module_& m, const char* name) {
+  // Built from a prepared host mixture of ledkde._core (Mixture32 / Mixture64).
+  py::class_<cuda::DeviceMixture<T>>(m, name)
+      .def(py::init([](const Mixture<T>& host, int device) {
+             py::gil_scoped_release release;
+             return std::make_unique<cuda::DeviceMixture<T>>(host, device);
+           }),
+           py::arg("host"), py::arg("device"))
+      .def_readonly("n", &cuda::DeviceMixture<T>::n)
+      .def_readonly("d", &cuda::DeviceMixture<T>::d)
+      .def_readonly("device", &cuda::DeviceMixture<T>::device)
+      .def_readonly("log_mass", &cuda::DeviceMixture<T>::log_mass);
+  bind_ops<CudaBackend<T>>(m);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "ledkde CUDA backend (private; use the ledkde package with device='cuda').";
+  py::module_::import("ledkde._core");  // the host Mixture types the device mixtures are built from
+  m.def("device_count", &cuda::device_count);
+  m.def("device_name", &cuda::device_name, py::arg("device"));
+  bind_dtype<float>(m, "DeviceMixture32");
+  bind_dtype<double>(m, "DeviceMixture64");
+}

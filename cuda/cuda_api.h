@@ -1,0 +1,59 @@
+// Host interface of the CUDA backend (plain C++: no CUDA or pybind11 types).
+// The bindings (cpp/src/cuda_bindings.cpp) call these; the kernels live in
+// the .cu files beside this header. All arrays here are host (NumPy) memory
+// unless a name ends in _dev; results are copied back before returning.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ledkde/cpu.h"
+
+namespace ledkde::cuda {
+
+int device_count();          // 0 when there is no driver or no device
+std::string device_name(int device);
+
+// A prepared Mixture (centred components, weights, variances) resident on one
+// device; built from the host Mixture, freed with the object.
+template <class T>
+class DeviceMixture {
+ public:
+  DeviceMixture(const Mixture<T>& host, int device);
+  ~DeviceMixture();
+  DeviceMixture(const DeviceMixture&) = delete;
+  DeviceMixture& operator=(const DeviceMixture&) = delete;
+
+  int64_t n = 0, d = 0;
+  int device = 0;
+  double log_mass = 0.0;
+  bool has_weights = false, has_variances = false;
+  T* mu_dev = nullptr;          // (n, d) centred
+  double* centre_dev = nullptr;  // (d,)
+  double* logw_dev = nullptr;    // (n,) normalized, or null (uniform)
+  double* var_dev = nullptr;     // (n,) or null (empirical)
+  std::vector<double> centre;    // host copy
+};
+
+// Fused pass (cpu.h evaluate_cpu): y (q, d) host; outputs host, null = not wanted.
+template <class T>
+void evaluate_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out);
+
+// Partial states (cpu.h partial_cpu), for merging across devices.
+template <class T>
+void partial_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, PartialState out);
+
+// Smoothed score and LED-KDE log-density (cpu.h smoothed_cpu).
+template <class T>
+void smoothed_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t,
+                   const SmoothOptions& sm, T* score, T* log_density);
+
+// A whole run (cpu.h sample_cpu); the step loop stays on the device, the
+// host only launches kernels and polls between steps.
+template <class T>
+bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
+                 T* trajectory, const PollFn& poll);
+
+}  // namespace ledkde::cuda

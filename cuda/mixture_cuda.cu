@@ -1,0 +1,49 @@
+// Devices, and a prepared Mixture made resident on one of them.
+#include "pass_cuda.cuh"
+
+namespace ledkde::cuda {
+
+int device_count() {
+  int n = 0;
+  // No driver or no device: report none rather than fail.
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name(int device) {
+  cudaDeviceProp prop;
+  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  return prop.name;
+}
+
+template <class T>
+DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
+    : n(host.n), d(host.d), device(dev), log_mass(host.log_mass), has_weights(!host.logw.empty()),
+      has_variances(!host.var.empty()), centre(host.centre) {
+  check(cudaSetDevice(dev), "cudaSetDevice");
+  auto put = [](const auto& vec, auto** dst) {
+    using U = typename std::decay_t<decltype(vec)>::value_type;
+    if (vec.empty()) return;
+    check(cudaMalloc(dst, vec.size() * sizeof(U)), "cudaMalloc");
+    check(cudaMemcpy(*dst, vec.data(), vec.size() * sizeof(U), cudaMemcpyHostToDevice), "upload");
+  };
+  put(host.mu, &mu_dev);
+  put(host.centre, &centre_dev);
+  put(host.logw, &logw_dev);
+  put(host.var, &var_dev);
+}
+
+template <class T>
+DeviceMixture<T>::~DeviceMixture() {
+  for (void* p : {static_cast<void*>(mu_dev), static_cast<void*>(centre_dev),
+                  static_cast<void*>(logw_dev), static_cast<void*>(var_dev)})
+    if (p) cudaFree(p);
+}
+
+template class DeviceMixture<float>;
+template class DeviceMixture<double>;
+
+}  // namespace ledkde::cuda

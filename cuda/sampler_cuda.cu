@@ -1,0 +1,140 @@
+// Whole reverse-diffusion runs on the GPU, with the update rules and the
+// random-stream counters of sampler_cpu.cpp: the samples stay on the device
+// for the whole run; the host launches the kernels of each step and polls
+// between steps (progress, Ctrl-C). Samples are processed in chunks so that
+// the (samples x draws) rows of one evaluation stay bounded.
+#include "pass_cuda.cuh"
+
+namespace ledkde::cuda {
+
+namespace {
+
+constexpr int64_t kMaxRows = 1 << 16;  // rows of one evaluation (samples x draws)
+
+template <class T>
+__global__ void init_kernel(double* y, int64_t qb, int64_t d, uint32_t index0, uint64_t seed, double sd0,
+                            int init, const T* __restrict__ mu, const double* __restrict__ centre, int64_t n) {
+  const int64_t nb = (d + 3) / 4;
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= qb * nb) return;
+  const int64_t i = e / nb, b = e % nb;
+  const uint32_t idx = index0 + static_cast<uint32_t>(i);
+  double z[4];
+  stream_normals4(seed, static_cast<uint32_t>(b), idx, 0, kInitNoise, 0, z);
+  const int64_t j = init == kInitEmpirical ? static_cast<int64_t>(stream_index(seed, idx, n)) : -1;
+  for (int k = 0; k < 4 && 4 * b + k < d; ++k) {
+    const int64_t c = 4 * b + k;
+    double v = sd0 * z[k];
+    if (j >= 0) v += static_cast<double>(mu[j * d + c]) + centre[c];
+    y[i * d + c] = v;
+  }
+}
+
+// Euler-Maruyama: y += D s + sqrt(D) z_k.
+__global__ void em_kernel(double* y, const double* __restrict__ s, int64_t qb, int64_t d, double D,
+                          uint32_t index0, uint64_t seed, uint32_t step) {
+  const int64_t nb = (d + 3) / 4;
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= qb * nb) return;
+  const int64_t i = e / nb, b = e % nb;
+  double z[4];
+  stream_normals4(seed, static_cast<uint32_t>(b), index0 + static_cast<uint32_t>(i), step, kNoise, 0, z);
+  const double sq = sqrt(D);
+  for (int k = 0; k < 4 && 4 * b + k < d; ++k) {
+    const int64_t c = i * d + 4 * b + k;
+    y[c] += D * s[c] + sq * z[k];
+  }
+}
+
+// out = in + alpha * s.
+__global__ void axpy_kernel(double* out, const double* __restrict__ in, const double* __restrict__ s,
+                            double alpha, int64_t count) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e < count) out[e] = in[e] + alpha * s[e];
+}
+
+unsigned grid_for(int64_t count) { return static_cast<unsigned>((count + 255) / 256); }
+
+}  // namespace
+
+template <class T>
+bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out, T* trajectory,
+                 const PollFn& poll) {
+  check(cudaSetDevice(mix.device), "cudaSetDevice");
+  const int64_t d = mix.d, K = static_cast<int64_t>(cfg.times.size()) - 1;
+  int64_t max_draws = 1;
+  for (double h : cfg.bandwidth)
+    if (h > 0.0) max_draws = cfg.n_kernel;
+  const int64_t chunk = std::max<int64_t>(1, kMaxRows / max_draws);
+  const int64_t evals = K * (cfg.method == kOdeHeun ? 2 : 1) + (cfg.denoise_last ? 1 : 0);
+  const int64_t nchunks = (n_samples + chunk - 1) / chunk;
+  const int64_t total = nchunks * evals;
+  int64_t done = 0;
+  SmoothOptions sm;
+  sm.n_kernel = cfg.n_kernel;
+  sm.kernel = cfg.kernel;
+  sm.antithetic = cfg.antithetic;
+  sm.seed = cfg.seed;
+  Buffer<T> rows(static_cast<size_t>(std::min(chunk, n_samples) * max_draws * d));
+  RowStates st(std::min(chunk, n_samples) * max_draws, d);
+  const size_t cap = static_cast<size_t>(std::min(chunk, n_samples) * d);
+  Buffer<double> y(cap), y2(cap), s(cap), s2(cap);
+  std::vector<double> host(cap);
+  auto eval = [&](const double* at, int64_t qb, int64_t grid, uint32_t evaln, double* res, uint32_t index0) {
+    sm.bandwidth = cfg.bandwidth[grid];
+    sm.eval = evaln;
+    smoothed_rows_cuda(mix, at, qb, cfg.times[grid], sm, index0, rows, st, res, nullptr);
+    ++done;
+  };
+  auto keep = [&](int64_t k, int64_t i0, int64_t qb) {
+    if (!trajectory) return;
+    for (size_t slot = 0; slot < cfg.keep.size(); ++slot) {
+      if (cfg.keep[slot] != k) continue;
+      y.download(host.data(), static_cast<size_t>(qb * d));
+      for (int64_t e = 0; e < qb * d; ++e)
+        trajectory[(static_cast<int64_t>(slot) * n_samples + i0) * d + e] = static_cast<T>(host[e]);
+    }
+  };
+  for (int64_t i0 = 0; i0 < n_samples; i0 += chunk) {
+    const int64_t qb = std::min(chunk, n_samples - i0);
+    const uint32_t index0 = static_cast<uint32_t>(i0);
+    const int64_t count = qb * d, nb4 = qb * ((d + 3) / 4);
+    init_kernel<T><<<grid_for(nb4), 256>>>(y.get(), qb, d, index0, cfg.seed, std::sqrt(cfg.times[0]), cfg.init,
+                                           mix.mu_dev, mix.centre_dev, mix.n);
+    check(cudaGetLastError(), "init_kernel launch");
+    keep(0, i0, qb);
+    for (int64_t k = 0; k < K; ++k) {
+      const double D = cfg.times[k] - cfg.times[k + 1];
+      eval(y.get(), qb, k, static_cast<uint32_t>(2 * k), s.get(), index0);
+      if (cfg.method == kEulerMaruyama) {
+        em_kernel<<<grid_for(nb4), 256>>>(y.get(), s.get(), qb, d, D, index0, cfg.seed, static_cast<uint32_t>(k));
+      } else if (cfg.method == kOdeEuler) {
+        axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.5 * D, count);
+      } else {
+        axpy_kernel<<<grid_for(count), 256>>>(y2.get(), y.get(), s.get(), 0.5 * D, count);
+        eval(y2.get(), qb, k + 1, static_cast<uint32_t>(2 * k + 1), s2.get(), index0);
+        axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.25 * D, count);
+        axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s2.get(), 0.25 * D, count);
+      }
+      check(cudaGetLastError(), "sampler step launch");
+      keep(k + 1, i0, qb);
+      check(cudaDeviceSynchronize(), "sampler step");
+      if (poll && !poll(done, total)) return false;
+    }
+    if (cfg.denoise_last) {
+      eval(y.get(), qb, K, static_cast<uint32_t>(2 * K), s.get(), index0);
+      axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), cfg.times[K], count);
+      check(cudaGetLastError(), "denoise launch");
+    }
+    y.download(host.data(), static_cast<size_t>(count));
+    for (int64_t e = 0; e < count; ++e) out[i0 * d + e] = static_cast<T>(host[e]);
+  }
+  if (poll) poll(done, total);
+  return true;
+}
+
+template bool sample_cuda(const DeviceMixture<float>&, int64_t, const SamplerConfig&, float*, float*, const PollFn&);
+template bool sample_cuda(const DeviceMixture<double>&, int64_t, const SamplerConfig&, double*, double*,
+                          const PollFn&);
+
+}  // namespace ledkde::cuda
