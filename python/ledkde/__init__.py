@@ -6,6 +6,7 @@ See ``ledkde.reference`` for the plain NumPy definitions of every operation.
 """
 
 from ._loader import _core  # noqa: F401  (loads the compiled engine and its BLAS)
+from ._device import cuda_available
 from ._scores import (
     Mixture,
     PassState,
@@ -42,6 +43,7 @@ __all__ = [
     "Neighbors",
     "PassState",
     "collapse_time",
+    "cuda_available",
     "denoise",
     "effective_dataset_size",
     "energy_distance",

@@ -33,7 +33,7 @@ _LOSSLESS = {
 def _as_array(name: str, a) -> np.ndarray:
     if hasattr(a, "__cuda_array_interface__"):
         raise TypeError(
-            f"{name}: a GPU array was given, but this build of ledkde computes on the CPU only; "
+            f"{name}: a GPU array was given to a function that computes on the CPU only; "
             "pass a NumPy array"
         )
     try:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, reference
-from ._loader import _core
+from . import _checks, _device, reference
 from ._scores import KERNELS, Mixture, _mixture_for
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
@@ -77,7 +76,7 @@ def _bandwidths(bandwidth, times: np.ndarray) -> np.ndarray:
 def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geometric",
            method="euler_maruyama", bandwidth=0.0, n_kernel=1, kernel="gaussian", antithetic=False,
            init="gaussian", denoise_last=True, seed=0, return_trajectory=None, log_weights=None,
-           variances=None, threads=None, progress=None, tile=None, dtype=None):
+           variances=None, threads=None, progress=None, tile=None, dtype=None, device="auto"):
     """Draw ``n_samples`` by reverse diffusion with the (smoothed) score of ``data``.
 
     data : (N, d) training points or a :class:`Mixture`. The grid goes from
@@ -94,8 +93,11 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
 
     Returns samples (n_samples, d), or (samples, trajectory (len(indices), n_samples, d))
     when return_trajectory is given. The whole loop runs in compiled code; Ctrl-C
-    stops it with KeyboardInterrupt.
+    stops it with KeyboardInterrupt. device : ``"auto"``, ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"``; on the GPU the same seed gives the same samples as on the CPU up to
+    floating-point rounding.
     """
+    where = _device.placement(device, None if isinstance(data, Mixture) else data)
     n_samples = _checks.positive_int("n_samples", n_samples)
     times = _grid(schedule, t_max, t_min, steps)
     K = len(times) - 1
@@ -124,12 +126,13 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     if isinstance(data, Mixture):
         mix = _mixture_for(data, log_weights, variances, np.zeros((1, data.d), dtype=data.dtype))
     else:
-        arr = _checks.array2d("data", data)
+        arr = _checks.array2d("data", _device.to_host("data", data))
         mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
     _checks.time_for_dtype("t_min" if isinstance(schedule, str) else "schedule", float(times[-1]), mix.dtype)
     tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
-    samples, traj = _core.sample(mix._core, n_samples, times, hs, mcode, n_kernel, kcode, bool(antithetic),
-                                 icode, bool(denoise_last), seed, keep, progress, _checks.threads(threads), tq, tn)
+    samples, traj = where.module().sample(mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode,
+                                          bool(antithetic), icode, bool(denoise_last), seed, keep, progress,
+                                          _checks.threads(threads), tq, tn)
     if return_trajectory is not None:
-        return samples, traj
-    return samples
+        return where.output(samples), where.output(traj)
+    return where.output(samples)

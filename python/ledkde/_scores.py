@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _device
 from ._loader import _core
 
 OUTPUTS = ("log_density", "score", "denoise", "entropy", "max_weight")
@@ -34,7 +34,7 @@ class Mixture:
     """
 
     def __init__(self, data, *, log_weights=None, variances=None, dtype=None):
-        arr = _checks.array2d("data", data)
+        arr = _checks.array2d("data", _device.to_host("data", data))
         n, d = arr.shape
         lw = _checks.log_weights(log_weights, n)
         var = _checks.variances(variances, n)
@@ -50,6 +50,17 @@ class Mixture:
         self.has_weights = lw is not None
         self.has_variances = var is not None
         self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var)
+        self._on_device = {}  # CUDA device index -> device-resident copy
+
+    def _engine(self, where: "_device.Placement"):
+        """The compiled mixture for a placement: the host one, or a copy resident on the GPU
+        (made once per device and kept, with its centring and norms)."""
+        if where.kind == "cpu":
+            return self._core
+        if where.index not in self._on_device:
+            cls = where.module().DeviceMixture32 if self.dtype == np.float32 else where.module().DeviceMixture64
+            self._on_device[where.index] = cls(self._core, where.index)
+        return self._on_device[where.index]
 
     def __repr__(self) -> str:
         return f"Mixture(n={self.n}, d={self.d}, dtype={self.dtype.name})"
@@ -69,55 +80,61 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
                    dtype=_checks.working_dtype(arr, y_arr))
 
 
-def _prepare(y, data, t, log_weights, variances):
-    y_arr = _checks.array2d("y", y, allow_empty=True)
-    mix = _mixture_for(data, log_weights, variances, y_arr)
+def _prepare(y, data, t, log_weights, variances, device):
+    where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
+    y_arr = _checks.array2d("y", _device.to_host("y", y), allow_empty=True)
+    mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
+                       variances, y_arr)
     if y_arr.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
     t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
-    return _checks.to_working(y_arr, mix.dtype), mix, t
+    return _checks.to_working(y_arr, mix.dtype), mix, t, where
 
 
 def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), log_weights=None,
-             variances=None, threads=None, tile=None) -> dict[str, np.ndarray]:
+             variances=None, threads=None, tile=None, device="auto") -> dict[str, np.ndarray]:
     """Several per-query quantities of ``p_t = sum_i a_i N(mu_i, (s2_i + t) I)`` in one pass.
 
     y : (Q, d) queries. data : (N, d) components (or a :class:`Mixture`). t : time > 0.
     outputs : any of ``"log_density"`` (Q,), ``"score"`` (Q, d), ``"denoise"`` (Q, d),
     ``"entropy"`` (Q,) and ``"max_weight"`` (Q,) of the posterior weights.
     Returns a dict name -> array, in the working dtype (float32 if y and data are
-    float32, else float64).
+    float32, else float64). device : ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
+    (see ``ledkde.cuda_available``); GPU inputs give CuPy results.
     """
     outs = list(outputs) if not isinstance(outputs, str) else [outputs]
     if not outs:
         raise ValueError("outputs: ask for at least one of " + ", ".join(OUTPUTS))
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)
-    y_w, mix, t = _prepare(y, data, t, log_weights, variances)
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
     bits = 0
     for o in outs:
         bits |= _OUT_BITS[o]
-    res = _core.evaluate(mix._core, y_w, t, bits, _checks.threads(threads), tq, tn)
-    return {name: arr for name, arr in zip(OUTPUTS, res) if name in outs}
+    res = where.module().evaluate(mix._engine(where), y_w, t, bits, _checks.threads(threads), tq, tn)
+    return where.output({name: arr for name, arr in zip(OUTPUTS, res) if name in outs})
 
 
-def log_density(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+def log_density(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None,
+                device="auto") -> np.ndarray:
     """``log p_t(y)``, shape (Q,). See :func:`evaluate` for the arguments."""
     return evaluate(y, data, t, outputs=("log_density",), log_weights=log_weights,
-                    variances=variances, threads=threads, tile=tile)["log_density"]
+                    variances=variances, threads=threads, tile=tile, device=device)["log_density"]
 
 
-def denoise(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+def denoise(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None,
+            device="auto") -> np.ndarray:
     """Posterior mean (Tweedie) ``y + t s_t(y)``, shape (Q, d). See :func:`evaluate`."""
     return evaluate(y, data, t, outputs=("denoise",), log_weights=log_weights,
-                    variances=variances, threads=threads, tile=tile)["denoise"]
+                    variances=variances, threads=threads, tile=tile, device=device)["denoise"]
 
 
-def score(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+def score(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None,
+          device="auto") -> np.ndarray:
     """Score ``grad log p_t(y)``, shape (Q, d). See :func:`evaluate`."""
     return evaluate(y, data, t, outputs=("score",), log_weights=log_weights,
-                    variances=variances, threads=threads, tile=tile)["score"]
+                    variances=variances, threads=threads, tile=tile, device=device)["score"]
 
 
 # --------------------------------------------------------------------------- partial states
@@ -141,16 +158,19 @@ class PassState:
     t: float
 
 
-def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None) -> PassState:
+def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None,
+                  device="auto") -> PassState:
     """The unfinalized pass of :func:`evaluate` over ``data`` (one shard of a data set).
 
     Log-weights are used as given (not normalized), so that shards combine: give
     each shard its own slice of the log-weights. Merge the states of all shards
-    with :func:`merge_states`, then :func:`finalize`.
+    with :func:`merge_states`, then :func:`finalize`. The states are NumPy arrays
+    whatever the device, so shards computed on different GPUs (``device="cuda:N"``)
+    merge on the host.
     """
-    y_w, mix, t = _prepare(y, data, t, log_weights, variances)
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
-    m, S, E, A = _core.partial(mix._core, y_w, t, _checks.threads(threads), tq, tn)
+    m, S, E, A = where.module().partial(mix._engine(where), y_w, t, _checks.threads(threads), tq, tn)
     return PassState(m, S, E, A, float(mix._core.log_mass), y_w, t)
 
 
@@ -202,16 +222,17 @@ def _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed):
 
 
 def _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights, variances,
-              threads, tile, want_score, want_ld):
+              threads, tile, device, want_score, want_ld):
     h, m, k, anti, sd = _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed)
-    y_w, mix, t = _prepare(y, data, t, log_weights, variances)
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
-    return _core.smoothed(mix._core, y_w, t, h, m, k, anti, sd, 0, want_score, want_ld,
-                          _checks.threads(threads), tq, tn)
+    res = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, anti, sd, 0, want_score, want_ld,
+                                  _checks.threads(threads), tq, tn)
+    return where.output(res[0] if want_score else res[1])
 
 
 def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
-                   log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+                   log_weights=None, variances=None, threads=None, tile=None, device="auto") -> np.ndarray:
     """Kernel-smoothed score ``(K_h * s_t)(y) = E_u[s_t(y + u)]``, shape (Q, d).
 
     Monte Carlo over ``n_kernel`` draws ``u`` of the kernel ``K_h``: ``"gaussian"``
@@ -221,15 +242,16 @@ def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antith
     result does not depend on ``threads``. ``bandwidth=0`` gives :func:`score` exactly.
     """
     return _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights,
-                     variances, threads, tile, True, False)[0]
+                     variances, threads, tile, device, True, False)
 
 
 def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False,
-                        seed=0, log_weights=None, variances=None, threads=None, tile=None) -> np.ndarray:
+                        seed=0, log_weights=None, variances=None, threads=None, tile=None,
+                        device="auto") -> np.ndarray:
     """``(K_h * log p_t)(y)``, shape (Q,): the log of the LED-KDE up to its normalizing constant.
 
     Same draws as :func:`smoothed_score` for the same seed, so the smoothed score is
     the gradient of this estimate's expectation.
     """
     return _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights,
-                     variances, threads, tile, False, True)[1]
+                     variances, threads, tile, device, False, True)

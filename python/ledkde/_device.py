@@ -1,0 +1,115 @@
+"""Where a call runs: the ``device=`` argument of every compute function.
+
+``device="auto"`` (default) runs on the GPU when an input already lives there
+(a CuPy array, a PyTorch CUDA tensor, anything with ``__cuda_array_interface__``
+or a CUDA DLPack capsule), else on the CPU. ``"cpu"``, ``"cuda"`` and ``"cuda:N"``
+choose explicitly. GPU inputs give CuPy results; NumPy inputs give NumPy results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_KDL_CUDA, _KDL_CUDA_MANAGED = 2, 13  # DLPack device types
+
+
+def cuda_module():
+    """The compiled CUDA backend, or None when this build has none."""
+    try:
+        from . import _cuda
+    except ImportError:
+        return None
+    return _cuda
+
+
+def cuda_available() -> bool:
+    """True when this build has the CUDA backend and a usable CUDA device exists."""
+    m = cuda_module()
+    return m is not None and m.device_count() > 0
+
+
+def is_gpu_array(a) -> bool:
+    if hasattr(a, "__cuda_array_interface__"):
+        return True
+    dev = getattr(a, "__dlpack_device__", None)
+    if dev is None:
+        return False
+    try:
+        return dev()[0] in (_KDL_CUDA, _KDL_CUDA_MANAGED)
+    except Exception:
+        return False
+
+
+def _cupy(name: str):
+    try:
+        import cupy
+    except ImportError:
+        raise TypeError(f"{name}: GPU arrays need CuPy installed (pip install cupy-cuda12x)") from None
+    return cupy
+
+
+def to_host(name: str, a):
+    """A GPU array's values as a NumPy array (anything else unchanged)."""
+    if not is_gpu_array(a):
+        return a
+    cp = _cupy(name)
+    arr = cp.asarray(a) if hasattr(a, "__cuda_array_interface__") else cp.from_dlpack(a)
+    return cp.asnumpy(arr)
+
+
+@dataclass(frozen=True)
+class Placement:
+    kind: str          # "cpu" or "cuda"
+    index: int         # CUDA device index
+    gpu_output: bool   # return CuPy arrays
+
+    def module(self):
+        if self.kind == "cpu":
+            from ._loader import _core
+            return _core
+        return cuda_module()
+
+    def output(self, value):
+        """Results as CuPy arrays when the inputs were GPU arrays."""
+        if not self.gpu_output or value is None:
+            return value
+        cp = _cupy("result")
+        if isinstance(value, dict):
+            return {k: cp.asarray(v) for k, v in value.items()}
+        if isinstance(value, tuple):
+            return type(value)(*(cp.asarray(v) for v in value)) if hasattr(value, "_fields") else tuple(
+                cp.asarray(v) for v in value)
+        return cp.asarray(value)
+
+
+def placement(device, *arrays) -> Placement:
+    """Check ``device`` and decide where the call runs."""
+    on_gpu = any(is_gpu_array(a) for a in arrays if a is not None)
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {type(device).__name__}")
+    index = 0
+    if device == "auto":
+        kind = "cuda" if on_gpu else "cpu"
+    elif device == "cpu":
+        kind = "cpu"
+    elif device == "cuda" or device.startswith("cuda:"):
+        kind = "cuda"
+        if device != "cuda":
+            try:
+                index = int(device[5:])
+            except ValueError:
+                raise ValueError(f"device: expected 'cuda:N' with an integer N, got {device!r}") from None
+    else:
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if kind == "cuda":
+        m = cuda_module()
+        if m is None:
+            raise RuntimeError("device: 'cuda' needs the CUDA backend, and this build of ledkde has none "
+                               "(it is built when a CUDA compiler is found at install time)")
+        count = m.device_count()
+        if count == 0:
+            raise RuntimeError("device: 'cuda' was asked for, but no usable CUDA device is present "
+                               "(no GPU, or no NVIDIA driver)")
+        if not 0 <= index < count:
+            raise ValueError(f"device: cuda:{index} does not exist; {count} CUDA device(s) are present")
+    return Placement(kind, index, on_gpu)
