@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "blas.h"
+#include "parallel.h"
 #include "pass_cpu.h"
 #include "row_kernels.h"
 
@@ -224,26 +225,43 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
 
 template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances) {
+                           const double* variances, int threads) {
   Mixture<T> mix;
   mix.n = n;
   mix.d = d;
+  // Rows in fixed chunks (threads only change who does a chunk, not the sums).
+  constexpr int64_t kChunk = 2048;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(nchunks * d), 0.0);
+  parallel_for(nchunks, threads, [&](int64_t c, int) {
+    double* acc = partial.data() + c * d;
+    for (int64_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j)
+      for (int64_t k = 0; k < d; ++k) acc[k] += static_cast<double>(data[j * d + k]);
+  });
   mix.centre.assign(d, 0.0);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t k = 0; k < d; ++k) mix.centre[k] += static_cast<double>(data[j * d + k]);
+  for (int64_t c = 0; c < nchunks; ++c)
+    for (int64_t k = 0; k < d; ++k) mix.centre[k] += partial[c * d + k];
   for (auto& c : mix.centre) c /= static_cast<double>(n);
   mix.mu.resize(static_cast<size_t>(n * d));
   mix.norm2.resize(n);
-  for (int64_t j = 0; j < n; ++j) {
-    double s = 0.0;
-    for (int64_t k = 0; k < d; ++k) {
-      const T c = static_cast<T>(static_cast<double>(data[j * d + k]) - mix.centre[k]);
-      mix.mu[j * d + k] = c;
-      s += static_cast<double>(c) * static_cast<double>(c);
+  std::vector<double> norm_max(nchunks, 0.0);
+  parallel_for(nchunks, threads, [&](int64_t c, int) {
+    const double* centre = mix.centre.data();
+    for (int64_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j) {
+      T* row = mix.mu.data() + j * d;
+      const T* src = data + j * d;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t k = 0; k < d; ++k) {
+        const T v = static_cast<T>(static_cast<double>(src[k]) - centre[k]);
+        row[k] = v;
+        s += static_cast<double>(v) * static_cast<double>(v);
+      }
+      mix.norm2[j] = static_cast<T>(s);
+      norm_max[c] = std::max(norm_max[c], s);
     }
-    mix.norm2[j] = static_cast<T>(s);
-    mix.norm2_max = std::max(mix.norm2_max, s);
-  }
+  });
+  for (double v : norm_max) mix.norm2_max = std::max(mix.norm2_max, v);
   if (d <= kDirectMaxDim) {
     // Few coordinates: distances by differences over a coordinate-major copy.
     mix.muT.resize(static_cast<size_t>(n * d));
@@ -271,7 +289,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
                           const PassOptions&, int64_t, int64_t);                                                 \
-  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*);
+  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

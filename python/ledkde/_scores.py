@@ -49,7 +49,7 @@ class Mixture:
         self.n, self.d = n, d
         self.has_weights = lw is not None
         self.has_variances = var is not None
-        self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var)
+        self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var, _checks.threads(None))
         self._on_device = {}  # CUDA device index -> device-resident copy
 
     def _engine(self, where: "_device.Placement"):

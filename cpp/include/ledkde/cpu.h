@@ -55,7 +55,7 @@ struct Mixture {
 
 template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances);
+                           const double* variances, int threads = 1);
 
 // Per-query outputs of a fused pass; a null pointer means "not requested".
 template <class T>
