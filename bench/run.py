@@ -19,10 +19,14 @@ import os
 import platform
 import time
 
-import numpy as np
+# PyTorch's OpenMP threads otherwise keep spinning after each call and take the
+# cores from whatever is timed next (ledkde included): make them sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import ledkde
-import ledkde.reference as ref
+import numpy as np  # noqa: E402
+
+import ledkde  # noqa: E402
+import ledkde.reference as ref  # noqa: E402
 
 
 def median_time(fn, repeat=5, min_time=0.0):
@@ -99,7 +103,9 @@ def bench_score(shape, t, rate, threads, quick, with_reference, rows):
     flops = 4.0 * q * n * d
     limit = flops / rate
     mine = ledkde.score(y, data, t, threads=threads)
-    t_me = median_time(lambda: ledkde.score(y, data, t, threads=threads), repeat=3 if quick else 5)
+    # At least a second of repeats: the small shapes take milliseconds and this machine is noisy.
+    t_me = median_time(lambda: ledkde.score(y, data, t, threads=threads), repeat=3 if quick else 5,
+                       min_time=0.2 if quick else 1.0)
     row = {"case": f"score Q={q} N={n} d={d}", "ledkde_s": t_me, "limit_s": limit,
            "ledkde_vs_limit": t_me / limit, "gflops": flops / t_me / 1e9}
     alt = {"numpy_blas": lambda: numpy_blas_score(y, data, t)}
@@ -116,7 +122,7 @@ def bench_score(shape, t, rate, threads, quick, with_reference, rows):
         pass
     for name, fn in alt.items():
         err = rel_err(fn(), mine)
-        tt = median_time(fn, repeat=3 if quick else 5)
+        tt = median_time(fn, repeat=3 if quick else 5, min_time=0.2 if quick else 1.0)
         row[f"{name}_s"] = tt
         row[f"{name}_err"] = err
         row[f"ledkde_speedup_vs_{name}"] = tt / t_me
