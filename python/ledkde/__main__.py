@@ -1,8 +1,9 @@
-"""Command line: ``ledkde sample`` (also ``python -m ledkde sample``).
+"""Command line: ``ledkde sample`` and ``ledkde experiment NAME`` (also ``python -m ledkde``).
 
-Draws samples with the plain empirical score and with the kernel-smoothed
-score, and writes an image grid (each sample beside its nearest training
-image) and a JSON + Markdown summary into an output folder.
+``sample`` draws samples with the plain empirical score and with the kernel-smoothed
+score, and writes an image grid (each sample beside its nearest training image) and a
+JSON + Markdown summary into an output folder. ``experiment`` runs one of the
+experiments of ``ledkde._experiments`` (PNG plots and a JSON of every number).
 """
 
 from __future__ import annotations
