@@ -34,6 +34,11 @@ constexpr double logit_tolerance() {
   return 64.0 * std::numeric_limits<T>::epsilon();
 }
 
+// A fused sweep shifted by the running maximum accepts a tile whose own
+// maximum lies up to this far above the shift (weights up to e^16, far from
+// overflow in float); beyond it the tile is swept again from its maximum.
+constexpr double kMaxOvershoot = 16.0;
+
 // Exact logit of component j for the row (distance by coordinate differences).
 template <class T>
 double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t j) {
@@ -132,6 +137,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   const T* kj = lp.per_component ? lp.inv2v_j.data() : nullptr;
   // With equal variances the 1/v factor is applied to the sums, not per column.
   const double sum_scale = mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0;
+  const bool per_var = !mix.var.empty();
   std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row
   if (n_end < 0) n_end = n;
   for (int64_t n0 = n_begin; n0 < n_end; n0 += tn) {
@@ -143,24 +149,77 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       const T* row = ws.rows.data() + i * d;
       const T* cp = cprime ? cprime + n0 : nullptr;
       const T* kk = kj ? kj + n0 : nullptr;
-      const double tile_max = static_cast<double>(
-          direct ? rows::logits_direct(row, mix.muT.data() + n0, n, d, cp, kk, lp.inv2v, nb,
-                                       ws.D2.data(), x)
-                 : rows::logits_expansion(mix.norm2.data() + n0, ws.G.data() + i * tn,
-                                          static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, x));
       LseScalars& st = ws.st[i];
+      // Error bound of this row's approximate logits: the expansion's (fixed
+      // per row), or for coordinate differences a relative error of about
+      // (d + 4) eps of the logits near the maximum.
+      auto error_bound = [&](double m) {
+        return direct ? (static_cast<double>(d) + 4.0) * eps * (std::fabs(m) + 2.0 * lp.cprime_abs_max)
+                      : delta[i];
+      };
+      // Moves row i's state (S, E, and its sums A and B) onto the maximum m.
+      auto move_row_to = [&](double m) {
+        const double a = lse_move_to(st, m);
+        if (a == 1.0) return;
+        double* Ai = ws.A.data() + i * d;
+        for (int64_t k = 0; k < d; ++k) Ai[k] *= a;
+        ws.B[i] *= a;
+      };
+      double tile_max;
+      if (direct) {
+        const T* muT0 = mix.muT.data() + n0;
+        // Shift of the sweep: the row's running maximum, or on the row's first
+        // tile with weight, that tile's own maximum (one extra sweep).
+        double shift = st.m;
+        if (shift == kNegInf) {
+          shift = static_cast<double>(rows::direct_max(row, muT0, n, d, cp, kk, lp.inv2v, nb));
+          // Whole tile of zero-weight components, nothing seen before: nothing to add.
+          if (shift == kNegInf) continue;
+        }
+        // The usual case: one fused sweep, no tile of logits in memory.
+        auto fused_sweep = [&]() {
+          for (int sweep = 0; sweep < 2; ++sweep) {
+            if (error_bound(shift) > tol) return false;
+            const T ts = static_cast<T>(shift);
+            double sums[4], acc[kDirectMaxDim];
+            rows::direct_accumulate(row, muT0, n, d, cp, kk, lp.inv2v, per_var, opt.entropy, nb, ts,
+                                    sum_scale, sums, acc);
+            const double m_new = std::max(st.m, sums[3]);
+            if (error_bound(m_new) > tol) return false;
+            // A new maximum far above the shift: the sums risked overflow; sweep
+            // again from the true maximum.
+            if (sums[3] - static_cast<double>(ts) > kMaxOvershoot) {
+              shift = m_new;
+              continue;
+            }
+            move_row_to(m_new);
+            LseScalars tile{static_cast<double>(ts), sums[0], sums[1]};
+            const double f = lse_move_to(tile, m_new);
+            st.S += tile.S;
+            st.E += tile.E;
+            double* Ai = ws.A.data() + i * d;
+            for (int64_t k = 0; k < d; ++k) Ai[k] += f * acc[k];
+            ws.B[i] += f * (per_var ? sums[2] : sums[2] * sum_scale);
+            return true;
+          }
+          return false;
+        };
+        if (fused_sweep()) continue;
+        // Near-maximum logits need the exact recompute below: store them.
+        tile_max = static_cast<double>(rows::logits_direct(
+            row, muT0, n, d, cp, kk, lp.inv2v, nb, ws.D2.data(), x));
+      } else {
+        tile_max = static_cast<double>(rows::logits_expansion(
+            mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]), cp, kk,
+            lp.inv2v, nb, x));
+      }
       double m_new = std::max(st.m, tile_max);
       // Whole row of zero-weight components, nothing seen before: nothing to add.
       if (m_new == kNegInf) {
         std::fill(x, x + nb, T(0));
         continue;
       }
-      // Error bound of this row's approximate logits: the expansion's (fixed
-      // per row), or for coordinate differences a relative error of about
-      // (d + 4) eps of the logits near the maximum.
-      const double dlt = direct ? (static_cast<double>(d) + 4.0) * eps *
-                                      (std::fabs(m_new) + 2.0 * lp.cprime_abs_max)
-                                : delta[i];
+      const double dlt = error_bound(m_new);
       exact.clear();
       if (dlt > tol) {
         // Components that could carry weight above the tolerance once their
@@ -179,12 +238,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
           continue;
         }
       }
-      const double a = lse_move_to(st, m_new);
-      if (a != 1.0) {
-        double* Ai = ws.A.data() + i * d;
-        for (int64_t k = 0; k < d; ++k) Ai[k] *= a;
-        ws.B[i] *= a;
-      }
+      move_row_to(m_new);
       double s_tile, e_tile;
       if (exact.empty()) {
         rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);

@@ -13,6 +13,14 @@
 #define LEDKDE_CLONES
 #endif
 
+// The templates below must be compiled inside each clone (with its vector
+// width), not once for the baseline target: force them inline.
+#if defined(__GNUC__)
+#define LEDKDE_INLINE inline __attribute__((always_inline))
+#else
+#define LEDKDE_INLINE inline
+#endif
+
 namespace ledkde::rows {
 namespace {
 
@@ -71,8 +79,7 @@ inline void weights_t(T* x, int64_t nb, T shift, double* s_out, double* e_out) {
     const T z = x[j] - shift;
     const T p = exp_nonpositive(z);
     s += p;
-    // p == 0 for -inf logits: keep 0 * -inf out of the entropy sum.
-    e += p > T(0) ? p * z : T(0);
+    e += entropy_term(p, z);
     x[j] = p;
   }
   *s_out = static_cast<double>(s);
@@ -102,6 +109,117 @@ inline void weighted_sum_direct_t(const T* p, const T* muT, int64_t ld, int64_t 
   }
 }
 
+// ---- Fused direct path (d <= kDirectMaxDim), the dimension a template
+// argument so that the coordinates and the per-coordinate sums live in
+// registers. Kind: 0 = equal weights and variances (x = -d2 k0),
+// 1 = per-component c'_j and k_j, 2 = as 1 and the sums weighted by 2 k_j.
+
+// Coordinate c's row of the components (a valid pointer for c >= D too; never read then).
+template <class T, int D>
+LEDKDE_INLINE const T* coord(const T* muT, int64_t ld, int c) {
+  return muT + (c < D ? c : 0) * ld;
+}
+
+template <class T, int D>
+LEDKDE_INLINE T dist2_at(const T* y, const T* muT, int64_t ld, int64_t j) {
+  const T d0 = y[0] - muT[j];
+  T s = d0 * d0;
+#pragma GCC unroll 8
+  for (int c = 1; c < D; ++c) {
+    const T diff = y[c] - muT[c * ld + j];
+    s += diff * diff;
+  }
+  return s;
+}
+
+template <class T, int D, int Kind>
+LEDKDE_INLINE T direct_max_t(const T* row, const T* muT, int64_t ld, const T* cprime, const T* k,
+                             T k0, int64_t nb) {
+  T y[D];
+  for (int c = 0; c < D; ++c) y[c] = row[c];
+  if constexpr (Kind == 0) {
+    // -d2 k0 is monotone in d2 (k0 > 0), rounding included: the largest
+    // logit is -(min d2) k0, the very value the accumulate sweep computes.
+    T lo = std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(min : lo)
+    for (int64_t j = 0; j < nb; ++j) {
+      const T d2 = dist2_at<T, D>(y, muT, ld, j);
+      lo = d2 < lo ? d2 : lo;
+    }
+    return -(lo * k0);
+  } else {
+    T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < nb; ++j) {
+      const T x = cprime[j] - dist2_at<T, D>(y, muT, ld, j) * k[j];
+      m = x > m ? x : m;
+    }
+    return m;
+  }
+}
+
+template <class T, int D, int Kind, bool Entropy>
+LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, const T* cprime,
+                                       const T* k, T k0, int64_t nb, T shift, double scale,
+                                       double* sums, double* acc) {
+  const T neg_k0 = -k0;  // d2 * (-k0) == -(d2 * k0) exactly, as in direct_max
+  T y[D];
+  for (int c = 0; c < D; ++c) y[c] = row[c];
+  const T *m0 = coord<T, D>(muT, ld, 0), *m1 = coord<T, D>(muT, ld, 1),
+          *m2 = coord<T, D>(muT, ld, 2), *m3 = coord<T, D>(muT, ld, 3),
+          *m4 = coord<T, D>(muT, ld, 4), *m5 = coord<T, D>(muT, ld, 5),
+          *m6 = coord<T, D>(muT, ld, 6), *m7 = coord<T, D>(muT, ld, 7);
+  // Named scalars, not an array: GCC keeps scalar reductions in registers.
+  T s = 0, e = 0, b = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  T xm = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(+ : s, e, b, a0, a1, a2, a3, a4, a5, a6, a7) reduction(max : xm)
+  for (int64_t j = 0; j < nb; ++j) {
+    const T d2 = dist2_at<T, D>(y, muT, ld, j);
+    T x;
+    if constexpr (Kind == 0) x = d2 * neg_k0;
+    else x = cprime[j] - d2 * k[j];
+    xm = x > xm ? x : xm;
+    const T z = x - shift;
+    const T p = exp_nonpositive(z);
+    s += p;
+    if constexpr (Entropy) e += entropy_term(p, z);
+    T w = p;
+    if constexpr (Kind == 2) {
+      w = p * (T(2) * k[j]);
+      b += w;
+    }
+    a0 += w * m0[j];
+    if constexpr (D > 1) a1 += w * m1[j];
+    if constexpr (D > 2) a2 += w * m2[j];
+    if constexpr (D > 3) a3 += w * m3[j];
+    if constexpr (D > 4) a4 += w * m4[j];
+    if constexpr (D > 5) a5 += w * m5[j];
+    if constexpr (D > 6) a6 += w * m6[j];
+    if constexpr (D > 7) a7 += w * m7[j];
+  }
+  sums[0] = static_cast<double>(s);
+  sums[1] = static_cast<double>(e);
+  sums[2] = static_cast<double>(Kind == 2 ? b : s);
+  sums[3] = static_cast<double>(xm);
+  const T a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  for (int c = 0; c < D; ++c) acc[c] = scale * static_cast<double>(a[c]);
+}
+
+// A switch over the run-time dimension d in [1, 8] that runs CALL with D a
+// compile-time constant (a macro, not a lambda: everything must be inlined
+// into the target clone that calls it).
+#define LEDKDE_WITH_DIM(d, CALL)          \
+  switch (d) {                            \
+    case 1: { constexpr int D = 1; CALL; } break; \
+    case 2: { constexpr int D = 2; CALL; } break; \
+    case 3: { constexpr int D = 3; CALL; } break; \
+    case 4: { constexpr int D = 4; CALL; } break; \
+    case 5: { constexpr int D = 5; CALL; } break; \
+    case 6: { constexpr int D = 6; CALL; } break; \
+    case 7: { constexpr int D = 7; CALL; } break; \
+    default: { constexpr int D = 8; CALL; } break; \
+  }
+
 }  // namespace
 
 #define LEDKDE_ROW_KERNELS(T)                                                                     \
@@ -125,10 +243,42 @@ inline void weighted_sum_direct_t(const T* p, const T* muT, int64_t ld, int64_t 
   LEDKDE_CLONES void weighted_sum_direct(const T* p, const T* muT, int64_t ld, int64_t d,         \
                                          int64_t nb, double scale, double* acc) {                 \
     weighted_sum_direct_t(p, muT, ld, d, nb, scale, acc);                                         \
+  }                                                                                               \
+  LEDKDE_CLONES T direct_max(const T* row, const T* muT, int64_t ld, int64_t d, const T* cprime,  \
+                             const T* k, T k0, int64_t nb) {                                     \
+    T r = T(0);                                                                                   \
+    if (cprime) {                                                                                 \
+      LEDKDE_WITH_DIM(d, (r = direct_max_t<T, D, 1>(row, muT, ld, cprime, k, k0, nb)))            \
+    } else {                                                                                      \
+      LEDKDE_WITH_DIM(d, (r = direct_max_t<T, D, 0>(row, muT, ld, cprime, k, k0, nb)))            \
+    }                                                                                             \
+    return r;                                                                                     \
+  }                                                                                               \
+  LEDKDE_CLONES void direct_accumulate(const T* row, const T* muT, int64_t ld, int64_t d,         \
+                                       const T* cprime, const T* k, T k0, bool per_var,           \
+                                       bool entropy, int64_t nb, T shift, double scale,           \
+                                       double* sums, double* acc) {                               \
+    const int kind = !cprime ? 0 : (per_var ? 2 : 1);                                             \
+    if (kind == 0 && !entropy) {                                                                  \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 0, false>(LEDKDE_ACC_ARGS)))                  \
+    } else if (kind == 0) {                                                                       \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 0, true>(LEDKDE_ACC_ARGS)))                   \
+    } else if (kind == 1 && !entropy) {                                                           \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 1, false>(LEDKDE_ACC_ARGS)))                  \
+    } else if (kind == 1) {                                                                       \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 1, true>(LEDKDE_ACC_ARGS)))                   \
+    } else if (!entropy) {                                                                        \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 2, false>(LEDKDE_ACC_ARGS)))                  \
+    } else {                                                                                      \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 2, true>(LEDKDE_ACC_ARGS)))                   \
+    }                                                                                             \
   }
 
+#define LEDKDE_ACC_ARGS row, muT, ld, cprime, k, k0, nb, shift, scale, sums, acc
 LEDKDE_ROW_KERNELS(float)
 LEDKDE_ROW_KERNELS(double)
 #undef LEDKDE_ROW_KERNELS
+#undef LEDKDE_ACC_ARGS
+#undef LEDKDE_WITH_DIM
 
 }  // namespace ledkde::rows

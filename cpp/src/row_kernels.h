@@ -25,6 +25,29 @@ double logits_direct(const double* row, const double* muT, int64_t ld, int64_t d
                      const double* cprime, const double* k, double k0, int64_t nb, double* d2,
                      double* x);
 
+// The same logits as logits_direct, without storing them: returns max_j x_j.
+float direct_max(const float* row, const float* muT, int64_t ld, int64_t d, const float* cprime,
+                 const float* k, float k0, int64_t nb);
+double direct_max(const double* row, const double* muT, int64_t ld, int64_t d,
+                  const double* cprime, const double* k, double k0, int64_t nb);
+
+// One fused sweep over the tile for d <= kDirectMaxDim: recomputes the logits
+// x_j as in logits_direct, and with p_j = exp(x_j - shift) and w_j = p_j (or
+// p_j * 2 k_j when per_var) writes
+//   sums[0] = sum p,  sums[1] = sum p (x - shift),  sums[2] = sum w,
+//   sums[3] = max x,  acc[c] = scale * sum_j w_j muT[c * ld + j]   for c < d
+// (sums[1] = 0 unless entropy).
+// The shift need not be the maximum: the sums are accurate (and finite)
+// while max x - shift stays below about 80 in float, 700 in double.
+void direct_accumulate(const float* row, const float* muT, int64_t ld, int64_t d,
+                       const float* cprime, const float* k, float k0, bool per_var, bool entropy,
+                       int64_t nb,
+                       float shift, double scale, double* sums, double* acc);
+void direct_accumulate(const double* row, const double* muT, int64_t ld, int64_t d,
+                       const double* cprime, const double* k, double k0, bool per_var,
+                       bool entropy, int64_t nb,
+                       double shift, double scale, double* sums, double* acc);
+
 // Number of x_j >= cut.
 int64_t count_at_least(const float* x, int64_t nb, float cut);
 int64_t count_at_least(const double* x, int64_t nb, double cut);

@@ -77,9 +77,11 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
 
 template <class T>
 void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out,
-                  const PassOptions& opt) {
+                  const PassOptions& opt_in) {
   const LogitParams<T> lp = make_logit_params(mix, t);
   const int64_t d = mix.d;
+  PassOptions opt = opt_in;
+  opt.entropy = out.entropy != nullptr;
   for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, const Workspace<T>& w) {
     PassOutputs<T> o;
     o.log_density = out.log_density ? out.log_density + i0 : nullptr;

@@ -26,7 +26,9 @@ void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double
         row[k] = static_cast<T>(y[i * d + k] + ws.u[k] - mix.centre[k]);
     }
   }
-  pass_rows(mix, lp, qb * M, ws, opt);
+  PassOptions o = opt;
+  o.entropy = false;  // only scores and log-densities come out of here
+  pass_rows(mix, lp, qb * M, ws, o);
   const double inv_m = 1.0 / static_cast<double>(M);
   for (int64_t i = 0; i < qb; ++i) {
     double* s = score + i * d;

@@ -31,6 +31,7 @@ struct PassOptions {
   int threads = 1;        // worker threads (>= 1)
   int64_t tile_q = 128;   // query rows per tile
   int64_t tile_n = 512;   // mixture components per tile
+  bool entropy = true;    // false: the pass may leave E (the entropy sum) at 0
 };
 
 // Up to this dimension the pass computes distances by coordinate differences
