@@ -162,7 +162,7 @@ template <class T, int D, int Kind, bool Entropy>
 LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, const T* cprime,
                                        const T* k, T k0, int64_t nb, T shift, double scale,
                                        double* sums, double* acc) {
-  const T neg_k0 = -k0;  // d2 * (-k0) == -(d2 * k0) exactly, as in direct_max
+  const T neg_k0 = -k0;
   T y[D];
   for (int c = 0; c < D; ++c) y[c] = row[c];
   const T *m0 = coord<T, D>(muT, ld, 0), *m1 = coord<T, D>(muT, ld, 1),
@@ -171,36 +171,47 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
           *m6 = coord<T, D>(muT, ld, 6), *m7 = coord<T, D>(muT, ld, 7);
   // Named scalars, not an array: GCC keeps scalar reductions in registers.
   T s = 0, e = 0, b = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-  T xm = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(+ : s, e, b, a0, a1, a2, a3, a4, a5, a6, a7) reduction(max : xm)
-  for (int64_t j = 0; j < nb; ++j) {
-    const T d2 = dist2_at<T, D>(y, muT, ld, j);
-    T x;
-    if constexpr (Kind == 0) x = d2 * neg_k0;
-    else x = cprime[j] - d2 * k[j];
-    xm = x > xm ? x : xm;
-    const T z = x - shift;
-    const T p = exp_nonpositive(z);
-    s += p;
-    if constexpr (Entropy) e += entropy_term(p, z);
-    T w = p;
-    if constexpr (Kind == 2) {
-      w = p * (T(2) * k[j]);
-      b += w;
-    }
-    a0 += w * m0[j];
-    if constexpr (D > 1) a1 += w * m1[j];
-    if constexpr (D > 2) a2 += w * m2[j];
-    if constexpr (D > 3) a3 += w * m3[j];
-    if constexpr (D > 4) a4 += w * m4[j];
-    if constexpr (D > 5) a5 += w * m5[j];
-    if constexpr (D > 6) a6 += w * m6[j];
-    if constexpr (D > 7) a7 += w * m7[j];
+  T zm = -std::numeric_limits<T>::infinity();
+  // One term of the sums: component jj's logit, weight and contributions.
+#define LEDKDE_TERM(jj)                                       \
+  {                                                           \
+    const T d2 = dist2_at<T, D>(y, muT, ld, jj);              \
+    T x;                                                      \
+    T z; /* shifted logit, one FMA when Kind == 0 */          \
+    if constexpr (Kind == 0) z = d2 * neg_k0 - shift;         \
+    else z = cprime[jj] - d2 * k[jj] - shift;                 \
+    zm = z > zm ? z : zm;                                     \
+    const T p = exp_nonpositive(z);                           \
+    s += p;                                                   \
+    if constexpr (Entropy) e += entropy_term(p, z);           \
+    T w = p;                                                  \
+    if constexpr (Kind == 2) {                                \
+      w = p * (T(2) * k[jj]);                                 \
+      b += w;                                                 \
+    }                                                         \
+    a0 += w * m0[jj];                                         \
+    if constexpr (D > 1) a1 += w * m1[jj];                    \
+    if constexpr (D > 2) a2 += w * m2[jj];                    \
+    if constexpr (D > 3) a3 += w * m3[jj];                    \
+    if constexpr (D > 4) a4 += w * m4[jj];                    \
+    if constexpr (D > 5) a5 += w * m5[jj];                    \
+    if constexpr (D > 6) a6 += w * m6[jj];                    \
+    if constexpr (D > 7) a7 += w * m7[jj];                    \
   }
+  // Two independent halves of the tile per vector step: twice the
+  // independent work in flight for the long exp dependency chain.
+  const int64_t h = nb / 2;
+#pragma omp simd reduction(+ : s, e, b, a0, a1, a2, a3, a4, a5, a6, a7) reduction(max : zm)
+  for (int64_t j = 0; j < h; ++j) {
+    LEDKDE_TERM(j)
+    LEDKDE_TERM(j + h)
+  }
+  if (nb % 2 == 1) LEDKDE_TERM(nb - 1)
+#undef LEDKDE_TERM
   sums[0] = static_cast<double>(s);
   sums[1] = static_cast<double>(e);
   sums[2] = static_cast<double>(Kind == 2 ? b : s);
-  sums[3] = static_cast<double>(xm);
+  sums[3] = static_cast<double>(shift) + static_cast<double>(zm);
   const T a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
   for (int c = 0; c < D; ++c) acc[c] = scale * static_cast<double>(a[c]);
 }

@@ -114,7 +114,6 @@ struct ExpConsts<float> {
                                     0.0013843653723597527f};
   using Bits = uint32_t;
   static constexpr int mant = 23;
-  static constexpr uint32_t bias = 127;
   static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
 };
 template <>
@@ -128,7 +127,6 @@ struct ExpConsts<double> {
                                       1.0 / 39916800, 1.0 / 479001600};
   using Bits = uint64_t;
   static constexpr int mant = 52;
-  static constexpr uint64_t bias = 1023;
   static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
 };
 
@@ -148,14 +146,17 @@ LEDKDE_HD T exp_nonpositive(T x) {
   else r = x - n * ln2;
   T p = C::coef[C::degree];
   for (int k = C::degree - 1; k >= 0; --k) p = p * r + C::coef[k];
-  // 2^n: shifting kf's bits by the mantissa width drops the shifter's bits
-  // and leaves n in the exponent field (n + bias is in [1, 2 bias] for x >= lo).
-  typename C::Bits b;
+  // Times 2^n by adding n to p's exponent field: shifting kf's bits by the
+  // mantissa width drops the shifter's bits and leaves n << mant. p lies in
+  // [0.7, 1.5] and n >= -126 for x >= lo (and n = -126 only with p > 1), so
+  // the result stays a normal number.
+  typename C::Bits b, pb;
   std::memcpy(&b, &kf, sizeof(T));
-  b = (b << C::mant) + (C::bias << C::mant);
-  T scale;
-  std::memcpy(&scale, &b, sizeof(T));
-  return x >= C::lo ? p * scale : T(0);
+  std::memcpy(&pb, &p, sizeof(T));
+  pb += b << C::mant;
+  T result;
+  std::memcpy(&result, &pb, sizeof(T));
+  return x >= C::lo ? result : T(0);
 }
 
 // p * z for p = exp_nonpositive(z): 0, not 0 * -inf = NaN, where z = -inf
