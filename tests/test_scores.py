@@ -30,9 +30,9 @@ def scale_of(y, data, t, var):
     return (np.ptp(np.vstack([y, data])) + 1e-300) / t
 
 
-def check_against_reference(y, data, t, lw, var, dtype):
+def check_against_reference(y, data, t, lw, var, dtype, tile=None):
     yc, dc = y.astype(dtype), data.astype(dtype)
-    got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var)
+    got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var, tile=tile)
     want = ref.evaluate(yc.astype(np.float64), dc.astype(np.float64), t, log_weights=lw, variances=var)
     rtol = RTOL[dtype]
     for k in ALL:
@@ -60,6 +60,42 @@ def test_matches_reference(seed, q, n, d, log_t, weights, variances, dtype):
     t = 10.0**log_t
     y, data, lw, var = make_problem(seed, q, n, d, t, weights=weights, variances=variances)
     check_against_reference(y, data, t, lw, var, dtype)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 300),
+       d=st.sampled_from([1, 2, 3, 8, 9, 16, 64]), tile_n=st.sampled_from([1, 5, 16, 64]),
+       log_t=st.floats(-4, 2), weights=st.booleans(), variances=st.booleans(),
+       far_first=st.booleans(), dtype=st.sampled_from([np.float64, np.float32]))
+def test_many_tiles_match_reference(seed, n, d, tile_n, log_t, weights, variances, far_first, dtype):
+    # Many component tiles per query: the sweeps shifted by the running maximum,
+    # a later tile whose maximum lies far above it (data sorted farthest first),
+    # and tiles holding near-maximum candidates for the exact recompute.
+    t = 10.0**log_t
+    y, data, lw, var = make_problem(seed, 5, n, d, t, weights=weights, variances=variances)
+    if far_first:
+        order = np.argsort(-((data - y[0]) ** 2).sum(1))
+        data = data[order]
+        lw = None if lw is None else lw[order]
+        var = None if var is None else var[order]
+    check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [2, 16, 64])
+@pytest.mark.parametrize("t", [1e-3, 0.1, 100.0])
+@pytest.mark.parametrize("mixture", [False, True])
+def test_many_tiles_each_regime(dtype, d, t, mixture):
+    # The same as above on a fixed grid, so that each regime is always covered:
+    # small t (one dominant component, candidates for the recompute), large t
+    # (many comparable logits: the running maximum rises by small steps, and
+    # in float64 no logit needs the recompute).
+    y, data, lw, var = make_problem(8, 5, 300, d, t, weights=mixture, variances=mixture)
+    # Farthest from the first query first: its maximum rises on every tile.
+    order = np.argsort(-((data - y[0]) ** 2).sum(1))
+    data = data[order]
+    lw = None if lw is None else lw[order]
+    var = None if var is None else var[order]
+    check_against_reference(y, data, t, lw, var, dtype, tile=(5, 16))
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),

@@ -112,6 +112,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   ws.C.resize(static_cast<size_t>(q * d));
   ws.ny.resize(q);
   ws.B.assign(q, 0.0);
+  ws.F.assign(q, 1.0);
+  ws.near.assign(q, 0);
   ws.st.assign(q, lse_init());
   ws.A.assign(static_cast<size_t>(q * d), 0.0);
 
@@ -209,6 +211,40 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         tile_max = static_cast<double>(rows::logits_direct(
             row, muT0, n, d, cp, kk, lp.inv2v, nb, ws.D2.data(), x));
       } else {
+        ws.F[i] = 1.0;
+        // The usual case after the row's first tile: one sweep from G to the
+        // weights, shifted by the running maximum, when no logit comes near
+        // enough to the maximum to need the exact recompute.
+        const double shift = st.m;
+        if (shift != kNegInf && !ws.near[i]) {
+          const double dlt = error_bound(shift);
+          const T ts = static_cast<T>(shift);
+          // Candidates for the recompute lie above m_new - margin >= shift - margin.
+          const T cut = dlt > tol ? static_cast<T>(-(std::log(dlt / tol) + 3.0 + 2.0 * dlt))
+                                  : std::numeric_limits<T>::infinity();
+          double sums[4];
+          rows::expansion_weights(mix.norm2.data() + n0, ws.G.data() + i * tn,
+                                  static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, ts, cut,
+                                  opt.entropy, x, sums);
+          if (sums[3] == 0.0 && sums[2] <= kMaxOvershoot) {
+            const double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
+            move_row_to(m_new);
+            LseScalars tile{static_cast<double>(ts), sums[0], sums[1]};
+            const double f = lse_move_to(tile, m_new);
+            st.S += tile.S;
+            st.E += tile.E;
+            // This tile's weights are relative to ts: scale its product on the way into A.
+            ws.F[i] = f;
+            ws.B[i] += per_var ? f * rows::scale_by_inverse_variance(x, kk, nb)
+                               : tile.S * sum_scale;
+            continue;
+          }
+          // A row whose tiles hold candidates tends to keep holding them:
+          // take the two-step route directly on its next tile.
+          ws.near[i] = sums[3] > 0.0;
+        } else {
+          ws.near[i] = 0;  // try the single sweep again on the next tile
+        }
         tile_max = static_cast<double>(rows::logits_expansion(
             mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]), cp, kk,
             lp.inv2v, nb, x));
@@ -262,11 +298,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     }
     if (!direct) {
       blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
-      for (int64_t i = 0; i < q; ++i) {
-        double* Ai = ws.A.data() + i * d;
-        const T* Ci = ws.C.data() + i * d;
-        for (int64_t k = 0; k < d; ++k) Ai[k] += sum_scale * static_cast<double>(Ci[k]);
-      }
+      for (int64_t i = 0; i < q; ++i)
+        rows::add_scaled(ws.C.data() + i * d, d, sum_scale * ws.F[i], ws.A.data() + i * d);
     }
   }
   // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64.

@@ -63,6 +63,36 @@ inline T logits_direct_t(const T* row, const T* muT, int64_t ld, int64_t d, cons
   return max_of(x, nb);
 }
 
+template <class T, bool PerComp, bool Entropy>
+LEDKDE_INLINE void expansion_weights_t(const T* norm2, const T* g, T ny, const T* cprime,
+                                       const T* k, T k0, int64_t nb, T shift, T cut, T* p,
+                                       double* sums) {
+  T s = 0, e = 0, c = 0;
+  T zm = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(+ : s, e, c) reduction(max : zm)
+  for (int64_t j = 0; j < nb; ++j) {
+    T z;
+    if constexpr (PerComp) z = cprime[j] - (ny + norm2[j] - T(2) * g[j]) * k[j] - shift;
+    else z = -(ny + norm2[j] - T(2) * g[j]) * k0 - shift;
+    zm = z > zm ? z : zm;
+    c += z >= cut ? T(1) : T(0);
+    const T w = exp_nonpositive(z);
+    s += w;
+    if constexpr (Entropy) e += entropy_term(w, z);
+    p[j] = w;
+  }
+  sums[0] = static_cast<double>(s);
+  sums[1] = static_cast<double>(e);
+  sums[2] = static_cast<double>(zm);
+  sums[3] = static_cast<double>(c);
+}
+
+template <class T>
+inline void add_scaled_t(const T* x, int64_t n, double scale, double* acc) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) acc[j] += scale * static_cast<double>(x[j]);
+}
+
 template <class T>
 inline int64_t count_at_least_t(const T* x, int64_t nb, T cut) {
   int64_t n = 0;
@@ -241,6 +271,21 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
   LEDKDE_CLONES T logits_direct(const T* row, const T* muT, int64_t ld, int64_t d,                \
                                 const T* cprime, const T* k, T k0, int64_t nb, T* d2, T* x) {     \
     return logits_direct_t(row, muT, ld, d, cprime, k, k0, nb, d2, x);                            \
+  }                                                                                               \
+  LEDKDE_CLONES void expansion_weights(const T* norm2, const T* g, T ny, const T* cprime,         \
+                                       const T* k, T k0, int64_t nb, T shift, T cut,              \
+                                       bool entropy, T* p, double* sums) {                        \
+    if (cprime && entropy)                                                                        \
+      expansion_weights_t<T, true, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);   \
+    else if (cprime)                                                                              \
+      expansion_weights_t<T, true, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
+    else if (entropy)                                                                             \
+      expansion_weights_t<T, false, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
+    else                                                                                          \
+      expansion_weights_t<T, false, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums); \
+  }                                                                                               \
+  LEDKDE_CLONES void add_scaled(const T* x, int64_t n, double scale, double* acc) {               \
+    add_scaled_t(x, n, scale, acc);                                                               \
   }                                                                                               \
   LEDKDE_CLONES int64_t count_at_least(const T* x, int64_t nb, T cut) {                           \
     return count_at_least_t(x, nb, cut);                                                          \

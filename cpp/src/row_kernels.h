@@ -48,6 +48,21 @@ void direct_accumulate(const double* row, const double* muT, int64_t ld, int64_t
                        bool entropy, int64_t nb,
                        double shift, double scale, double* sums, double* acc);
 
+// The logits of logits_expansion, shifted and exponentiated in one sweep:
+// z_j = x_j - shift, p_j = exp(z_j) written to p. Writes sums[0] = sum p,
+// sums[1] = sum p z (0 unless entropy), sums[2] = max z, sums[3] = the number
+// of z_j >= cut. Accurate while max z stays below about 80 (float).
+void expansion_weights(const float* norm2, const float* g, float ny, const float* cprime,
+                       const float* k, float k0, int64_t nb, float shift, float cut, bool entropy,
+                       float* p, double* sums);
+void expansion_weights(const double* norm2, const double* g, double ny, const double* cprime,
+                       const double* k, double k0, int64_t nb, double shift, double cut,
+                       bool entropy, double* p, double* sums);
+
+// acc[j] += scale * x[j] for j < n (float64 accumulators).
+void add_scaled(const float* x, int64_t n, double scale, double* acc);
+void add_scaled(const double* x, int64_t n, double scale, double* acc);
+
 // Number of x_j >= cut.
 int64_t count_at_least(const float* x, int64_t nb, float cut);
 int64_t count_at_least(const double* x, int64_t nb, double cut);
