@@ -84,7 +84,8 @@ def test_many_tiles_match_reference(seed, n, d, tile_n, log_t, weights, variance
 @pytest.mark.parametrize("d", [2, 16, 64])
 @pytest.mark.parametrize("t", [1e-3, 0.1, 100.0])
 @pytest.mark.parametrize("mixture", [False, True])
-def test_many_tiles_each_regime(dtype, d, t, mixture):
+@pytest.mark.parametrize("tile_n", [16, 32])  # 32: the built-in products (float32, d > 8)
+def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n):
     # The same as above on a fixed grid, so that each regime is always covered:
     # small t (one dominant component, candidates for the recompute), large t
     # (many comparable logits: the running maximum rises by small steps, and
@@ -95,7 +96,7 @@ def test_many_tiles_each_regime(dtype, d, t, mixture):
     data = data[order]
     lw = None if lw is None else lw[order]
     var = None if var is None else var[order]
-    check_against_reference(y, data, t, lw, var, dtype, tile=(5, 16))
+    check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n))
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),
@@ -267,3 +268,36 @@ def test_few_queries_many_components(dtype, d):
                         threads=3)
     for k in ALL:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+KERNEL_SET_SCRIPT = """
+import sys, numpy as np, ledkde
+sys.path.insert(0, {tests!r})
+from conftest import make_problem
+from test_scores import check_against_reference
+for d, n, t in ((9, 70, 0.3), (64, 700, 0.05), (100, 300, 2.0)):
+    for mixture in (False, True):
+        y, data, lw, var = make_problem(d, 37, n, d, t, weights=mixture, variances=mixture)
+        check_against_reference(y, data, t, lw, var, np.float32)
+        check_against_reference(y, data, t, lw, var, np.float32, tile=(8, 64))
+print(ledkde._core.TILE_GEMM_ISA)
+"""
+
+
+@pytest.mark.parametrize("kernels", ["avx2", "none"])
+def test_each_kernel_set_matches_reference(kernels):
+    # The built-in tile products are compiled for AVX-512 and AVX2, and BLAS
+    # serves other CPUs; LEDKDE_TILE_GEMM (read at import) lowers the choice,
+    # so each set runs here in a fresh interpreter, whatever this CPU prefers.
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, LEDKDE_TILE_GEMM=kernels)
+    out = subprocess.run([sys.executable, "-c", KERNEL_SET_SCRIPT.format(tests=tests)], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    used = out.stdout.split()[-1]
+    # The environment lowers the choice only as far as the CPU allows.
+    assert used == kernels or (kernels == "avx2" and used == "none")

@@ -3,6 +3,7 @@
 // file adds what only the CPU module has (mixture preparation, neighbours,
 // state merging, the random stream for tests). No mathematics here.
 #include "bind_ops.h"
+#include "tile_gemm.h"
 #include "blas.h"
 #include "ledkde/philox.h"
 
@@ -129,6 +130,8 @@ PYBIND11_MODULE(_core, m) {
                         mw.mutable_data());
     return py::make_tuple(ld, sc, en, mw);
   });
+  // Which built-in tile products this CPU uses for moderate d ("avx512", "avx2", "none").
+  m.attr("TILE_GEMM_ISA") = std::string(tile_gemm::isa());
   m.attr("PURPOSE_NOISE") = static_cast<int>(kNoise);
   m.attr("PURPOSE_INIT_NOISE") = static_cast<int>(kInitNoise);
   m.attr("PURPOSE_INIT_INDEX") = static_cast<int>(kInitIndex);

@@ -15,11 +15,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "blas.h"
 #include "parallel.h"
 #include "pass_cpu.h"
 #include "row_kernels.h"
+#include "tile_gemm.h"
 
 namespace ledkde {
 
@@ -107,8 +109,16 @@ template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                const PassOptions& opt, int64_t n_begin, int64_t n_end) {
   const int64_t d = mix.d, n = mix.n, tn = opt.tile_n;
-  if (mix.muT.empty()) ws.G.resize(static_cast<size_t>(q * tn));
-  ws.X.resize(static_cast<size_t>(q * tn));
+  // The built-in tile products need tiles that start on a packed panel.
+  const bool own_gemm = !mix.packed.empty() && tn % tile_gemm::kPanel == 0 &&
+                        n_begin % tile_gemm::kPanel == 0;
+  const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
+  if (mix.muT.empty()) ws.G.resize(static_cast<size_t>((q + pad) * tn));
+  ws.X.resize(static_cast<size_t>((q + pad) * tn));
+  if (own_gemm) {
+    ws.rows.resize(static_cast<size_t>((q + pad) * d));
+    ws.scale.resize(q);
+  }
   ws.C.resize(static_cast<size_t>(q * d));
   ws.ny.resize(q);
   ws.B.assign(q, 0.0);
@@ -145,7 +155,15 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   for (int64_t n0 = n_begin; n0 < n_end; n0 += tn) {
     const int64_t nb = std::min(tn, n_end - n0);
     const T* mu = mix.mu.data() + n0 * d;
-    if (!direct) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
+    if (!direct) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (own_gemm)
+          tile_gemm::dot_tiles(ws.rows.data(), q, d,
+                               mix.packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel,
+                               nb, ws.G.data(), tn);
+      }
+      if (!own_gemm) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
+    }
     for (int64_t i = 0; i < q; ++i) {
       T* x = ws.X.data() + i * tn;
       const T* row = ws.rows.data() + i * d;
@@ -296,7 +314,15 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         rows::weighted_sum_direct(x, mix.muT.data() + n0, n, d, nb, sum_scale,
                                   ws.A.data() + i * d);
     }
-    if (!direct) {
+    if (!direct && own_gemm) {
+      if constexpr (std::is_same_v<T, float>) {
+        for (int64_t i = 0; i < q; ++i) ws.scale[i] = sum_scale * ws.F[i];
+        const bool padded = !mix.mu_pad.empty();
+        tile_gemm::accumulate(ws.X.data(), tn, q, nb,
+                              padded ? mix.mu_pad.data() + n0 * mix.ld_pad : mu,
+                              mix.ld_pad, d, ws.scale.data(), ws.A.data());
+      }
+    } else if (!direct) {
       blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
       for (int64_t i = 0; i < q; ++i)
         rows::add_scaled(ws.C.data() + i * d, d, sum_scale * ws.F[i], ws.A.data() + i * d);
@@ -317,7 +343,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   mix.n = n;
   mix.d = d;
   // Rows in fixed chunks (threads only change who does a chunk, not the sums).
-  constexpr int64_t kChunk = 2048;
+  constexpr int64_t kChunk = 2048;  // a multiple of the packed panel width
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(nchunks * d), 0.0);
   parallel_for(nchunks, threads, [&](int64_t c, int) {
@@ -354,6 +380,26 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
     mix.muT.resize(static_cast<size_t>(n * d));
     for (int64_t j = 0; j < n; ++j)
       for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (d > kDirectMaxDim && tile_gemm::available(d)) {
+      const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
+      mix.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
+      mix.ld_pad = (d + 15) / 16 * 16;
+      if (mix.ld_pad != d) mix.mu_pad.resize(static_cast<size_t>(n * mix.ld_pad));
+      // Chunks of kChunk rows (a multiple of the panel width).
+      parallel_for(nchunks, threads, [&](int64_t c, int) {
+        const int64_t j0 = c * kChunk, j1 = std::min(n, (c + 1) * kChunk);
+        tile_gemm::pack(mix.mu.data(), n, d, j0 / tile_gemm::kPanel,
+                        (j1 + tile_gemm::kPanel - 1) / tile_gemm::kPanel, mix.packed.data());
+        if (mix.mu_pad.empty()) return;
+        for (int64_t j = j0; j < j1; ++j) {
+          float* out = mix.mu_pad.data() + j * mix.ld_pad;
+          for (int64_t k = 0; k < d; ++k) out[k] = mix.mu[j * d + k];
+          for (int64_t k = d; k < mix.ld_pad; ++k) out[k] = 0.0f;
+        }
+      });
+    }
   }
   if (log_weights) {
     double mx = kNegInf;

@@ -34,6 +34,7 @@ struct Workspace {
   std::vector<T> C;           // (tile_q, d) weighted sums of one tile
   std::vector<double> ny, B;  // (q,) |row|^2; sum_j p_j / v_j
   std::vector<double> F;      // (q,) factor of row i of this tile's product C
+  std::vector<double> scale;  // (q,) the same times the sum scale (built-in products)
   std::vector<char> near;     // (q,) row i's last tile had near-maximum candidates
   std::vector<LseScalars> st; // (q,)
   std::vector<double> A;      // (q, d)

@@ -8,6 +8,8 @@
 #include <functional>
 #include <vector>
 
+#include "ledkde/big_buffer.h"
+
 #include "tile_math.h"
 
 namespace ledkde {
@@ -45,9 +47,14 @@ template <class T>
 struct Mixture {
   int64_t n = 0, d = 0;
   std::vector<double> centre;  // (d,)  mean of the components
-  std::vector<T> mu;           // (n, d) components minus centre
+  BigVector<T> mu;             // (n, d) components minus centre
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
-  std::vector<T> muT;          // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
+  BigVector<T> muT;            // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
+  // For the built-in tile products (float, kDirectMaxDim < d <= 128, AVX2 or
+  // AVX-512; empty otherwise): mu in panels of 32 components, and mu with
+  // rows padded to ld_pad = d rounded up to 16 (empty when d is a multiple of 16).
+  BigVector<T> packed, mu_pad;
+  int64_t ld_pad = 0;
   std::vector<double> logw;    // (n,)  log a_j, normalized; empty: uniform
   std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
   double norm2_max = 0.0;

@@ -1,0 +1,85 @@
+// Run-time choice of the tile_gemm kernels, and the packing of the components.
+#include "tile_gemm.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace ledkde::tile_gemm {
+
+#if defined(LEDKDE_TILE_GEMM)
+namespace avx512 {
+void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                const double*, double*);
+}  // namespace avx512
+namespace avx2 {
+void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
+                const double*, double*);
+}  // namespace avx2
+#endif
+
+namespace {
+
+enum class Isa { none, avx2, avx512 };
+
+Isa detect() {
+  Isa best = Isa::none;
+#if defined(LEDKDE_TILE_GEMM)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
+  if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
+#endif
+  // The environment can only lower the choice, never ask for what the CPU lacks.
+  if (const char* want = std::getenv("LEDKDE_TILE_GEMM")) {
+    if (std::strcmp(want, "none") == 0) best = Isa::none;
+    else if (std::strcmp(want, "avx2") == 0 && best == Isa::avx512) best = Isa::avx2;
+  }
+  return best;
+}
+
+const Isa kIsa = detect();
+
+}  // namespace
+
+const char* isa() {
+  switch (kIsa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "none";
+  }
+}
+
+void pack(const float* mu, int64_t n, int64_t d, int64_t p_begin, int64_t p_end, float* packed) {
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    float* out = packed + p * d * kPanel;
+    const int64_t j0 = p * kPanel;
+    const int64_t cols = n - j0 < kPanel ? n - j0 : kPanel;
+    if (cols < kPanel)
+      for (int64_t i = 0; i < d * kPanel; ++i) out[i] = 0.0f;
+    // Contiguous writes; the panel's rows (cols x d) stay in L1 for the reads.
+    const float* src = mu + j0 * d;
+    for (int64_t k = 0; k < d; ++k)
+      for (int64_t jj = 0; jj < cols; ++jj) out[k * kPanel + jj] = src[jj * d + k];
+  }
+}
+
+void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
+               float* G, int64_t ldg) {
+#if defined(LEDKDE_TILE_GEMM)
+  if (kIsa == Isa::avx512) return avx512::dot_tiles(rows, q, d, packed, nb, G, ldg);
+  if (kIsa == Isa::avx2) return avx2::dot_tiles(rows, q, d, packed, nb, G, ldg);
+#endif
+  std::abort();  // callers check available() first
+}
+
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
+                int64_t ldm, int64_t d, const double* scale, double* A) {
+#if defined(LEDKDE_TILE_GEMM)
+  if (kIsa == Isa::avx512) return avx512::accumulate(P, ldp, q, nb, mu, ldm, d, scale, A);
+  if (kIsa == Isa::avx2) return avx2::accumulate(P, ldp, q, nb, mu, ldm, d, scale, A);
+#endif
+  std::abort();
+}
+
+}  // namespace ledkde::tile_gemm

@@ -1,0 +1,132 @@
+// The tile products of tile_gemm.h for one vector width; included by
+// tile_gemm_avx512.cpp and tile_gemm_avx2.cpp, each compiled for its
+// instruction set. GCC vector extensions: a vector of W floats is one
+// register, and the accumulators of a micro-tile are small fixed arrays that
+// the compiler keeps in registers. Everything here has internal linkage or
+// lives in the per-ISA namespace (no shared inline functions that the linker
+// could take from the wrong instruction set).
+#include <cstdint>
+#include <cstring>
+
+#include "tile_gemm.h"
+
+#if !defined(LEDKDE_TG_NS) || !defined(LEDKDE_TG_W)
+#error "define LEDKDE_TG_NS and LEDKDE_TG_W before including tile_gemm_impl.h"
+#endif
+
+namespace ledkde::tile_gemm::LEDKDE_TG_NS {
+namespace {
+
+constexpr int W = LEDKDE_TG_W;                 // floats per vector register
+constexpr int kRegs = W == 16 ? 16 : 12;       // accumulator registers per micro-tile
+constexpr int NV = static_cast<int>(kPanel) / W;  // vectors per panel row
+constexpr int MR = kRegs / NV;                 // rows per micro-tile of the first product
+static_assert(MR <= kRowPad, "micro-tile taller than the row padding");
+
+typedef float vf __attribute__((vector_size(W * sizeof(float))));
+
+inline vf load(const float* p) {
+  vf v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// One MR x kPanel block of G: the panel (d x kPanel) stays in L1 while the
+// row groups stream past it.
+inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int64_t ldg,
+                      int64_t ncols) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = vf{} ;
+  for (int64_t k = 0; k < d; ++k) {
+    vf b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = load(pk + k * kPanel + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const float a = r[i * d + k];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
+    }
+  }
+  if (ncols == kPanel) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) store(g + i * ldg + v * W, acc[i][v]);
+  } else {
+    // Last, partial panel of the tile: only ncols columns belong to G.
+    float tmp[kPanel];
+    for (int i = 0; i < MR; ++i) {
+      for (int v = 0; v < NV; ++v) store(tmp + v * W, acc[i][v]);
+      __builtin_memcpy(g + i * ldg, tmp, static_cast<size_t>(ncols) * sizeof(float));
+    }
+  }
+}
+
+// R rows x DV vectors of A per micro-tile; the components stream through.
+template <int DV>
+void accumulate_dv(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
+                   int64_t ldm, int64_t d, const double* scale, double* A) {
+  constexpr int R0 = kRegs / DV;
+  constexpr int R = R0 < 1 ? 1 : (R0 > 8 ? 8 : R0);
+  for (int64_t i0 = 0; i0 < q; i0 += R) {
+    vf acc[R][DV];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int c = 0; c < DV; ++c) acc[r][c] = vf{};
+    const float* p = P + i0 * ldp;
+    for (int64_t j = 0; j < nb; ++j) {
+      vf b[DV];
+#pragma GCC unroll 16
+      for (int c = 0; c < DV; ++c) b[c] = load(mu + j * ldm + c * W);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const float w = p[r * ldp + j];
+#pragma GCC unroll 16
+        for (int c = 0; c < DV; ++c) acc[r][c] += w * b[c];
+      }
+    }
+    const int64_t rows = min64(R, q - i0);
+    float tmp[DV * W];
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int c = 0; c < DV; ++c) store(tmp + c * W, acc[r][c]);
+      const double s = scale[i0 + r];
+      double* a = A + (i0 + r) * d;
+      for (int64_t c = 0; c < d; ++c) a[c] += s * static_cast<double>(tmp[c]);
+    }
+  }
+}
+
+}  // namespace
+
+void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
+               float* G, int64_t ldg) {
+  for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
+    const float* pk = packed + (j0 / kPanel) * d * kPanel;
+    const int64_t ncols = min64(kPanel, nb - j0);
+    for (int64_t i0 = 0; i0 < q; i0 += MR)
+      dot_block(rows + i0 * d, d, pk, G + i0 * ldg + j0, ldg, ncols);
+  }
+}
+
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
+                int64_t ldm, int64_t d, const double* scale, double* A) {
+  // ldm is a multiple of 16, so ldm / W vectors cover a row (W = 8 or 16).
+  switch (ldm / W) {
+#define LEDKDE_DV(n) \
+  case n: accumulate_dv<n>(P, ldp, q, nb, mu, ldm, d, scale, A); break;
+    LEDKDE_DV(1) LEDKDE_DV(2) LEDKDE_DV(3) LEDKDE_DV(4) LEDKDE_DV(5) LEDKDE_DV(6)
+    LEDKDE_DV(7) LEDKDE_DV(8) LEDKDE_DV(9) LEDKDE_DV(10) LEDKDE_DV(11) LEDKDE_DV(12)
+    LEDKDE_DV(13) LEDKDE_DV(14) LEDKDE_DV(15) LEDKDE_DV(16)
+#undef LEDKDE_DV
+    default: break;  // d > kMaxDim never comes here (the pass uses BLAS)
+  }
+}
+
+}  // namespace ledkde::tile_gemm::LEDKDE_TG_NS
