@@ -257,9 +257,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
                                : tile.S * sum_scale;
             continue;
           }
-          // A row whose tiles hold candidates tends to keep holding them:
-          // take the two-step route directly on its next tile.
-          ws.near[i] = sums[3] > 0.0;
+          // A row whose tile held many candidates (large t: many comparable
+          // logits) tends to keep holding them: take the two-step route
+          // directly on its next tile.
+          ws.near[i] = sums[3] > static_cast<double>(nb / 16);
         } else {
           ws.near[i] = 0;  // try the single sweep again on the next tile
         }

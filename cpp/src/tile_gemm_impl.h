@@ -18,7 +18,9 @@ namespace ledkde::tile_gemm::LEDKDE_TG_NS {
 namespace {
 
 constexpr int W = LEDKDE_TG_W;                 // floats per vector register
-constexpr int kRegs = W == 16 ? 16 : 12;       // accumulator registers per micro-tile
+// Accumulator registers per micro-tile: AVX-512 has 32 vector registers,
+// AVX2 16; the rest hold the loaded components and the broadcast factor.
+constexpr int kRegs = W == 16 ? 24 : 12;
 constexpr int NV = static_cast<int>(kPanel) / W;  // vectors per panel row
 constexpr int MR = kRegs / NV;                 // rows per micro-tile of the first product
 static_assert(MR <= kRowPad, "micro-tile taller than the row padding");
@@ -73,7 +75,7 @@ template <int DV>
 void accumulate_dv(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
                    int64_t ldm, int64_t d, const double* scale, double* A) {
   constexpr int R0 = kRegs / DV;
-  constexpr int R = R0 < 1 ? 1 : (R0 > 8 ? 8 : R0);
+  constexpr int R = R0 < 1 ? 1 : (R0 > 12 ? 12 : R0);
   for (int64_t i0 = 0; i0 < q; i0 += R) {
     vf acc[R][DV];
 #pragma GCC unroll 16
