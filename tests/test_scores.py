@@ -50,7 +50,7 @@ def check_against_reference(y, data, t, lw, var, dtype, tile=None):
     np.testing.assert_allclose(got["max_weight"], want["max_weight"], rtol=0, atol=rtol * 50)
 
 
-dims = st.one_of(st.integers(1, 12), st.sampled_from([31, 64, 100, 784]))
+dims = st.one_of(st.integers(1, 12), st.sampled_from([31, 64, 100, 300, 784]))
 
 
 @given(seed=st.integers(0, 2**32 - 1), q=st.integers(1, 9), n=st.integers(1, 60), d=dims,
@@ -275,7 +275,7 @@ import sys, numpy as np, ledkde
 sys.path.insert(0, {tests!r})
 from conftest import make_problem
 from test_scores import check_against_reference
-for d, n, t in ((9, 70, 0.3), (64, 700, 0.05), (100, 300, 2.0)):
+for d, n, t in ((9, 70, 0.3), (64, 700, 0.05), (100, 300, 2.0), (300, 200, 0.5)):
     for mixture in (False, True):
         y, data, lw, var = make_problem(d, 37, n, d, t, weights=mixture, variances=mixture)
         check_against_reference(y, data, t, lw, var, np.float32)

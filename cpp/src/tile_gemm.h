@@ -17,7 +17,7 @@
 namespace ledkde::tile_gemm {
 
 constexpr int64_t kPanel = 32;    // components per packed panel
-constexpr int64_t kMaxDim = 128;  // largest d handled here
+constexpr int64_t kMaxDim = 512;  // largest d handled here (above it BLAS measured as fast)
 constexpr int64_t kRowPad = 24;   // rows beyond q that the kernels may read or write
 
 // Name of the kernel set in use: "avx512", "avx2" or "none". The environment

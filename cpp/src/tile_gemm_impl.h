@@ -71,9 +71,11 @@ inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int6
 }
 
 // R rows x DV vectors of A per micro-tile; the components stream through.
+// Columns [0, ncols) of A (row stride lda) from mu's columns [0, ncols)
+// (mu readable for DV * W columns per row).
 template <int DV>
 void accumulate_dv(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
-                   int64_t ldm, int64_t d, const double* scale, double* A) {
+                   int64_t ldm, int64_t ncols, int64_t lda, const double* scale, double* A) {
   constexpr int R0 = kRegs / DV;
   constexpr int R = R0 < 1 ? 1 : (R0 > 12 ? 12 : R0);
   for (int64_t i0 = 0; i0 < q; i0 += R) {
@@ -99,8 +101,8 @@ void accumulate_dv(const float* P, int64_t ldp, int64_t q, int64_t nb, const flo
     for (int64_t r = 0; r < rows; ++r) {
       for (int c = 0; c < DV; ++c) store(tmp + c * W, acc[r][c]);
       const double s = scale[i0 + r];
-      double* a = A + (i0 + r) * d;
-      for (int64_t c = 0; c < d; ++c) a[c] += s * static_cast<double>(tmp[c]);
+      double* a = A + (i0 + r) * lda;
+      for (int64_t c = 0; c < ncols; ++c) a[c] += s * static_cast<double>(tmp[c]);
     }
   }
 }
@@ -119,15 +121,23 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
 
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
                 int64_t ldm, int64_t d, const double* scale, double* A) {
-  // ldm is a multiple of 16, so ldm / W vectors cover a row (W = 8 or 16).
-  switch (ldm / W) {
+  // Up to 8 vectors per row: one micro-tile spans the whole row of A. Wider
+  // rows go in blocks of 4 vectors (the P tile is then read once per block,
+  // from L2). ldm is a multiple of 16, so ceil(columns / W) vectors never
+  // read past it.
+  const int64_t row_vectors = (d + W - 1) / W;
+  constexpr int64_t kBlock = 4 * W;
+  for (int64_t c0 = 0; c0 < d; c0 += kBlock) {
+    const int64_t ncols = row_vectors <= 8 ? d : (d - c0 < kBlock ? d - c0 : kBlock);
+    switch ((ncols + W - 1) / W) {
 #define LEDKDE_DV(n) \
-  case n: accumulate_dv<n>(P, ldp, q, nb, mu, ldm, d, scale, A); break;
-    LEDKDE_DV(1) LEDKDE_DV(2) LEDKDE_DV(3) LEDKDE_DV(4) LEDKDE_DV(5) LEDKDE_DV(6)
-    LEDKDE_DV(7) LEDKDE_DV(8) LEDKDE_DV(9) LEDKDE_DV(10) LEDKDE_DV(11) LEDKDE_DV(12)
-    LEDKDE_DV(13) LEDKDE_DV(14) LEDKDE_DV(15) LEDKDE_DV(16)
+  case n: accumulate_dv<n>(P, ldp, q, nb, mu + c0, ldm, ncols, d, scale, A + c0); break;
+      LEDKDE_DV(1) LEDKDE_DV(2) LEDKDE_DV(3) LEDKDE_DV(4)
+      LEDKDE_DV(5) LEDKDE_DV(6) LEDKDE_DV(7) LEDKDE_DV(8)
 #undef LEDKDE_DV
-    default: break;  // d > kMaxDim never comes here (the pass uses BLAS)
+      default: break;
+    }
+    if (ncols == d) break;
   }
 }
 

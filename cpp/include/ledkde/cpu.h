@@ -50,7 +50,7 @@ struct Mixture {
   BigVector<T> mu;             // (n, d) components minus centre
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
   BigVector<T> muT;            // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
-  // For the built-in tile products (float, kDirectMaxDim < d <= 128, AVX2 or
+  // For the built-in tile products (float, kDirectMaxDim < d <= 512, AVX2 or
   // AVX-512; empty otherwise): mu in panels of 32 components, and mu with
   // rows padded to ld_pad = d rounded up to 16 (empty when d is a multiple of 16).
   BigVector<T> packed, mu_pad;
