@@ -44,12 +44,7 @@ constexpr double kMaxOvershoot = 16.0;
 // Exact logit of component j for the row (distance by coordinate differences).
 template <class T>
 double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t j) {
-  const T* mu = mix.mu.data() + j * mix.d;
-  double d2 = 0.0;
-  for (int64_t k = 0; k < mix.d; ++k) {
-    const double diff = static_cast<double>(row[k]) - static_cast<double>(mu[k]);
-    d2 += diff * diff;
-  }
+  const double d2 = rows::exact_dist2(row, mix.mu.data() + j * mix.d, mix.d);
   if (!lp.per_component) return -d2 * static_cast<double>(lp.inv2v);
   return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
 }
@@ -110,7 +105,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
                const PassOptions& opt, int64_t n_begin, int64_t n_end) {
   const int64_t d = mix.d, n = mix.n, tn = opt.tile_n;
   // The built-in tile products need tiles that start on a packed panel.
-  const bool own_gemm = !mix.packed.empty() && tn % tile_gemm::kPanel == 0 &&
+  const TilePack<T>* tp = &mix.tiles;
+  if constexpr (std::is_same_v<T, float>)
+    if (opt.tiles) tp = opt.tiles;
+  const bool own_gemm = !tp->empty() && tn % tile_gemm::kPanel == 0 &&
                         n_begin % tile_gemm::kPanel == 0;
   const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
   if (mix.muT.empty()) ws.G.resize(static_cast<size_t>((q + pad) * tn));
@@ -159,7 +157,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       if constexpr (std::is_same_v<T, float>) {
         if (own_gemm)
           tile_gemm::dot_tiles(ws.rows.data(), q, d,
-                               mix.packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel,
+                               tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel,
                                nb, ws.G.data(), tn);
       }
       if (!own_gemm) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
@@ -318,10 +316,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     if (!direct && own_gemm) {
       if constexpr (std::is_same_v<T, float>) {
         for (int64_t i = 0; i < q; ++i) ws.scale[i] = sum_scale * ws.F[i];
-        const bool padded = !mix.mu_pad.empty();
+        const bool padded = !tp->mu_pad.empty();
         tile_gemm::accumulate(ws.X.data(), tn, q, nb,
-                              padded ? mix.mu_pad.data() + n0 * mix.ld_pad : mu,
-                              mix.ld_pad, d, ws.scale.data(), ws.A.data());
+                              padded ? tp->mu_pad.data() + n0 * tp->ld_pad : mu,
+                              tp->ld_pad, d, ws.scale.data(), ws.A.data());
       }
     } else if (!direct) {
       blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
@@ -338,13 +336,51 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
 }
 
 template <class T>
+TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
+  TilePack<T> tp;
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t n = mix.n, d = mix.d;
+    if (d <= kDirectMaxDim || !tile_gemm::available(0)) return tp;
+    const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
+    tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
+    tp.ld_pad = (d + 15) / 16 * 16;
+    if (tp.ld_pad != d) tp.mu_pad.resize(static_cast<size_t>(n * tp.ld_pad));
+    // Chunks of whole panels, in parallel.
+    constexpr int64_t kChunkPanels = 64;
+    parallel_for((panels + kChunkPanels - 1) / kChunkPanels, threads, [&](int64_t c, int) {
+      const int64_t p0 = c * kChunkPanels, p1 = std::min(panels, p0 + kChunkPanels);
+      tile_gemm::pack(mix.mu.data(), n, d, p0, p1, tp.packed.data());
+      if (tp.mu_pad.empty()) return;
+      for (int64_t j = p0 * tile_gemm::kPanel; j < std::min(n, p1 * tile_gemm::kPanel); ++j) {
+        float* out = tp.mu_pad.data() + j * tp.ld_pad;
+        for (int64_t k = 0; k < d; ++k) out[k] = mix.mu[j * d + k];
+        for (int64_t k = d; k < tp.ld_pad; ++k) out[k] = 0.0f;
+      }
+    });
+  }
+  return tp;
+}
+
+template <class T>
+PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePack<T>& hold) {
+  PassOptions o = opt;
+  if constexpr (std::is_same_v<T, float>) {
+    if (mix.tiles.empty() && !opt.tiles) {
+      hold = make_tile_pack(mix, opt.threads);
+      if (!hold.empty()) o.tiles = &hold;
+    }
+  }
+  return o;
+}
+
+template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
                            const double* variances, int threads) {
   Mixture<T> mix;
   mix.n = n;
   mix.d = d;
   // Rows in fixed chunks (threads only change who does a chunk, not the sums).
-  constexpr int64_t kChunk = 2048;  // a multiple of the packed panel width
+  constexpr int64_t kChunk = 2048;
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(nchunks * d), 0.0);
   parallel_for(nchunks, threads, [&](int64_t c, int) {
@@ -382,26 +418,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
     for (int64_t j = 0; j < n; ++j)
       for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
   }
-  if constexpr (std::is_same_v<T, float>) {
-    if (d > kDirectMaxDim && tile_gemm::available(d)) {
-      const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
-      mix.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
-      mix.ld_pad = (d + 15) / 16 * 16;
-      if (mix.ld_pad != d) mix.mu_pad.resize(static_cast<size_t>(n * mix.ld_pad));
-      // Chunks of kChunk rows (a multiple of the panel width).
-      parallel_for(nchunks, threads, [&](int64_t c, int) {
-        const int64_t j0 = c * kChunk, j1 = std::min(n, (c + 1) * kChunk);
-        tile_gemm::pack(mix.mu.data(), n, d, j0 / tile_gemm::kPanel,
-                        (j1 + tile_gemm::kPanel - 1) / tile_gemm::kPanel, mix.packed.data());
-        if (mix.mu_pad.empty()) return;
-        for (int64_t j = j0; j < j1; ++j) {
-          float* out = mix.mu_pad.data() + j * mix.ld_pad;
-          for (int64_t k = 0; k < d; ++k) out[k] = mix.mu[j * d + k];
-          for (int64_t k = d; k < mix.ld_pad; ++k) out[k] = 0.0f;
-        }
-      });
-    }
-  }
+  if (d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads);
   if (log_weights) {
     double mx = kNegInf;
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, log_weights[j]);
@@ -423,6 +440,8 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
                           const PassOptions&, int64_t, int64_t);                                                 \
+  template TilePack<T> make_tile_pack(const Mixture<T>&, int);                               \
+  template PassOptions with_tile_pack(const Mixture<T>&, const PassOptions&, TilePack<T>&);  \
   template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)

@@ -25,6 +25,16 @@ struct LogitParams {
 template <class T>
 LogitParams<T> make_logit_params(const Mixture<T>& mix, double t);
 
+// The tile pack of a mixture for the built-in products (empty for double, for
+// d <= kDirectMaxDim, or without AVX2/AVX-512), for any d.
+template <class T>
+TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads);
+
+// Options for many passes over mix (a sampler run, a smoothed score): when the
+// mixture has no tile pack of its own, one is built into `hold` and used.
+template <class T>
+PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePack<T>& hold);
+
 // Scratch memory of one worker; grows on demand, reused across tiles.
 template <class T>
 struct Workspace {

@@ -88,6 +88,17 @@ LEDKDE_INLINE void expansion_weights_t(const T* norm2, const T* g, T ny, const T
 }
 
 template <class T>
+inline double exact_dist2_t(const T* a, const T* b, int64_t d) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < d; ++k) {
+    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    s += diff * diff;
+  }
+  return s;
+}
+
+template <class T>
 inline void add_scaled_t(const T* x, int64_t n, double scale, double* acc) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) acc[j] += scale * static_cast<double>(x[j]);
@@ -283,6 +294,9 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
       expansion_weights_t<T, false, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
     else                                                                                          \
       expansion_weights_t<T, false, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums); \
+  }                                                                                               \
+  LEDKDE_CLONES double exact_dist2(const T* a, const T* b, int64_t d) {                          \
+    return exact_dist2_t(a, b, d);                                                                \
   }                                                                                               \
   LEDKDE_CLONES void add_scaled(const T* x, int64_t n, double scale, double* acc) {               \
     add_scaled_t(x, n, scale, acc);                                                               \

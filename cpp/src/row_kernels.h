@@ -63,6 +63,11 @@ void expansion_weights(const double* norm2, const double* g, double ny, const do
 void add_scaled(const float* x, int64_t n, double scale, double* acc);
 void add_scaled(const double* x, int64_t n, double scale, double* acc);
 
+// |a - b|^2 by coordinate differences accumulated in float64 (the exact
+// recompute of near-maximum logits).
+double exact_dist2(const float* a, const float* b, int64_t d);
+double exact_dist2(const double* a, const double* b, int64_t d);
+
 // Number of x_j >= cut.
 int64_t count_at_least(const float* x, int64_t nb, float cut);
 int64_t count_at_least(const double* x, int64_t nb, double cut);

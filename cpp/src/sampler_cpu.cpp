@@ -23,8 +23,11 @@ namespace ledkde {
 
 template <class T>
 bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
-                T* trajectory, const PassOptions& opt, const PollFn& poll) {
+                T* trajectory, const PassOptions& opt_in, const PollFn& poll) {
   const int64_t d = mix.d;
+  // Hundreds of passes over the same mixture: pack it for the tile products.
+  TilePack<T> pack;
+  const PassOptions opt = with_tile_pack(mix, opt_in, pack);
   const int64_t K = static_cast<int64_t>(cfg.times.size()) - 1;
   // One LogitParams per grid time (they depend on t only).
   std::vector<LogitParams<T>> lps;

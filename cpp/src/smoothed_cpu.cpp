@@ -48,8 +48,11 @@ void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double
 
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
-                  T* score, T* log_density, const PassOptions& opt) {
+                  T* score, T* log_density, const PassOptions& opt_in) {
   const LogitParams<T> lp = make_logit_params(mix, t);
+  // One pass per kernel draw over the same mixture: pack it for the tile products.
+  TilePack<T> pack;
+  const PassOptions opt = with_tile_pack(mix, opt_in, pack);
   const int64_t d = mix.d;
   const int64_t tq = std::max<int64_t>(1, opt.tile_q / effective_draws(sm));
   const int64_t ntiles = (q + tq - 1) / tq;

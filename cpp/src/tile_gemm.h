@@ -17,13 +17,18 @@
 namespace ledkde::tile_gemm {
 
 constexpr int64_t kPanel = 32;    // components per packed panel
-constexpr int64_t kMaxDim = 512;  // largest d handled here (above it BLAS measured as fast)
+// Largest d packed when a mixture is prepared: above it one pass with BLAS
+// measured as fast as packing plus the built-in products.
+constexpr int64_t kMaxDim = 512;
 constexpr int64_t kRowPad = 24;   // rows beyond q that the kernels may read or write
 
 // Name of the kernel set in use: "avx512", "avx2" or "none". The environment
 // variable LEDKDE_TILE_GEMM=avx2|none, read at load, can lower the choice
 // (for tests and comparisons).
 const char* isa();
+// Whether the kernels exist on this CPU (d = 0), and whether a mixture of
+// dimension d packs for them when prepared (passes over a prepared mixture
+// may still be handed a pack for larger d).
 inline bool available(int64_t d) { return d <= kMaxDim && isa()[0] != 'n'; }
 
 // packed[(p * d + k) * kPanel + jj] = mu[(p * kPanel + jj) * d + k], zero past n,

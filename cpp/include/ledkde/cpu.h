@@ -29,11 +29,26 @@ enum Output : unsigned {
 // Costs one float64 state (tile_q x d) per task.
 constexpr int64_t kTargetTasks = 4;
 
+// The components laid out for the built-in tile products (cpp/src/tile_gemm.h;
+// float, d > kDirectMaxDim, AVX2 or AVX-512): panels of 32 components, and the
+// rows padded to ld_pad = d rounded up to 16 (mu_pad empty when d is a
+// multiple of 16). Empty: the pass uses BLAS.
+template <class T>
+struct TilePack {
+  BigVector<T> packed, mu_pad;
+  int64_t ld_pad = 0;
+  bool empty() const { return packed.empty(); }
+};
+
 struct PassOptions {
   int threads = 1;        // worker threads (>= 1)
   int64_t tile_q = 128;   // query rows per tile
   int64_t tile_n = 512;   // mixture components per tile
   bool entropy = true;    // false: the pass may leave E (the entropy sum) at 0
+  // A tile pack to use instead of the mixture's own (float passes only): the
+  // sampler and the smoothed score build one for any d, since their many
+  // passes repay the packing where a single pass would not.
+  const TilePack<float>* tiles = nullptr;
 };
 
 // Up to this dimension the pass computes distances by coordinate differences
@@ -50,11 +65,7 @@ struct Mixture {
   BigVector<T> mu;             // (n, d) components minus centre
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
   BigVector<T> muT;            // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
-  // For the built-in tile products (float, kDirectMaxDim < d <= 512, AVX2 or
-  // AVX-512; empty otherwise): mu in panels of 32 components, and mu with
-  // rows padded to ld_pad = d rounded up to 16 (empty when d is a multiple of 16).
-  BigVector<T> packed, mu_pad;
-  int64_t ld_pad = 0;
+  TilePack<T> tiles;           // for the built-in tile products (see TilePack)
   std::vector<double> logw;    // (n,)  log a_j, normalized; empty: uniform
   std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
   double norm2_max = 0.0;
