@@ -51,6 +51,11 @@ def _as_array(name: str, a) -> np.ndarray:
     return arr
 
 
+def as_array(name: str, a) -> np.ndarray:
+    """The array behind ``a`` with a supported dtype (shape and values not checked yet)."""
+    return _as_array(name, a)
+
+
 def natural_float(arr: np.ndarray):
     """The float type an array converts to without loss."""
     return _LOSSLESS[arr.dtype]

@@ -126,7 +126,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     if isinstance(data, Mixture):
         mix = _mixture_for(data, log_weights, variances, np.zeros((1, data.d), dtype=data.dtype))
     else:
-        arr = _checks.array2d("data", _device.to_host("data", data))
+        arr = _checks.as_array("data", _device.to_host("data", data))  # Mixture() checks it
         mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
     _checks.time_for_dtype("t_min" if isinstance(schedule, str) else "schedule", float(times[-1]), mix.dtype)
     tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)

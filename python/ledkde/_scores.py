@@ -75,7 +75,8 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
             raise TypeError("y: float64 queries with a float32 Mixture would lose precision; "
                             "build the Mixture with dtype=float64")
         return data
-    arr = _checks.array2d("data", data)
+    # Only the dtype here: Mixture() checks the array (shape, finiteness) once.
+    arr = _checks.as_array("data", data)
     return Mixture(arr, log_weights=log_weights, variances=variances,
                    dtype=_checks.working_dtype(arr, y_arr))
 
