@@ -183,6 +183,16 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         for (int64_t k = 0; k < d; ++k) Ai[k] *= a;
         ws.B[i] *= a;
       };
+      // Merges a tile's (S, E) taken relative to ts into row i's state, both
+      // moved onto the maximum m_new; returns the tile's factor for its sums.
+      auto merge_tile = [&](double ts, double S, double E, double m_new) {
+        move_row_to(m_new);
+        LseScalars tile{ts, S, E};
+        const double f = lse_move_to(tile, m_new);
+        st.S += tile.S;
+        st.E += tile.E;
+        return f;
+      };
       double tile_max;
       if (direct) {
         const T* muT0 = mix.muT.data() + n0;
@@ -210,11 +220,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
               shift = m_new;
               continue;
             }
-            move_row_to(m_new);
-            LseScalars tile{static_cast<double>(ts), sums[0], sums[1]};
-            const double f = lse_move_to(tile, m_new);
-            st.S += tile.S;
-            st.E += tile.E;
+            const double f = merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
             double* Ai = ws.A.data() + i * d;
             for (int64_t k = 0; k < d; ++k) Ai[k] += f * acc[k];
             ws.B[i] += f * (per_var ? sums[2] : sums[2] * sum_scale);
@@ -244,15 +250,11 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
                                   opt.entropy, x, sums);
           if (sums[3] == 0.0 && sums[2] <= kMaxOvershoot) {
             const double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
-            move_row_to(m_new);
-            LseScalars tile{static_cast<double>(ts), sums[0], sums[1]};
-            const double f = lse_move_to(tile, m_new);
-            st.S += tile.S;
-            st.E += tile.E;
+            const double f = merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
             // This tile's weights are relative to ts: scale its product on the way into A.
             ws.F[i] = f;
             ws.B[i] += per_var ? f * rows::scale_by_inverse_variance(x, kk, nb)
-                               : tile.S * sum_scale;
+                               : f * sums[0] * sum_scale;
             continue;
           }
           // A row whose tile held many candidates (large t: many comparable
@@ -392,6 +394,12 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   for (int64_t c = 0; c < nchunks; ++c)
     for (int64_t k = 0; k < d; ++k) mix.centre[k] += partial[c * d + k];
   for (auto& c : mix.centre) c /= static_cast<double>(n);
+  // The direct path (coordinate differences) is translation invariant and
+  // exact on the values as given (y - mu of two nearby floats has no
+  // rounding error), while centring would round y - c and mu - c first:
+  // relative errors of eps |y - c| / |y - mu| in the distances of close
+  // pairs. So only the matrix-product path centres.
+  if (d <= kDirectMaxDim) std::fill(mix.centre.begin(), mix.centre.end(), 0.0);
   mix.mu.resize(static_cast<size_t>(n * d));
   mix.norm2.resize(n);
   std::vector<double> norm_max(nchunks, 0.0);

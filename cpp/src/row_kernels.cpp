@@ -217,7 +217,6 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
 #define LEDKDE_TERM(jj)                                       \
   {                                                           \
     const T d2 = dist2_at<T, D>(y, muT, ld, jj);              \
-    T x;                                                      \
     T z; /* shifted logit, one FMA when Kind == 0 */          \
     if constexpr (Kind == 0) z = d2 * neg_k0 - shift;         \
     else z = cprime[jj] - d2 * k[jj] - shift;                 \

@@ -56,12 +56,14 @@ struct PassOptions {
 constexpr int64_t kDirectMaxDim = 8;
 
 // A mixture prepared once for any number of passes (SPEC section 1):
-// components centred on their mean (so that distances stay accurate far from
-// the origin), squared norms, normalized log-weights, variances.
+// components centred on their mean (so that the expanded distances
+// |y|^2 + |mu|^2 - 2 y.mu stay accurate far from the origin; not for
+// d <= kDirectMaxDim, whose coordinate differences are exact as given),
+// squared norms, normalized log-weights, variances.
 template <class T>
 struct Mixture {
   int64_t n = 0, d = 0;
-  std::vector<double> centre;  // (d,)  mean of the components
+  std::vector<double> centre;  // (d,)  mean of the components (0 when d <= kDirectMaxDim)
   BigVector<T> mu;             // (n, d) components minus centre
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
   BigVector<T> muT;            // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
