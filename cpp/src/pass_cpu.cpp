@@ -280,11 +280,11 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         // Components that could carry weight above the tolerance once their
         // logit is exact; 2 dlt covers the error on both sides.
         const double cut = m_new - (std::log(dlt / tol) + 3.0 + 2.0 * dlt);
-        if (rows::count_at_least(x, nb, static_cast<T>(cut)) > 0) {
-          for (int64_t j = 0; j < nb; ++j)
-            if (static_cast<double>(x[j]) >= cut)
-              exact.emplace_back(j, exact_logit(mix, lp, row, n0 + j));
-        }
+        const T ct = static_cast<T>(cut);
+        const int64_t count = rows::count_at_least(x, nb, ct);
+        // The scan stops at the last candidate (often the only one).
+        for (int64_t j = 0; j < nb && static_cast<int64_t>(exact.size()) < count; ++j)
+          if (x[j] >= ct) exact.emplace_back(j, exact_logit(mix, lp, row, n0 + j));
         double exact_max = st.m;
         for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
         m_new = exact_max;
