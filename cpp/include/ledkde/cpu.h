@@ -63,7 +63,7 @@ constexpr int64_t kDirectMaxDim = 8;
 template <class T>
 struct Mixture {
   int64_t n = 0, d = 0;
-  std::vector<double> centre;  // (d,)  mean of the components (0 when d <= kDirectMaxDim)
+  std::vector<double> centre;  // (d,)  mean of evenly spaced components (0 when d <= kDirectMaxDim)
   BigVector<T> mu;             // (n, d) components minus centre
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
   BigVector<T> muT;            // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
