@@ -121,14 +121,16 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
 
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
                 int64_t ldm, int64_t d, const double* scale, double* A) {
-  // Up to 8 vectors per row: one micro-tile spans the whole row of A. Wider
-  // rows go in blocks of 4 vectors (the P tile is then read once per block,
-  // from L2). ldm is a multiple of 16, so ceil(columns / W) vectors never
+  // Rows of A narrow enough for a micro-tile of at least 3 rows (8 vectors
+  // on AVX-512, 4 on AVX2) are done whole; wider rows go in blocks of 4
+  // vectors, 3 or more rows each (the P tile is then read once per block,
+  // from L2): fewer rows per micro-tile would make the loads outnumber the
+  // FMAs. ldm is a multiple of 16, so ceil(columns / W) vectors never
   // read past it.
   const int64_t row_vectors = (d + W - 1) / W;
   constexpr int64_t kBlock = 4 * W;
   for (int64_t c0 = 0; c0 < d; c0 += kBlock) {
-    const int64_t ncols = row_vectors <= 8 ? d : (d - c0 < kBlock ? d - c0 : kBlock);
+    const int64_t ncols = row_vectors <= kRegs / 3 ? d : (d - c0 < kBlock ? d - c0 : kBlock);
     switch ((ncols + W - 1) / W) {
 #define LEDKDE_DV(n) \
   case n: accumulate_dv<n>(P, ldp, q, nb, mu + c0, ldm, ncols, d, scale, A + c0); break;
