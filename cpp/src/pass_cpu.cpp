@@ -1,17 +1,19 @@
 // The tiled online log-sum-exp pass on the CPU (SPEC section 2).
 //
 // For a block of q query rows and each tile of tile_n components:
-//   1. G = rows * mu_tile^T                    (matrix product, working precision T)
-//   2. approximate logits from |y|^2 + |mu|^2 - 2 G
-//   3. the few components whose logit is near the row maximum and whose
-//      approximation error could matter get their distance recomputed
-//      exactly, by coordinate differences accumulated in float64
-//   4. p = exp(l - m) with the online rescale of the row state
-//   5. A += p * mu_tile / v                     (matrix product)
-// Memory: the rows, one (q x tile_n) tile and one (q x d) tile per worker.
-// For d <= kDirectMaxDim the products are too thin for a matrix-product
-// library: steps 1-2 become coordinate differences and step 5 a dot product
-// per coordinate, over a coordinate-major copy of the components.
+//   1. G = rows * mu_tile^T       (matrix product: the built-in tile products
+//                                  of tile_gemm.h for float and d <= 512, else BLAS)
+//   2. approximate logits from |y|^2 + |mu|^2 - 2 G, and p = exp(l - m) with
+//      the online rescale, in one sweep shifted by the row's running maximum
+//      when no logit of the tile comes near that maximum (the usual case);
+//   3. otherwise the few components whose logit is near the row maximum and
+//      whose approximation error could matter get their distance recomputed
+//      exactly, by coordinate differences accumulated in float64, first;
+//   4. A += p * mu_tile / v        (matrix product, scaled per row into float64).
+// Memory: the rows, one (q x tile_n) tile of G and one of weights per worker.
+// For d <= kDirectMaxDim the products are too thin for a matrix product:
+// one fused sweep per row and tile computes the distances by coordinate
+// differences, the weights and every sum in registers.
 #include <algorithm>
 #include <cmath>
 #include <limits>
