@@ -114,11 +114,12 @@ def test_small_t_relative_to_nearest_neighbour(seed, d, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("t", [1e-3, 1.0])
-def test_shift_invariance_far_from_origin(dtype, t, rng):
+@pytest.mark.parametrize("d", [2, 24])  # coordinate differences; expanded products
+def test_shift_invariance_far_from_origin(dtype, t, d, rng):
     # Offsets of 1e3 times the data scale: score and log-density must not move.
-    data = rng.normal(size=(300, 24))
-    y = data[:20] + np.sqrt(t) * rng.normal(size=(20, 24))
-    offset = 1e3 * rng.normal(size=24)
+    data = rng.normal(size=(300, d))
+    y = data[:20] + np.sqrt(t) * rng.normal(size=(20, d))
+    offset = 1e3 * rng.normal(size=d)
     # Round the shifted problem to the working dtype once, then compare with the
     # unshifted problem built from the same rounded numbers (exact in float64).
     ys, ds = (y + offset).astype(dtype), (data + offset).astype(dtype)
