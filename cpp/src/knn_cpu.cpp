@@ -45,7 +45,7 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
   // The row kernels return c' - d2 * k0; with c' = 0 and k0 = -1 that is the
   // (approximate) squared distance itself.
   const T k0 = T(-1);
-  std::vector<Workspace<T>> ws(static_cast<size_t>(std::max(1, opt.threads)));
+  WorkspaceLease<T> ws(static_cast<size_t>(std::max(1, opt.threads)));
   parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
     Workspace<T>& w = ws[worker];
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <type_traits>
 
 #include "blas.h"
@@ -52,6 +53,49 @@ double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row
 }
 
 }  // namespace
+
+namespace {
+
+template <class T>
+struct WorkspaceCache {
+  std::mutex mutex;
+  std::vector<Workspace<T>> kept;
+};
+
+template <class T>
+WorkspaceCache<T>& workspace_cache() {
+  // Never destroyed: a lease may end during interpreter shutdown.
+  static WorkspaceCache<T>* cache = new WorkspaceCache<T>();
+  return *cache;
+}
+
+}  // namespace
+
+template <class T>
+WorkspaceLease<T>::WorkspaceLease(size_t n) {
+  WorkspaceCache<T>& c = workspace_cache<T>();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    while (v_.size() < n && !c.kept.empty()) {
+      v_.push_back(std::move(c.kept.back()));
+      c.kept.pop_back();
+    }
+  }
+  v_.resize(n);
+}
+
+template <class T>
+WorkspaceLease<T>::~WorkspaceLease() {
+  WorkspaceCache<T>& c = workspace_cache<T>();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (auto& w : v_) {
+    if (c.kept.size() >= kKeep) break;
+    c.kept.push_back(std::move(w));
+  }
+}
+
+template class WorkspaceLease<float>;
+template class WorkspaceLease<double>;
 
 template <class T>
 LogitParams<T> make_logit_params(const Mixture<T>& mix, double t) {

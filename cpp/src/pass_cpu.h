@@ -51,6 +51,24 @@ struct Workspace {
   std::vector<double> u;      // (d,) a kernel draw
 };
 
+// Workspaces kept between calls with their buffers allocated: a driver leases
+// what it needs and the lease gives them back, so repeated calls skip the page
+// faults and zero fills of fresh scratch memory. At most kKeep are kept.
+template <class T>
+class WorkspaceLease {
+ public:
+  static constexpr size_t kKeep = 8;
+  explicit WorkspaceLease(size_t n);
+  ~WorkspaceLease();
+  WorkspaceLease(const WorkspaceLease&) = delete;
+  WorkspaceLease& operator=(const WorkspaceLease&) = delete;
+  Workspace<T>& operator[](size_t i) { return v_[i]; }
+  const Workspace<T>& operator[](size_t i) const { return v_[i]; }
+
+ private:
+  std::vector<Workspace<T>> v_;
+};
+
 // Reduces the components [n_begin, n_end) (all by default) against q centred
 // rows ws.rows (q x d): on return
 // ws.st[i] holds (m, S, E) with m relative to c0, and ws.A row i holds

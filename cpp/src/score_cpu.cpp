@@ -37,7 +37,7 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
       std::max<int64_t>(1, std::min((kTargetTasks + ntiles - 1) / ntiles, n_tiles_data));
   const int64_t shard_tiles = (n_tiles_data + nshards - 1) / nshards;  // data tiles per shard
   const int nw = std::max(1, opt.threads);
-  std::vector<Workspace<T>> ws(static_cast<size_t>(nw));
+  WorkspaceLease<T> ws(static_cast<size_t>(nw));
   if (nshards == 1) {
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
       Workspace<T>& w = ws[worker];
@@ -49,7 +49,7 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     return;
   }
   // One state per (query tile, shard); then merge the shards of each tile.
-  std::vector<Workspace<T>> part(static_cast<size_t>(ntiles * nshards));
+  WorkspaceLease<T> part(static_cast<size_t>(ntiles * nshards));
   parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
     const int64_t tile = task / nshards, shard = task % nshards;
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
