@@ -30,9 +30,16 @@ def scale_of(y, data, t, var):
     return (np.ptp(np.vstack([y, data])) + 1e-300) / t
 
 
-def check_against_reference(y, data, t, lw, var, dtype, tile=None):
+def check_against_reference(y, data, t, lw, var, dtype, tile=None, prepared=False):
+    # prepared: through a Mixture built first (it lays float32 data out for the
+    # built-in tile products whatever the number of queries; a one-shot call
+    # with few queries uses BLAS).
     yc, dc = y.astype(dtype), data.astype(dtype)
-    got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var, tile=tile)
+    if prepared:
+        mix = ledkde.Mixture(dc, log_weights=lw, variances=var)
+        got = ledkde.evaluate(yc, mix, t, outputs=ALL, tile=tile)
+    else:
+        got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var, tile=tile)
     want = ref.evaluate(yc.astype(np.float64), dc.astype(np.float64), t, log_weights=lw, variances=var)
     rtol = RTOL[dtype]
     for k in ALL:
@@ -55,18 +62,20 @@ dims = st.one_of(st.integers(1, 12), st.sampled_from([31, 64, 100, 300, 784]))
 
 @given(seed=st.integers(0, 2**32 - 1), q=st.integers(1, 9), n=st.integers(1, 60), d=dims,
        log_t=st.floats(-4, 4), weights=st.booleans(), variances=st.booleans(),
-       dtype=st.sampled_from([np.float64, np.float32]))
-def test_matches_reference(seed, q, n, d, log_t, weights, variances, dtype):
+       dtype=st.sampled_from([np.float64, np.float32]), prepared=st.booleans())
+def test_matches_reference(seed, q, n, d, log_t, weights, variances, dtype, prepared):
     t = 10.0**log_t
     y, data, lw, var = make_problem(seed, q, n, d, t, weights=weights, variances=variances)
-    check_against_reference(y, data, t, lw, var, dtype)
+    check_against_reference(y, data, t, lw, var, dtype, prepared=prepared)
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 300),
        d=st.sampled_from([1, 2, 3, 8, 9, 16, 64]), tile_n=st.sampled_from([1, 5, 16, 64]),
        log_t=st.floats(-4, 2), weights=st.booleans(), variances=st.booleans(),
-       far_first=st.booleans(), dtype=st.sampled_from([np.float64, np.float32]))
-def test_many_tiles_match_reference(seed, n, d, tile_n, log_t, weights, variances, far_first, dtype):
+       far_first=st.booleans(), dtype=st.sampled_from([np.float64, np.float32]),
+       prepared=st.booleans())
+def test_many_tiles_match_reference(seed, n, d, tile_n, log_t, weights, variances, far_first, dtype,
+                                    prepared):
     # Many component tiles per query: the sweeps shifted by the running maximum,
     # a later tile whose maximum lies far above it (data sorted farthest first),
     # and tiles holding near-maximum candidates for the exact recompute.
@@ -77,15 +86,16 @@ def test_many_tiles_match_reference(seed, n, d, tile_n, log_t, weights, variance
         data = data[order]
         lw = None if lw is None else lw[order]
         var = None if var is None else var[order]
-    check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n))
+    check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n), prepared=prepared)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [2, 16, 64])
 @pytest.mark.parametrize("t", [1e-3, 0.1, 100.0])
 @pytest.mark.parametrize("mixture", [False, True])
-@pytest.mark.parametrize("tile_n", [16, 32])  # 32: the built-in products (float32, d > 8)
-def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n):
+@pytest.mark.parametrize("tile_n", [16, 32])  # 32 and prepared: the built-in products (float32, d > 8)
+@pytest.mark.parametrize("prepared", [False, True])
+def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n, prepared):
     # The same as above on a fixed grid, so that each regime is always covered:
     # small t (one dominant component, candidates for the recompute), large t
     # (many comparable logits: the running maximum rises by small steps, and
@@ -96,7 +106,7 @@ def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n):
     data = data[order]
     lw = None if lw is None else lw[order]
     var = None if var is None else var[order]
-    check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n))
+    check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n), prepared=prepared)
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),

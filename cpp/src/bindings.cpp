@@ -45,15 +45,17 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
 
   m.def(
       "prepare",
-      [](CArray<T> data, std::optional<F64> log_weights, std::optional<F64> variances, int threads) {
+      [](CArray<T> data, std::optional<F64> log_weights, std::optional<F64> variances, int threads,
+         bool pack) {
         const T* p = data.data();
         const int64_t n = data.shape(0), d = data.shape(1);
         const double* lw = log_weights ? log_weights->data() : nullptr;
         const double* var = variances ? variances->data() : nullptr;
         py::gil_scoped_release release;
-        return prepare_mixture<T>(p, n, d, lw, var, threads);
+        return prepare_mixture<T>(p, n, d, lw, var, threads, pack);
       },
-      py::arg("data"), py::arg("log_weights"), py::arg("variances"), py::arg("threads"));
+      py::arg("data"), py::arg("log_weights"), py::arg("variances"), py::arg("threads"),
+      py::arg("pack") = true);
 
   m.def(
       "knn",

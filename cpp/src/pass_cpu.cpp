@@ -423,7 +423,7 @@ PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePa
 
 template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances, int threads) {
+                           const double* variances, int threads, bool pack) {
   Mixture<T> mix;
   mix.n = n;
   mix.d = d;
@@ -470,7 +470,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
     for (int64_t j = 0; j < n; ++j)
       for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
   }
-  if (d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads);
+  if (pack && d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads);
   if (log_weights) {
     double mx = kNegInf;
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, log_weights[j]);
@@ -494,7 +494,8 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
                           const PassOptions&, int64_t, int64_t);                                                 \
   template TilePack<T> make_tile_pack(const Mixture<T>&, int);                               \
   template PassOptions with_tile_pack(const Mixture<T>&, const PassOptions&, TilePack<T>&);  \
-  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int);
+  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int, \
+                                      bool);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

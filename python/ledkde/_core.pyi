@@ -29,7 +29,8 @@ OUT_DENOISE: int
 OUT_ENTROPY: int
 OUT_MAX_WEIGHT: int
 
-def prepare(data: NDArray, log_weights: Optional[F64], variances: Optional[F64], threads: int) -> _Mix: ...
+def prepare(data: NDArray, log_weights: Optional[F64], variances: Optional[F64], threads: int,
+            pack: bool = ...) -> _Mix: ...
 def evaluate(mixture: _Mix, y: NDArray, t: float, outputs: int, threads: int, tile_q: int,
              tile_n: int) -> tuple[Optional[NDArray], ...]: ...
 def partial(mixture: _Mix, y: NDArray, t: float, threads: int, tile_q: int,

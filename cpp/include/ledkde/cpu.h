@@ -74,9 +74,12 @@ struct Mixture {
   double log_mass = 0.0;       // log sum_j a_j of the weights as given (log n when uniform)
 };
 
+// pack: lay the components out for the built-in tile products (when they
+// apply); a one-shot call with few queries skips it (BLAS is then cheaper
+// than packing).
 template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances, int threads = 1);
+                           const double* variances, int threads = 1, bool pack = true);
 
 // Per-query outputs of a fused pass; a null pointer means "not requested".
 template <class T>
