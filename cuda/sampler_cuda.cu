@@ -62,19 +62,13 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
                  const PollFn& poll) {
   check(cudaSetDevice(mix.device), "cudaSetDevice");
   const int64_t d = mix.d, K = static_cast<int64_t>(cfg.times.size()) - 1;
-  int64_t max_draws = 1;
-  for (double h : cfg.bandwidth)
-    if (h > 0.0) max_draws = cfg.n_kernel;
+  const int64_t max_draws = cfg.max_draws();
   const int64_t chunk = std::max<int64_t>(1, kMaxRows / max_draws);
   const int64_t evals = K * (cfg.method == kOdeHeun ? 2 : 1) + (cfg.denoise_last ? 1 : 0);
   const int64_t nchunks = (n_samples + chunk - 1) / chunk;
   const int64_t total = nchunks * evals;
   int64_t done = 0;
-  SmoothOptions sm;
-  sm.n_kernel = cfg.n_kernel;
-  sm.kernel = cfg.kernel;
-  sm.antithetic = cfg.antithetic;
-  sm.seed = cfg.seed;
+  SmoothOptions sm = cfg.smooth_options();
   Buffer<T> rows(static_cast<size_t>(std::min(chunk, n_samples) * max_draws * d));
   RowStates st(std::min(chunk, n_samples) * max_draws, d);
   const size_t cap = static_cast<size_t>(std::min(chunk, n_samples) * d);

@@ -80,12 +80,7 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
           const double slack = direct ? (static_cast<double>(d) + 4.0) * eps * worst : delta[i];
           if (static_cast<double>(x[j]) > worst + 2.0 * slack) continue;
           const T* mu = mix.mu.data() + (n0 + j) * d;
-          double d2 = 0.0;
-          for (int64_t c = 0; c < d; ++c) {
-            const double diff = static_cast<double>(row[c]) - static_cast<double>(mu[c]);
-            d2 += diff * diff;
-          }
-          top[i].offer(d2, n0 + j);
+          top[i].offer(rows::exact_dist2(row, mu, d), n0 + j);
         }
       }
     }

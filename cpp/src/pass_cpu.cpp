@@ -388,7 +388,7 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
   TilePack<T> tp;
   if constexpr (std::is_same_v<T, float>) {
     const int64_t n = mix.n, d = mix.d;
-    if (d <= kDirectMaxDim || !tile_gemm::available(0)) return tp;
+    if (d <= kDirectMaxDim || !tile_gemm::available()) return tp;
     const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
     tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
     tp.ld_pad = (d + 15) / 16 * 16;

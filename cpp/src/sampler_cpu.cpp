@@ -34,15 +34,8 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   lps.reserve(K + 1);
   for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
 
-  SmoothOptions sm0;
-  sm0.n_kernel = cfg.n_kernel;
-  sm0.kernel = cfg.kernel;
-  sm0.antithetic = cfg.antithetic;
-  sm0.seed = cfg.seed;
-  int64_t max_draws = 1;
-  for (double h : cfg.bandwidth)
-    if (h > 0.0) max_draws = cfg.n_kernel;
-  const int64_t tq = std::max<int64_t>(1, opt.tile_q / max_draws);
+  const SmoothOptions sm0 = cfg.smooth_options();
+  const int64_t tq = std::max<int64_t>(1, opt.tile_q / cfg.max_draws());
   const int64_t ntiles = (n_samples + tq - 1) / tq;
   const int64_t evals_per_step = cfg.method == kOdeHeun ? 2 : 1;
   const int64_t total = ntiles * (K * evals_per_step + (cfg.denoise_last ? 1 : 0));

@@ -26,10 +26,8 @@ constexpr int64_t kRowPad = 24;   // rows beyond q that the kernels may read or 
 // variable LEDKDE_TILE_GEMM=avx2|none, read at load, can lower the choice
 // (for tests and comparisons).
 const char* isa();
-// Whether the kernels exist on this CPU (d = 0), and whether a mixture of
-// dimension d packs for them when prepared (passes over a prepared mixture
-// may still be handed a pack for larger d).
-inline bool available(int64_t d) { return d <= kMaxDim && isa()[0] != 'n'; }
+// Whether this CPU has the kernels (else every pass uses BLAS).
+inline bool available() { return isa()[0] != 'n'; }
 
 // packed[(p * d + k) * kPanel + jj] = mu[(p * kPanel + jj) * d + k], zero past n,
 // for the panels p in [p_begin, p_end); packed holds ceil(n / kPanel) * d *

@@ -35,26 +35,28 @@ inline vf load(const float* p) {
 inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// One rank-1 update of an M x N register tile, the step of both products:
+// acc[i][v] += a[i * lda] * b[v * W, (v + 1) * W) for i < M, v < N.
+template <int M, int N>
+inline __attribute__((always_inline)) void rank1_update(vf (&acc)[M][N], const float* a,
+                                                        int64_t lda, const float* b) {
+  vf bv[N];
+#pragma GCC unroll 16
+  for (int v = 0; v < N; ++v) bv[v] = load(b + v * W);
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    const float ai = a[i * lda];
+#pragma GCC unroll 16
+    for (int v = 0; v < N; ++v) acc[i][v] += ai * bv[v];
+  }
+}
+
 // One MR x kPanel block of G: the panel (d x kPanel) stays in L1 while the
 // row groups stream past it.
 inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int64_t ldg,
                       int64_t ncols) {
-  vf acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = vf{} ;
-  for (int64_t k = 0; k < d; ++k) {
-    vf b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = load(pk + k * kPanel + v * W);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const float a = r[i * d + k];
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
-    }
-  }
+  vf acc[MR][NV] = {};
+  for (int64_t k = 0; k < d; ++k) rank1_update(acc, r + k, d, pk + k * kPanel);
   if (ncols == kPanel) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
@@ -79,23 +81,9 @@ void accumulate_dv(const float* P, int64_t ldp, int64_t q, int64_t nb, const flo
   constexpr int R0 = kRegs / DV;
   constexpr int R = R0 < 1 ? 1 : (R0 > 12 ? 12 : R0);
   for (int64_t i0 = 0; i0 < q; i0 += R) {
-    vf acc[R][DV];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-      for (int c = 0; c < DV; ++c) acc[r][c] = vf{};
+    vf acc[R][DV] = {};
     const float* p = P + i0 * ldp;
-    for (int64_t j = 0; j < nb; ++j) {
-      vf b[DV];
-#pragma GCC unroll 16
-      for (int c = 0; c < DV; ++c) b[c] = load(mu + j * ldm + c * W);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        const float w = p[r * ldp + j];
-#pragma GCC unroll 16
-        for (int c = 0; c < DV; ++c) acc[r][c] += w * b[c];
-      }
-    }
+    for (int64_t j = 0; j < nb; ++j) rank1_update(acc, p + j, ldp, mu + j * ldm);
     const int64_t rows = min64(R, q - i0);
     float tmp[DV * W];
     for (int64_t r = 0; r < rows; ++r) {

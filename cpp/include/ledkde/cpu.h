@@ -157,6 +157,23 @@ struct SamplerConfig {
   bool denoise_last = true;
   uint64_t seed = 0;
   std::vector<int64_t> keep;  // grid indices whose states are stored
+
+  // The kernel part of every step's smoothed evaluation (each step sets its
+  // bandwidth and eval).
+  SmoothOptions smooth_options() const {
+    SmoothOptions sm;
+    sm.n_kernel = n_kernel;
+    sm.kernel = kernel;
+    sm.antithetic = antithetic;
+    sm.seed = seed;
+    return sm;
+  }
+  // Most kernel draws one evaluation takes: n_kernel if any step smooths, else 1.
+  int64_t max_draws() const {
+    for (double h : bandwidth)
+      if (h > 0.0) return n_kernel;
+    return 1;
+  }
 };
 
 // Called on the calling thread every few tens of milliseconds with
