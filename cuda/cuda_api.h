@@ -31,10 +31,14 @@ class DeviceMixture {
   double log_mass = 0.0;
   bool has_weights = false, has_variances = false;
   T* mu_dev = nullptr;          // (n, d) centred
+  T* norm2_dev = nullptr;        // (n,) |mu_j|^2 of the centred components
   double* centre_dev = nullptr;  // (d,)
   double* logw_dev = nullptr;    // (n,) normalized, or null (uniform)
   double* var_dev = nullptr;     // (n,) or null (empirical)
   std::vector<double> centre;    // host copy
+  // Host copy of what the per-call logit constants need (n, d, norm2_max,
+  // weights, variances; no components): make_logit_params(params, t).
+  Mixture<T> params;
 };
 
 // Fused pass (cpu.h evaluate_cpu): y (q, d) host; outputs host, null = not wanted.

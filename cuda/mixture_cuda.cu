@@ -31,6 +31,12 @@ DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
     check(cudaMemcpy(*dst, vec.data(), vec.size() * sizeof(U), cudaMemcpyHostToDevice), "upload");
   };
   put(host.mu, &mu_dev);
+  put(host.norm2, &norm2_dev);
+  params.n = host.n;
+  params.d = host.d;
+  params.norm2_max = host.norm2_max;
+  params.logw = host.logw;
+  params.var = host.var;
   put(host.centre, &centre_dev);
   put(host.logw, &logw_dev);
   put(host.var, &var_dev);
@@ -38,7 +44,7 @@ DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
 
 template <class T>
 DeviceMixture<T>::~DeviceMixture() {
-  for (void* p : {static_cast<void*>(mu_dev), static_cast<void*>(centre_dev),
+  for (void* p : {static_cast<void*>(mu_dev), static_cast<void*>(norm2_dev), static_cast<void*>(centre_dev),
                   static_cast<void*>(logw_dev), static_cast<void*>(var_dev)})
     if (p) cudaFree(p);
 }

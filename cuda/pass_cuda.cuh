@@ -1,13 +1,6 @@
-// The CUDA score pass and the small kernels the operations share.
-//
-// pass_kernel: one warp per query row, one lane per component of a 32-wide
-// tile. The block stages each (32 components x 64 coordinates) chunk of the
-// data in shared memory, every warp measures its row's squared distances by
-// coordinate differences (accumulated in float64, so no cancellation at small
-// t or far from the origin), and the row state is updated with the online
-// log-sum-exp of tile_math.h (lse_move_to), the same functions the CPU pass
-// calls. The weighted sums A = sum p (mu - y) / v stay in global memory, one
-// (rows x d) float64 buffer: no (rows x N) buffer exists.
+// Helpers of the CUDA operations: error checks, device buffers, the per-row
+// states of a score pass, warp reductions, and the kernel that builds the
+// (perturbed, centred) rows of a pass. The pass itself is in pass_cuda.cu.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -55,15 +48,42 @@ class Buffer {
   size_t n_ = 0;
 };
 
-// Per-row reduction states in device memory.
-struct RowStates {
-  Buffer<double> m, S, E, A;  // (rows,), (rows,), (rows,), (rows, d)
-  RowStates(int64_t rows, int64_t d) : m(rows), S(rows), E(rows), A(static_cast<size_t>(rows * d)) {}
+// Device scratch that grows on demand and is reused by later passes.
+class Scratch {
+ public:
+  Scratch() = default;
+  ~Scratch() {
+    if (p_) cudaFree(p_);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      if (p_) cudaFree(p_);
+      p_ = nullptr;
+      size_ = 0;
+      check(cudaMalloc(&p_, bytes), "cudaMalloc (pass scratch)");
+      size_ = bytes;
+    }
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t size_ = 0;
 };
 
-constexpr int kWarps = 8;    // rows per block, one warp each
-constexpr int kTileN = 32;   // components per tile, one per lane
-constexpr int kTileD = 64;   // coordinates per staged chunk
+// Per-row reduction states in device memory, and the pass's scratch.
+struct RowStates {
+  Buffer<double> m, S, E, A;  // (rows,), (rows,), (rows,), (rows, d)
+  Buffer<double> B, ny, delta, alpha, gamma;  // (rows,) each: pass bookkeeping
+  Scratch work, params;  // logit/weight tiles and partial products; per-component constants
+  RowStates(int64_t rows, int64_t d)
+      : m(rows), S(rows), E(rows), A(static_cast<size_t>(rows * d)), B(rows), ny(rows), delta(rows),
+        alpha(rows), gamma(rows) {}
+};
+
+constexpr int kWarps = 8;    // rows per block, one warp each (row-wise helper kernels)
 constexpr unsigned kFull = 0xFFFFFFFFu;
 
 __device__ __forceinline__ double warp_sum(double v) {
@@ -75,90 +95,11 @@ __device__ __forceinline__ double warp_max(double v) {
   return v;
 }
 
-// rows: (nrows, d) centred points; on return the states hold, per row,
+// The score pass (pass_cuda.cu): rows_dev (nrows x d, centred like the
+// components) against every component of mix. On return st holds, per row,
 // m (the largest logit), S, E and A = sum_j exp(l_j - m)(mu_j - row)/v_j.
 template <class T>
-__global__ void pass_kernel(const T* __restrict__ mu, const double* __restrict__ logw,
-                            const double* __restrict__ var, int64_t n, int64_t d, double t,
-                            const T* __restrict__ rows, int64_t nrows, double* m_out,
-                            double* S_out, double* E_out, double* A) {
-  __shared__ T tile[kTileN][kTileD + 1];  // +1: lanes reading one column hit distinct banks
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  const bool active = r < nrows;
-  const T* y = rows + (active ? r : 0) * d;
-  double* Ar = A + (active ? r : 0) * d;
-  const double log_n = log(static_cast<double>(n));
-  const double half_d = 0.5 * static_cast<double>(d);
-  const double log2pi = 1.8378770664093453;
-  LseScalars st = lse_init();
-  double B = 0.0;  // sum p / v
-  for (int64_t n0 = 0; n0 < n; n0 += kTileN) {
-    const int64_t j = n0 + lane;
-    double d2 = 0.0;
-    for (int64_t c0 = 0; c0 < d; c0 += kTileD) {
-      __syncthreads();
-      for (int e = threadIdx.x; e < kTileN * kTileD; e += blockDim.x) {
-        const int jj = e / kTileD, cc = e % kTileD;
-        const int64_t gj = n0 + jj, gc = c0 + cc;
-        tile[jj][cc] = (gj < n && gc < d) ? mu[gj * d + gc] : T(0);
-      }
-      __syncthreads();
-      const int64_t cmax = d - c0 < kTileD ? d - c0 : kTileD;
-      for (int64_t cc = 0; cc < cmax; ++cc) {
-        const double diff = static_cast<double>(y[c0 + cc]) - static_cast<double>(tile[lane][cc]);
-        d2 += diff * diff;
-      }
-    }
-    double l = neg_inf(), v = 1.0;
-    if (j < n) {
-      v = t + (var ? var[j] : 0.0);
-      const double lw = logw ? logw[j] : -log_n;
-      l = lw - 0.5 * d2 / v - half_d * (log2pi + log(v));
-    }
-    const double m_new = fmax(st.m, warp_max(l));
-    // Nothing but zero-weight components so far: no state to move.
-    if (m_new == neg_inf()) continue;
-    const double a = lse_move_to(st, m_new);
-    // exp(-inf) = 0 for padding lanes and zero weights; keep 0 * -inf out of E.
-    const double p = l == neg_inf() ? 0.0 : exp(l - m_new);
-    st.S += warp_sum(p);
-    st.E += warp_sum(p > 0.0 ? p * (l - m_new) : 0.0);
-    const double pv = p / v;
-    B = B * a + warp_sum(pv);
-    if (!active) continue;
-    // Every lane runs the same number of iterations: the shuffles need the whole warp.
-    for (int64_t c0 = 0; c0 < d; c0 += 32) {
-      const int64_t c = c0 + lane;
-      double acc = 0.0;
-      for (int jj = 0; jj < kTileN; ++jj) {
-        const double w = __shfl_sync(kFull, pv, jj);
-        if (w != 0.0 && c < d) acc += w * static_cast<double>(mu[(n0 + jj) * d + c]);
-      }
-      if (c < d) Ar[c] = Ar[c] * a + acc;
-    }
-  }
-  if (!active) return;
-  for (int64_t c = lane; c < d; c += 32) Ar[c] -= static_cast<double>(y[c]) * B;
-  if (lane == 0) {
-    m_out[r] = st.m;
-    S_out[r] = st.S;
-    E_out[r] = st.E;
-  }
-}
-
-// Launches pass_kernel over rows_dev (nrows x d, centred) into states.
-template <class T>
-void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t,
-              RowStates& st) {
-  if (nrows == 0) return;
-  st.A.zero();
-  const int64_t blocks = (nrows + kWarps - 1) / kWarps;
-  pass_kernel<T><<<static_cast<unsigned>(blocks), kWarps * 32>>>(
-      mix.mu_dev, mix.logw_dev, mix.var_dev, mix.n, mix.d, t, rows_dev, nrows, st.m.get(),
-      st.S.get(), st.E.get(), st.A.get());
-  check(cudaGetLastError(), "pass_kernel launch");
-}
+void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st);
 
 // rows[r] = y[r / copies] + u(r) - centre, u the kernel draw (r % copies) of
 // query index0 + r / copies at evaluation `eval` (zero when h = 0): one warp

@@ -123,3 +123,68 @@ def test_cupy_inputs_give_cupy_outputs():
     out = ledkde.score(cp.asarray(y), cp.asarray(data), 0.1)
     assert isinstance(out, cp.ndarray)
     np.testing.assert_allclose(cp.asnumpy(out), ledkde.score(y, data, 0.1, device="cpu"), rtol=1e-10, atol=1e-10)
+
+
+# Tolerances as in test_scores.py: float64 1e-10 of each quantity's scale;
+# float32 1e-4 x ptp(y, data)/t for the score and 1e-4 relative for log p.
+def _check_against_reference(y, data, t, dtype, lw=None, var=None):
+    y, data = y.astype(dtype), data.astype(dtype)
+    got = ledkde.evaluate(y, data, t, outputs=ALL, log_weights=lw, variances=var, device="cuda")
+    want = ref.evaluate(y.astype(np.float64), data.astype(np.float64), t, log_weights=lw, variances=var)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    both = np.vstack([y.astype(np.float64), data.astype(np.float64)])
+    scale = np.ptp(both - both.mean(0)) / t  # spread of the points, not their offset
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["max_weight"], want["max_weight"], rtol=0, atol=50 * tol)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [2, 16, 100])
+def test_gpu_many_chunks_far_from_origin_small_t(dtype, d):
+    # N above the GPU's component chunk (16384), queries at 1e-3 of the
+    # nearest-neighbour scale (the exact recompute of near-maximum logits
+    # decides the weights), data and queries 1e3 away from the origin.
+    r = np.random.default_rng(11)
+    data = r.normal(size=(40000, d)) + 1e3 * r.normal(size=d)
+    y = data[r.integers(0, 40000, 37)] + 1e-3 * r.normal(size=(37, d))
+    lw, var = r.normal(size=40000), r.uniform(0, 1e-4, size=40000)
+    # The reference on the numbers as rounded to the working dtype.
+    y, data = y.astype(dtype).astype(np.float64), data.astype(dtype).astype(np.float64)
+    _check_against_reference(y, data, 1e-4, dtype)
+    _check_against_reference(y, data, 1e-4, dtype, lw=lw, var=var)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_many_equal_maxima(dtype):
+    # 128 points repeated 60 times: at small t every query has 60 components of
+    # (nearly) equal largest logit, all handled by one thread of the weights
+    # kernel (more than it keeps in registers, so the recompute path runs too).
+    r = np.random.default_rng(12)
+    base = r.normal(size=(128, 24))
+    data = np.tile(base, (60, 1))
+    y = base[r.integers(0, 128, 50)] + 1e-2 * r.normal(size=(50, 24))
+    _check_against_reference(y, data, 1e-3, dtype)
+
+
+@gpu
+def test_gpu_zero_weight_components_and_rows():
+    r = np.random.default_rng(13)
+    data = r.normal(size=(3000, 40))
+    lw = r.normal(size=3000)
+    lw[:2000] = -np.inf  # whole chunks of zero weight
+    y = r.normal(size=(20, 40))
+    for dtype in (np.float64, np.float32):
+        _check_against_reference(y, data, 0.5, dtype, lw=lw)
+
+
+@gpu
+def test_gpu_results_repeat_exactly():
+    # Fixed reduction order: the same call twice gives the same bits.
+    y, data, _, _ = make_problem(14, 300, 20000, 64, 0.05)
+    a = ledkde.evaluate(y.astype(np.float32), data.astype(np.float32), 0.05, outputs=ALL, device="cuda")
+    b = ledkde.evaluate(y.astype(np.float32), data.astype(np.float32), 0.05, outputs=ALL, device="cuda")
+    for k in ALL:
+        np.testing.assert_array_equal(a[k], b[k])

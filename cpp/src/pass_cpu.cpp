@@ -97,45 +97,6 @@ WorkspaceLease<T>::~WorkspaceLease() {
 template class WorkspaceLease<float>;
 template class WorkspaceLease<double>;
 
-template <class T>
-LogitParams<T> make_logit_params(const Mixture<T>& mix, double t) {
-  LogitParams<T> lp;
-  const double half_d = 0.5 * static_cast<double>(mix.d);
-  const double log2pi = std::log(2.0 * M_PI);
-  if (mix.var.empty()) {
-    // Empirical variances: v_j = t for all j; c'_j = log a_j - max log a.
-    lp.inv2v = static_cast<T>(0.5 / t);
-    lp.inv2v_max = 0.5 / t;
-    double lw_max = 0.0;
-    if (!mix.logw.empty()) lw_max = *std::max_element(mix.logw.begin(), mix.logw.end());
-    else lw_max = -std::log(static_cast<double>(mix.n));
-    lp.c0 = lw_max - half_d * (log2pi + std::log(t));
-    if (mix.logw.empty()) return lp;
-    lp.per_component = true;
-    lp.cprime.resize(mix.n);
-    lp.inv2v_j.assign(mix.n, lp.inv2v);
-    for (int64_t j = 0; j < mix.n; ++j) lp.cprime[j] = static_cast<T>(mix.logw[j] - lw_max);
-  } else {
-    lp.per_component = true;
-    lp.cprime.resize(mix.n);
-    lp.inv2v_j.resize(mix.n);
-    std::vector<double> c(mix.n);
-    lp.c0 = kNegInf;
-    for (int64_t j = 0; j < mix.n; ++j) {
-      const double v = mix.var[j] + t;
-      const double lw = mix.logw.empty() ? -std::log(static_cast<double>(mix.n)) : mix.logw[j];
-      c[j] = lw - half_d * (log2pi + std::log(v));
-      lp.c0 = std::max(lp.c0, c[j]);
-      lp.inv2v_j[j] = static_cast<T>(0.5 / v);
-      lp.inv2v_max = std::max(lp.inv2v_max, 0.5 / v);
-    }
-    for (int64_t j = 0; j < mix.n; ++j) lp.cprime[j] = static_cast<T>(c[j] - lp.c0);
-  }
-  for (const T c : lp.cprime)
-    if (std::isfinite(static_cast<double>(c)))
-      lp.cprime_abs_max = std::max(lp.cprime_abs_max, std::fabs(static_cast<double>(c)));
-  return lp;
-}
 
 template <class T>
 void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws) {
@@ -358,7 +319,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       ws.B[i] += mix.var.empty() ? s_tile * sum_scale
                                  : rows::scale_by_inverse_variance(x, kk, nb);
       if (direct)
-        rows::weighted_sum_direct(x, mix.muT.data() + n0, n, d, nb, sum_scale,
+        rows::weighted_sum_direct(x, row, mix.muT.data() + n0, n, d, nb, sum_scale,
                                   ws.A.data() + i * d);
     }
     if (!direct && own_gemm) {
@@ -375,7 +336,9 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         rows::add_scaled(ws.C.data() + i * d, d, sum_scale * ws.F[i], ws.A.data() + i * d);
     }
   }
-  // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64.
+  // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64. (The
+  // direct path sums p (mu - y) / v itself.)
+  if (direct) return;
   for (int64_t i = 0; i < q; ++i) {
     double* Ai = ws.A.data() + i * d;
     const T* r = ws.rows.data() + i * d;
@@ -488,7 +451,6 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                  \
-  template LogitParams<T> make_logit_params(const Mixture<T>&, double);                       \
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
                           const PassOptions&, int64_t, int64_t);                                                 \

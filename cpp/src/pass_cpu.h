@@ -7,23 +7,10 @@
 #include <vector>
 
 #include "ledkde/cpu.h"
+#include "ledkde/logit_params.h"
 
 namespace ledkde {
 
-// Per-pass constants of the logits
-//   l_j(y) = c0 + c'_j - |y - mu_j|^2 * inv2v_j,  c_j = log a_j - (d/2) log(2 pi v_j),
-// with c0 = max_j c_j taken out so that the tile arithmetic works on small numbers.
-template <class T>
-struct LogitParams {
-  double c0 = 0.0;
-  bool per_component = false;  // false: all c'_j = 0 and inv2v_j = inv2v (uniform, empirical)
-  T inv2v = T(0);
-  std::vector<T> cprime, inv2v_j;  // (n,) when per_component
-  double inv2v_max = 0.0, cprime_abs_max = 0.0;
-};
-
-template <class T>
-LogitParams<T> make_logit_params(const Mixture<T>& mix, double t);
 
 // The tile pack of a mixture for the built-in products (empty for double, for
 // d <= kDirectMaxDim, or without AVX2/AVX-512), for any d.

@@ -139,13 +139,16 @@ inline double scale_t(T* x, const T* k, int64_t nb) {
 }
 
 template <class T>
-inline void weighted_sum_direct_t(const T* p, const T* muT, int64_t ld, int64_t d, int64_t nb,
-                                  double scale, double* acc) {
+inline void weighted_sum_direct_t(const T* p, const T* row, const T* muT, int64_t ld, int64_t d,
+                                  int64_t nb, double scale, double* acc) {
   for (int64_t c = 0; c < d; ++c) {
     const T* m = muT + c * ld;
+    const T yc = row[c];
     T s = T(0);
+    // mu - y, not mu: exact for the nearby components that carry the weight,
+    // where a sum of p mu far from the origin would cancel against y sum p.
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < nb; ++j) s += p[j] * m[j];
+    for (int64_t j = 0; j < nb; ++j) s += p[j] * (m[j] - yc);
     acc[c] += scale * static_cast<double>(s);
   }
 }
@@ -229,14 +232,14 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
       w = p * (T(2) * k[jj]);                                 \
       b += w;                                                 \
     }                                                         \
-    a0 += w * m0[jj];                                         \
-    if constexpr (D > 1) a1 += w * m1[jj];                    \
-    if constexpr (D > 2) a2 += w * m2[jj];                    \
-    if constexpr (D > 3) a3 += w * m3[jj];                    \
-    if constexpr (D > 4) a4 += w * m4[jj];                    \
-    if constexpr (D > 5) a5 += w * m5[jj];                    \
-    if constexpr (D > 6) a6 += w * m6[jj];                    \
-    if constexpr (D > 7) a7 += w * m7[jj];                    \
+    a0 += w * (m0[jj] - y[0]);                                \
+    if constexpr (D > 1) a1 += w * (m1[jj] - y[1]);           \
+    if constexpr (D > 2) a2 += w * (m2[jj] - y[2]);           \
+    if constexpr (D > 3) a3 += w * (m3[jj] - y[3]);           \
+    if constexpr (D > 4) a4 += w * (m4[jj] - y[4]);           \
+    if constexpr (D > 5) a5 += w * (m5[jj] - y[5]);           \
+    if constexpr (D > 6) a6 += w * (m6[jj] - y[6]);           \
+    if constexpr (D > 7) a7 += w * (m7[jj] - y[7]);           \
   }
   // Two independent halves of the tile per vector step: twice the
   // independent work in flight for the long exp dependency chain.
@@ -309,9 +312,9 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
   LEDKDE_CLONES double scale_by_inverse_variance(T* x, const T* k, int64_t nb) {                  \
     return scale_t(x, k, nb);                                                                     \
   }                                                                                               \
-  LEDKDE_CLONES void weighted_sum_direct(const T* p, const T* muT, int64_t ld, int64_t d,         \
-                                         int64_t nb, double scale, double* acc) {                 \
-    weighted_sum_direct_t(p, muT, ld, d, nb, scale, acc);                                         \
+  LEDKDE_CLONES void weighted_sum_direct(const T* p, const T* row, const T* muT, int64_t ld,      \
+                                         int64_t d, int64_t nb, double scale, double* acc) {      \
+    weighted_sum_direct_t(p, row, muT, ld, d, nb, scale, acc);                                    \
   }                                                                                               \
   LEDKDE_CLONES T direct_max(const T* row, const T* muT, int64_t ld, int64_t d, const T* cprime,  \
                              const T* k, T k0, int64_t nb) {                                     \

@@ -35,7 +35,8 @@ double direct_max(const double* row, const double* muT, int64_t ld, int64_t d,
 // x_j as in logits_direct, and with p_j = exp(x_j - shift) and w_j = p_j (or
 // p_j * 2 k_j when per_var) writes
 //   sums[0] = sum p,  sums[1] = sum p (x - shift),  sums[2] = sum w,
-//   sums[3] = shift + max (x - shift),  acc[c] = scale * sum_j w_j muT[c * ld + j]   for c < d
+//   sums[3] = shift + max (x - shift),
+//   acc[c] = scale * sum_j w_j (muT[c * ld + j] - row[c])   for c < d
 // (sums[1] = 0 unless entropy).
 // The shift need not be the maximum: the sums are accurate (and finite)
 // while max x - shift stays below about 80 in float, 700 in double.
@@ -80,10 +81,10 @@ void weights(double* x, int64_t nb, double shift, double* s, double* e);
 double scale_by_inverse_variance(float* x, const float* k, int64_t nb);
 double scale_by_inverse_variance(double* x, const double* k, int64_t nb);
 
-// acc[c] += scale * sum_j p_j muT[c * ld + j] for c < d.
-void weighted_sum_direct(const float* p, const float* muT, int64_t ld, int64_t d, int64_t nb,
-                         double scale, double* acc);
-void weighted_sum_direct(const double* p, const double* muT, int64_t ld, int64_t d, int64_t nb,
-                         double scale, double* acc);
+// acc[c] += scale * sum_j p_j (muT[c * ld + j] - row[c]) for c < d.
+void weighted_sum_direct(const float* p, const float* row, const float* muT, int64_t ld, int64_t d,
+                         int64_t nb, double scale, double* acc);
+void weighted_sum_direct(const double* p, const double* row, const double* muT, int64_t ld,
+                         int64_t d, int64_t nb, double scale, double* acc);
 
 }  // namespace ledkde::rows

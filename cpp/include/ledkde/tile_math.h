@@ -108,10 +108,14 @@ struct ExpConsts<float> {
   static constexpr float lo = -87.0f;  // below this exp underflows: return 0
   static constexpr bool split_ln2 = false;
   static constexpr int degree = 6;
-  // exp(r) ~ sum_k coef[k] r^k on |r| <= ln2/2, coef[0] = coef[1] = 1.
-  static constexpr float coef[7] = {1.0f, 1.0f, 0.4999999403953552f, 0.16666431725025177f,
-                                    0.04166800156235695f, 0.00837415549904108f,
-                                    0.0013843653723597527f};
+  // exp(r) ~ sum_k coef(k) r^k on |r| <= ln2/2, coef(0) = coef(1) = 1. (A
+  // function, not a static array: device code cannot read host arrays; with
+  // constant k after unrolling it folds to an immediate on both sides.)
+  static constexpr LEDKDE_HD float coef(int k) {
+    constexpr float c[7] = {1.0f, 1.0f, 0.4999999403953552f, 0.16666431725025177f,
+                            0.04166800156235695f, 0.00837415549904108f, 0.0013843653723597527f};
+    return c[k];
+  }
   using Bits = uint32_t;
   static constexpr int mant = 23;
   static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
@@ -122,9 +126,12 @@ struct ExpConsts<double> {
   static constexpr bool split_ln2 = true;
   static constexpr int degree = 12;
   // 1 / k!
-  static constexpr double coef[13] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720,
-                                      1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800,
-                                      1.0 / 39916800, 1.0 / 479001600};
+  static constexpr LEDKDE_HD double coef(int k) {
+    constexpr double c[13] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720,
+                              1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800,
+                              1.0 / 39916800, 1.0 / 479001600};
+    return c[k];
+  }
   using Bits = uint64_t;
   static constexpr int mant = 52;
   static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
@@ -144,8 +151,11 @@ LEDKDE_HD T exp_nonpositive(T x) {
   T r;
   if constexpr (C::split_ln2) r = (x - n * ln2_hi) - n * ln2_lo;
   else r = x - n * ln2;
-  T p = C::coef[C::degree];
-  for (int k = C::degree - 1; k >= 0; --k) p = p * r + C::coef[k];
+  T p = C::coef(C::degree);
+#if defined(__CUDACC__)
+#pragma unroll
+#endif
+  for (int k = C::degree - 1; k >= 0; --k) p = p * r + C::coef(k);
   // Times 2^n by adding n to p's exponent field: shifting kf's bits by the
   // mantissa width drops the shifter's bits and leaves n << mant. p lies in
   // [0.7, 1.5] and n >= -126 for x >= lo (and n = -126 only with p > 1), so

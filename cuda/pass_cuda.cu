@@ -1,0 +1,459 @@
+// The CUDA score pass: every row of a block of (centred) points against every
+// component of a device-resident mixture, reduced to the per-row states of
+// tile_math.h (m, S, E and the float64 sums A, B). The score, the smoothed
+// score and the samplers all call run_pass().
+//
+// Logits l_ij = c'_j - |y_i - mu_j|^2 inv2v_j (+ c0 at the end), with the
+// per-component constants of logit_params.h, the same as the CPU pass.
+//
+// d <= kDirectMaxDim (direct_kernel): one thread per row, components staged in
+// shared memory; distances by coordinate differences in float64 (exact on the
+// values as given), the state moved onto each new maximum as it appears, and
+// A summed as p (mu - y) / v directly (exact differences of nearby points).
+//
+// d > kDirectMaxDim, per chunk of components (as the CPU's tiles, larger):
+//  1. logits_kernel: G = Y M^T by the register-blocked product (gemm_tiles.cuh)
+//     and the expansion l = c' - (|y|^2 + |mu|^2 - 2G) inv2v into a (rows x
+//     chunk) buffer L (bounded: the chunk shrinks as the rows grow);
+//  2. weights_kernel (one block per row): the chunk's maximum; where the
+//     expansion's error bound delta exceeds the tolerance (CPU rule, 64 eps),
+//     every logit within log(delta/tol) + 3 + 2 delta of it is recomputed by
+//     coordinate differences in float64; then P = exp(l - m_c) / v in place,
+//     the chunk's S, E, B, and the merge into the running state (lse_merge),
+//     which yields each row's rescale factors alpha (old sums) and gamma (chunk);
+//  3. accumulate_kernel: C = P M (split over k when the rows are few, so that
+//     the GPU fills; the slices are summed in fixed order, so results do not
+//     depend on scheduling), and combine_kernel: A = alpha A + gamma C in float64.
+// Finally A -= y B and m += c0 (finish_kernel).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "gemm_tiles.cuh"
+#include "ledkde/logit_params.h"
+#include "pass_cuda.cuh"
+
+namespace ledkde::cuda {
+
+namespace {
+
+constexpr int kStage = 128;     // direct path: rows per block, components staged per step
+constexpr int kRowThreads = 128;  // weights_kernel: threads per row
+constexpr int kStash = 4;       // weights_kernel: exact logits kept in registers per thread
+constexpr int64_t kTileElems = int64_t(1) << 25;  // elements of the L buffer (128 MiB in float)
+constexpr int64_t kMaxSliceK = 4096;  // components summed in the working precision before float64
+
+template <class T>
+constexpr double logit_tolerance() {
+  return 64.0 * std::numeric_limits<T>::epsilon();
+}
+
+// Per-component constants on the device: c'_j and inv2v_j (null: c' = 0 and
+// inv2v_j = inv2v for every j, the empirical case).
+template <class T>
+struct DeviceLogits {
+  LogitParams<T> lp;
+  const T* cprime = nullptr;
+  const T* inv2v_j = nullptr;
+};
+
+template <class T>
+DeviceLogits<T> device_logits(const DeviceMixture<T>& mix, double t, Scratch& params) {
+  DeviceLogits<T> dl;
+  dl.lp = make_logit_params(mix.params, t);
+  if (dl.lp.per_component) {
+    T* p = static_cast<T*>(params.get(2 * static_cast<size_t>(mix.n) * sizeof(T)));
+    check(cudaMemcpy(p, dl.lp.cprime.data(), mix.n * sizeof(T), cudaMemcpyHostToDevice), "upload c'");
+    check(cudaMemcpy(p + mix.n, dl.lp.inv2v_j.data(), mix.n * sizeof(T), cudaMemcpyHostToDevice),
+          "upload 1/(2v)");
+    dl.cprime = p;
+    dl.inv2v_j = p + mix.n;
+  }
+  return dl;
+}
+
+__device__ __forceinline__ double block_reduce(double v, bool is_max) {
+  __shared__ double part[kRowThreads / 32];
+  __syncthreads();  // part may still be read by a previous reduction
+  for (int o = 16; o > 0; o >>= 1) {
+    const double w = __shfl_xor_sync(kFull, v, o);
+    v = is_max ? fmax(v, w) : v + w;
+  }
+  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = part[0];
+  for (int w = 1; w < kRowThreads / 32; ++w) v = is_max ? fmax(v, part[w]) : v + part[w];
+  return v;
+}
+
+// ------------------------------------------------------------------ d <= 8
+template <class T, int D>
+__global__ void __launch_bounds__(kStage)
+    direct_kernel(const T* __restrict__ mu, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
+                  T inv2v, int64_t n, const T* __restrict__ rows, int64_t nrows, double c0, double* m_out,
+                  double* S_out, double* E_out, double* A_out) {
+  __shared__ double smu[kStage][D];
+  __shared__ double sc[kStage], sk[kStage];
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kStage + threadIdx.x;
+  const bool active = r < nrows;
+  double y[D], A[D];
+#pragma unroll
+  for (int k = 0; k < D; ++k) {
+    y[k] = active ? static_cast<double>(rows[r * D + k]) : 0.0;
+    A[k] = 0.0;
+  }
+  LseScalars st = lse_init();
+  for (int64_t n0 = 0; n0 < n; n0 += kStage) {
+    __syncthreads();
+    {
+      const int64_t j = n0 + threadIdx.x;
+      const bool ok = j < n;
+#pragma unroll
+      for (int k = 0; k < D; ++k) smu[threadIdx.x][k] = ok ? static_cast<double>(mu[j * D + k]) : 0.0;
+      // Padding components get logit -inf: weight 0.
+      sc[threadIdx.x] = !ok ? neg_inf() : cprime ? static_cast<double>(cprime[j]) : 0.0;
+      sk[threadIdx.x] = inv2v_j && ok ? static_cast<double>(inv2v_j[j]) : static_cast<double>(inv2v);
+    }
+    __syncthreads();
+    if (!active) continue;
+#pragma unroll 4
+    for (int u = 0; u < kStage; ++u) {
+      double d2 = 0.0;
+#pragma unroll
+      for (int k = 0; k < D; ++k) {
+        const double diff = y[k] - smu[u][k];
+        d2 = fma(diff, diff, d2);
+      }
+      const double l = sc[u] - d2 * sk[u];
+      // A new maximum (a few times per row once the nearest components are
+      // seen): move the state onto it.
+      if (l > st.m) {
+        const double a = lse_move_to(st, l);
+#pragma unroll
+        for (int k = 0; k < D; ++k) A[k] *= a;
+      }
+      // l = m = -inf (zero weights so far) gives x = NaN, which exp_nonpositive
+      // and entropy_term map to 0.
+      const T x = static_cast<T>(l - st.m);
+      const T p = exp_nonpositive<T>(x);
+      st.S += static_cast<double>(p);
+      st.E += static_cast<double>(entropy_term<T>(p, x));
+      const double pv = static_cast<double>(p) * 2.0 * sk[u];
+#pragma unroll
+      for (int k = 0; k < D; ++k) A[k] = fma(pv, smu[u][k] - y[k], A[k]);
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int k = 0; k < D; ++k) A_out[r * D + k] = A[k];
+  m_out[r] = st.m == neg_inf() ? st.m : st.m + c0;
+  S_out[r] = st.S;
+  E_out[r] = st.E;
+}
+
+template <class T, int D>
+void launch_direct(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
+                   RowStates& st) {
+  const unsigned blocks = static_cast<unsigned>((nrows + kStage - 1) / kStage);
+  direct_kernel<T, D><<<blocks, kStage>>>(mix.mu_dev, dl.cprime, dl.inv2v_j, dl.lp.inv2v, mix.n, rows, nrows,
+                                          dl.lp.c0, st.m.get(), st.S.get(), st.E.get(), st.A.get());
+  check(cudaGetLastError(), "direct_kernel launch");
+}
+
+template <class T>
+void run_direct(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
+                RowStates& st) {
+  switch (mix.d) {
+    case 1: return launch_direct<T, 1>(mix, dl, rows, nrows, st);
+    case 2: return launch_direct<T, 2>(mix, dl, rows, nrows, st);
+    case 3: return launch_direct<T, 3>(mix, dl, rows, nrows, st);
+    case 4: return launch_direct<T, 4>(mix, dl, rows, nrows, st);
+    case 5: return launch_direct<T, 5>(mix, dl, rows, nrows, st);
+    case 6: return launch_direct<T, 6>(mix, dl, rows, nrows, st);
+    case 7: return launch_direct<T, 7>(mix, dl, rows, nrows, st);
+    case 8: return launch_direct<T, 8>(mix, dl, rows, nrows, st);
+    default: throw std::logic_error("ledkde CUDA: direct path asked for d > 8");
+  }
+}
+
+// ------------------------------------------------------------------ d > 8
+// Row norms, the expansion's error bound per row (CPU rule), empty states.
+template <class T>
+__global__ void prepare_rows_kernel(const T* __restrict__ rows, int64_t nrows, int64_t d, double kappa_eps,
+                                    double norm2_max, double inv2v_max, double cprime_abs_max, double* ny,
+                                    double* delta, double* m, double* S, double* E, double* B) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (r >= nrows) return;
+  double s = 0.0;
+  for (int64_t c = lane; c < d; c += 32) {
+    const double v = static_cast<double>(rows[r * d + c]);
+    s += v * v;
+  }
+  s = warp_sum(s);
+  if (lane != 0) return;
+  ny[r] = s;
+  delta[r] = kappa_eps * ((s + norm2_max) * inv2v_max + cprime_abs_max);
+  m[r] = neg_inf();
+  S[r] = 0.0;
+  E[r] = 0.0;
+  B[r] = 0.0;
+}
+
+// L[r][j] = c'_j - (|y_r|^2 + |mu_j|^2 - 2 y_r . mu_j) inv2v_j for the chunk's components.
+template <class T>
+__global__ void __launch_bounds__(kGemmThreads)
+    logits_kernel(const T* __restrict__ rows, int64_t nrows, int64_t d, const T* __restrict__ mu, int64_t nc,
+                  const T* __restrict__ norm2, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
+                  T inv2v, const double* __restrict__ ny, T* L, int64_t ldL) {
+  using C = GemmCfg<T>;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * C::BM, n0 = static_cast<int64_t>(blockIdx.x) * C::BN;
+  GemmTile<T> tile;
+  gemm_block<T, false>(rows, d, mu, d, nrows, nc, 0, d, m0, n0, tile);
+#pragma unroll
+  for (int i = 0; i < C::TM; ++i) {
+    const int64_t r = m0 + GemmTile<T>::row(i);
+    if (r >= nrows) continue;
+    const double yr = ny[r];
+#pragma unroll
+    for (int j = 0; j < C::TN; ++j) {
+      const int64_t c = n0 + GemmTile<T>::col(j);
+      if (c >= nc) continue;
+      const double d2 = yr + static_cast<double>(norm2[c]) - 2.0 * static_cast<double>(tile.acc[i][j]);
+      const double k = inv2v_j ? static_cast<double>(inv2v_j[c]) : static_cast<double>(inv2v);
+      const double cp = cprime ? static_cast<double>(cprime[c]) : 0.0;
+      L[r * ldL + c] = static_cast<T>(cp - d2 * k);
+    }
+  }
+}
+
+// Exact logit of component j for the row: distance by coordinate differences
+// in float64, summed over the warp (every lane must call it).
+template <class T>
+__device__ double exact_logit(const T* __restrict__ row, const T* __restrict__ muj, int64_t d, double cp,
+                              double k) {
+  double s = 0.0;
+  for (int64_t c = threadIdx.x % 32; c < d; c += 32) {
+    const double diff = static_cast<double>(row[c]) - static_cast<double>(muj[c]);
+    s = fma(diff, diff, s);
+  }
+  return cp - warp_sum(s) * k;
+}
+
+// One block per row: the chunk's weights in place of its logits, the chunk's
+// sums, and the merge into the row's running state.
+template <class T>
+__global__ void __launch_bounds__(kRowThreads)
+    weights_kernel(T* L, int64_t ldL, int64_t nc, const T* __restrict__ rows, int64_t d,
+                   const T* __restrict__ mu, const T* __restrict__ cprime, const T* __restrict__ inv2v_j, T inv2v,
+                   bool per_var, double tol, const double* __restrict__ delta, double* m_st, double* S_st,
+                   double* E_st, double* B_st, double* alpha, double* gamma) {
+  const int64_t r = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  T* Lr = L + r * ldL;
+  const T* row = rows + r * d;
+  auto cp_of = [&](int64_t j) { return cprime ? static_cast<double>(cprime[j]) : 0.0; };
+  auto k_of = [&](int64_t j) { return inv2v_j ? static_cast<double>(inv2v_j[j]) : static_cast<double>(inv2v); };
+
+  double lmax = neg_inf();
+  for (int64_t e = threadIdx.x; e < nc; e += kRowThreads) lmax = fmax(lmax, static_cast<double>(Lr[e]));
+  const double m_approx = block_reduce(lmax, true);
+
+  double m_c = m_approx, S = 0.0, E = 0.0, B = 0.0;
+  if (m_approx != neg_inf()) {
+    // Candidates: logits that could carry weight above the tolerance once
+    // exact; 2 delta covers the expansion's error on both sides.
+    const double dlt = delta[r];
+    const bool exact = dlt > tol;
+    const T cut = exact ? static_cast<T>(m_approx - (log(dlt / tol) + 3.0 + 2.0 * dlt)) : T(0);
+    int64_t stash_at[kStash];
+    double stash_val[kStash];
+    int stashed = 0;
+    if (exact) {
+      double emax = neg_inf();
+      // Each warp walks its own 32-wide groups, so every lane of a warp takes
+      // part in every cooperative recompute.
+      for (int64_t base = 32 * warp; base < nc; base += kRowThreads) {
+        const int64_t e = base + lane;
+        unsigned mask = __ballot_sync(kFull, e < nc && Lr[e] >= cut);
+        while (mask) {
+          const int b = __ffs(mask) - 1;
+          mask &= mask - 1;
+          const int64_t j = base + b;
+          const double lx = exact_logit(row, mu + j * d, d, cp_of(j), k_of(j));
+          emax = fmax(emax, lx);
+          if (lane == b && stashed < kStash) {
+            stash_at[stashed] = j;
+            stash_val[stashed++] = lx;
+          }
+        }
+      }
+      m_c = block_reduce(emax, true);
+    }
+    int used = 0;
+    for (int64_t base = 32 * warp; base < nc; base += kRowThreads) {
+      const int64_t e = base + lane;
+      const bool in = e < nc;
+      const double approx = in ? static_cast<double>(Lr[e]) : neg_inf();
+      const bool cand = exact && in && Lr[e] >= cut;
+      double val = approx;
+      const bool from_stash = cand && used < stashed && stash_at[used] == e;
+      if (from_stash) val = stash_val[used++];
+      // Candidates beyond the stash (many comparable logits): recompute, the
+      // whole warp together.
+      unsigned mask = __ballot_sync(kFull, cand && !from_stash);
+      while (mask) {
+        const int b = __ffs(mask) - 1;
+        mask &= mask - 1;
+        const int64_t j = base + b;
+        const double lx = exact_logit(row, mu + j * d, d, cp_of(j), k_of(j));
+        if (lane == b) val = lx;
+      }
+      if (!in) continue;
+      const T x = static_cast<T>(val - m_c);
+      const T p = exp_nonpositive<T>(x);
+      S += static_cast<double>(p);
+      E += static_cast<double>(entropy_term<T>(p, x));
+      const T w = per_var ? static_cast<T>(p * T(2) * static_cast<T>(k_of(e))) : p;
+      B += static_cast<double>(w);
+      Lr[e] = w;
+    }
+  } else {
+    for (int64_t e = threadIdx.x; e < nc; e += kRowThreads) Lr[e] = T(0);
+  }
+  S = block_reduce(S, false);
+  E = block_reduce(E, false);
+  B = block_reduce(B, false);
+  if (threadIdx.x != 0) return;
+  LseScalars run{m_st[r], S_st[r], E_st[r]};
+  const MergeScales f = lse_merge(run, LseScalars{m_c, S, E});
+  // Equal variances: 1/v is applied here rather than per column.
+  const double scale = per_var ? 1.0 : 2.0 * static_cast<double>(inv2v);
+  m_st[r] = run.m;
+  S_st[r] = run.S;
+  E_st[r] = run.E;
+  B_st[r] = B_st[r] * f.fa + B * f.fb * scale;
+  alpha[r] = f.fa;
+  gamma[r] = f.fb * scale;
+}
+
+// part[z] = P M over the z-th slice of the chunk's components.
+template <class T>
+__global__ void __launch_bounds__(kGemmThreads)
+    accumulate_kernel(const T* __restrict__ P, int64_t ldP, int64_t nrows, int64_t nc, const T* __restrict__ mu,
+                      int64_t d, int64_t slice, T* part) {
+  using C = GemmCfg<T>;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * C::BM, n0 = static_cast<int64_t>(blockIdx.x) * C::BN;
+  const int64_t k0 = static_cast<int64_t>(blockIdx.z) * slice, k1 = nc < k0 + slice ? nc : k0 + slice;
+  GemmTile<T> tile;
+  gemm_block<T, true>(P, ldP, mu, d, nrows, d, k0, k1, m0, n0, tile);
+  T* out = part + static_cast<int64_t>(blockIdx.z) * nrows * d;
+#pragma unroll
+  for (int i = 0; i < C::TM; ++i) {
+    const int64_t r = m0 + GemmTile<T>::row(i);
+    if (r >= nrows) continue;
+#pragma unroll
+    for (int j = 0; j < C::TN; ++j) {
+      const int64_t c = n0 + GemmTile<T>::col(j);
+      if (c < d) out[r * d + c] = tile.acc[i][j];
+    }
+  }
+}
+
+// A = alpha A + gamma (sum of the slices, in fixed order).
+template <class T>
+__global__ void combine_kernel(double* A, const T* __restrict__ part, int slices, int64_t nrows, int64_t d,
+                               const double* __restrict__ alpha, const double* __restrict__ gamma) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= nrows * d) return;
+  const int64_t r = e / d;
+  double s = 0.0;
+  for (int z = 0; z < slices; ++z) s += static_cast<double>(part[z * nrows * d + e]);
+  A[e] = A[e] * alpha[r] + gamma[r] * s;
+}
+
+// A -= y B (A held sum p mu / v); m += c0.
+template <class T>
+__global__ void finish_kernel(double* A, const T* __restrict__ rows, const double* __restrict__ B, double* m,
+                              int64_t nrows, int64_t d, double c0) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= nrows * d) return;
+  const int64_t r = e / d;
+  A[e] -= static_cast<double>(rows[e]) * B[r];
+  if (e % d == 0 && m[r] != neg_inf()) m[r] += c0;
+}
+
+unsigned grid_of(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
+
+template <class T>
+void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
+                   double t, RowStates& st) {
+  using C = GemmCfg<T>;
+  const int64_t d = mix.d, n = mix.n;
+  const LogitParams<T>& lp = dl.lp;
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double kappa = 2.0 * std::sqrt(static_cast<double>(d)) + 4.0;
+  prepare_rows_kernel<T><<<grid_of(nrows, kWarps), kWarps * 32>>>(
+      rows, nrows, d, kappa * eps, mix.params.norm2_max, lp.inv2v_max, lp.cprime_abs_max, st.ny.get(),
+      st.delta.get(), st.m.get(), st.S.get(), st.E.get(), st.B.get());
+  check(cudaGetLastError(), "prepare_rows_kernel launch");
+  st.A.zero();
+
+  // Chunk of components: the L buffer stays within kTileElems.
+  const int64_t nc_max = std::clamp<int64_t>((kTileElems / nrows) / C::BN * C::BN, C::BN, 16384);
+  const int64_t chunk = std::min(nc_max, n);
+  // Split the product P M over k until the GPU has work for every SM twice over.
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, mix.device), "device attribute");
+  const int64_t tiles = ((nrows + C::BM - 1) / C::BM) * ((d + C::BN - 1) / C::BN);
+  int64_t slices = std::max<int64_t>((2 * sms + tiles - 1) / tiles, (chunk + kMaxSliceK - 1) / kMaxSliceK);
+  int64_t slice = (chunk + slices - 1) / slices;
+  slice = (slice + C::BK - 1) / C::BK * C::BK;
+  slices = (chunk + slice - 1) / slice;
+  const size_t l_bytes = static_cast<size_t>(nrows * chunk) * sizeof(T);
+  const size_t part_bytes = static_cast<size_t>(slices * nrows * d) * sizeof(T);
+  char* work = static_cast<char*>(st.work.get(l_bytes + part_bytes + 256));
+  T* L = reinterpret_cast<T*>(work);
+  T* part = reinterpret_cast<T*>(work + (l_bytes + 255) / 256 * 256);
+  const double tol = logit_tolerance<T>();
+  const bool per_var = !mix.params.var.empty();
+
+  for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+    const int64_t nc = std::min(chunk, n - n0);
+    const T* mu = mix.mu_dev + n0 * d;
+    const T* cp = dl.cprime ? dl.cprime + n0 : nullptr;
+    const T* kj = dl.inv2v_j ? dl.inv2v_j + n0 : nullptr;
+    const dim3 g1(grid_of(nc, C::BN), grid_of(nrows, C::BM));
+    logits_kernel<T><<<g1, kGemmThreads>>>(rows, nrows, d, mu, nc, mix.norm2_dev + n0, cp, kj, lp.inv2v,
+                                           st.ny.get(), L, chunk);
+    check(cudaGetLastError(), "logits_kernel launch");
+    weights_kernel<T><<<static_cast<unsigned>(nrows), kRowThreads>>>(
+        L, chunk, nc, rows, d, mu, cp, kj, lp.inv2v, per_var, tol, st.delta.get(), st.m.get(), st.S.get(),
+        st.E.get(), st.B.get(), st.alpha.get(), st.gamma.get());
+    check(cudaGetLastError(), "weights_kernel launch");
+    const int64_t nslices = (nc + slice - 1) / slice;
+    const dim3 g2(grid_of(d, C::BN), grid_of(nrows, C::BM), static_cast<unsigned>(nslices));
+    accumulate_kernel<T><<<g2, kGemmThreads>>>(L, chunk, nrows, nc, mu, d, slice, part);
+    check(cudaGetLastError(), "accumulate_kernel launch");
+    combine_kernel<T><<<grid_of(nrows * d, 256), 256>>>(st.A.get(), part, static_cast<int>(nslices), nrows, d,
+                                                        st.alpha.get(), st.gamma.get());
+    check(cudaGetLastError(), "combine_kernel launch");
+  }
+  finish_kernel<T><<<grid_of(nrows * d, 256), 256>>>(st.A.get(), rows, st.B.get(), st.m.get(), nrows, d, lp.c0);
+  check(cudaGetLastError(), "finish_kernel launch");
+}
+
+}  // namespace
+
+template <class T>
+void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st) {
+  if (nrows == 0) return;
+  const DeviceLogits<T> dl = device_logits(mix, t, st.params);
+  if (mix.d <= kDirectMaxDim) run_direct(mix, dl, rows_dev, nrows, st);
+  else run_expansion(mix, dl, rows_dev, nrows, t, st);
+}
+
+template void run_pass(const DeviceMixture<float>&, const float*, int64_t, double, RowStates&);
+template void run_pass(const DeviceMixture<double>&, const double*, int64_t, double, RowStates&);
+
+}  // namespace ledkde::cuda
