@@ -107,7 +107,7 @@ def main(argv=None):
     if args.quick:
         shapes = [(256, 8000, 784, 0.05), (4096, 4096, 2, 0.01)]
     for Q, N, d, t in shapes:
-        data = rng.normal(size=(N, d)).astype(np.float32) / np.sqrt(d)
+        data = (rng.normal(size=(N, d)) / np.sqrt(d)).astype(np.float32)
         y = (data[rng.integers(0, N, Q)] + np.sqrt(t) * rng.normal(size=(Q, d)) / 4).astype(np.float32)
         mix = ledkde.Mixture(data)
         ledkde.score(y[:4], mix, t, device="cuda")  # make the data resident

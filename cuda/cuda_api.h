@@ -31,7 +31,7 @@ class DeviceMixture {
   double log_mass = 0.0;
   bool has_weights = false, has_variances = false;
   T* mu_dev = nullptr;          // (n, d) centred
-  T* norm2_dev = nullptr;        // (n,) |mu_j|^2 of the centred components
+  double* norm2_dev = nullptr;   // (n,) |mu_j|^2 of the centred components, in float64
   double* centre_dev = nullptr;  // (d,)
   double* logw_dev = nullptr;    // (n,) normalized, or null (uniform)
   double* var_dev = nullptr;     // (n,) or null (empirical)

@@ -31,7 +31,14 @@ DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
     check(cudaMemcpy(*dst, vec.data(), vec.size() * sizeof(U), cudaMemcpyHostToDevice), "upload");
   };
   put(host.mu, &mu_dev);
-  put(host.norm2, &norm2_dev);
+  // The norms in float64 from the stored components (the host keeps them in T).
+  std::vector<double> norm2(static_cast<size_t>(n), 0.0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t k = 0; k < d; ++k) {
+      const double v = static_cast<double>(host.mu[j * d + k]);
+      norm2[j] += v * v;
+    }
+  put(norm2, &norm2_dev);
   params.n = host.n;
   params.d = host.d;
   params.norm2_max = host.norm2_max;

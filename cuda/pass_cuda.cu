@@ -40,7 +40,7 @@ namespace {
 constexpr int kStage = 128;     // direct path: rows per block, components staged per step
 constexpr int kRowThreads = 128;  // weights_kernel: threads per row
 constexpr int kStash = 4;       // weights_kernel: exact logits kept in registers per thread
-constexpr int64_t kTileElems = int64_t(1) << 25;  // elements of the L buffer (128 MiB in float)
+constexpr int64_t kTileElems = int64_t(1) << 25;  // elements of the L and P buffers (256 + 128 MiB in float)
 constexpr int64_t kMaxSliceK = 4096;  // components summed in the working precision before float64
 
 template <class T>
@@ -53,6 +53,7 @@ constexpr double logit_tolerance() {
 template <class T>
 struct DeviceLogits {
   LogitParams<T> lp;
+  double inv2v = 0.0;  // 1/(2t) in float64 when the variances are equal
   const T* cprime = nullptr;
   const T* inv2v_j = nullptr;
 };
@@ -61,6 +62,7 @@ template <class T>
 DeviceLogits<T> device_logits(const DeviceMixture<T>& mix, double t, Scratch& params) {
   DeviceLogits<T> dl;
   dl.lp = make_logit_params(mix.params, t);
+  dl.inv2v = 0.5 / t;
   if (dl.lp.per_component) {
     T* p = static_cast<T*>(params.get(2 * static_cast<size_t>(mix.n) * sizeof(T)));
     check(cudaMemcpy(p, dl.lp.cprime.data(), mix.n * sizeof(T), cudaMemcpyHostToDevice), "upload c'");
@@ -90,7 +92,7 @@ __device__ __forceinline__ double block_reduce(double v, bool is_max) {
 template <class T, int D>
 __global__ void __launch_bounds__(kStage)
     direct_kernel(const T* __restrict__ mu, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
-                  T inv2v, int64_t n, const T* __restrict__ rows, int64_t nrows, double c0, double* m_out,
+                  double inv2v, int64_t n, const T* __restrict__ rows, int64_t nrows, double c0, double* m_out,
                   double* S_out, double* E_out, double* A_out) {
   __shared__ double smu[kStage][D];
   __shared__ double sc[kStage], sk[kStage];
@@ -112,7 +114,7 @@ __global__ void __launch_bounds__(kStage)
       for (int k = 0; k < D; ++k) smu[threadIdx.x][k] = ok ? static_cast<double>(mu[j * D + k]) : 0.0;
       // Padding components get logit -inf: weight 0.
       sc[threadIdx.x] = !ok ? neg_inf() : cprime ? static_cast<double>(cprime[j]) : 0.0;
-      sk[threadIdx.x] = inv2v_j && ok ? static_cast<double>(inv2v_j[j]) : static_cast<double>(inv2v);
+      sk[threadIdx.x] = inv2v_j && ok ? static_cast<double>(inv2v_j[j]) : inv2v;
     }
     __syncthreads();
     if (!active) continue;
@@ -155,7 +157,7 @@ template <class T, int D>
 void launch_direct(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
                    RowStates& st) {
   const unsigned blocks = static_cast<unsigned>((nrows + kStage - 1) / kStage);
-  direct_kernel<T, D><<<blocks, kStage>>>(mix.mu_dev, dl.cprime, dl.inv2v_j, dl.lp.inv2v, mix.n, rows, nrows,
+  direct_kernel<T, D><<<blocks, kStage>>>(mix.mu_dev, dl.cprime, dl.inv2v_j, dl.inv2v, mix.n, rows, nrows,
                                           dl.lp.c0, st.m.get(), st.S.get(), st.E.get(), st.A.get());
   check(cudaGetLastError(), "direct_kernel launch");
 }
@@ -200,29 +202,31 @@ __global__ void prepare_rows_kernel(const T* __restrict__ rows, int64_t nrows, i
   B[r] = 0.0;
 }
 
-// L[r][j] = c'_j - (|y_r|^2 + |mu_j|^2 - 2 y_r . mu_j) inv2v_j for the chunk's components.
+// L[r][j] = c'_j - (|y_r|^2 + |mu_j|^2 - 2 y_r . mu_j) inv2v_j for the chunk's
+// components, the dot products accumulated in float64 (so that for float data
+// the expansion's rounding stays far below the tolerance: no recompute).
 template <class T>
 __global__ void __launch_bounds__(kGemmThreads)
     logits_kernel(const T* __restrict__ rows, int64_t nrows, int64_t d, const T* __restrict__ mu, int64_t nc,
-                  const T* __restrict__ norm2, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
-                  T inv2v, const double* __restrict__ ny, T* L, int64_t ldL) {
-  using C = GemmCfg<T>;
+                  const double* __restrict__ norm2, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
+                  double inv2v, const double* __restrict__ ny, double* L, int64_t ldL) {
+  using C = GemmCfg<double>;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * C::BM, n0 = static_cast<int64_t>(blockIdx.x) * C::BN;
-  GemmTile<T> tile;
-  gemm_block<T, false>(rows, d, mu, d, nrows, nc, 0, d, m0, n0, tile);
+  GemmTile<double> tile;
+  gemm_block<T, double, false>(rows, d, mu, d, nrows, nc, 0, d, m0, n0, tile);
 #pragma unroll
   for (int i = 0; i < C::TM; ++i) {
-    const int64_t r = m0 + GemmTile<T>::row(i);
+    const int64_t r = m0 + GemmTile<double>::row(i);
     if (r >= nrows) continue;
     const double yr = ny[r];
 #pragma unroll
     for (int j = 0; j < C::TN; ++j) {
-      const int64_t c = n0 + GemmTile<T>::col(j);
+      const int64_t c = n0 + GemmTile<double>::col(j);
       if (c >= nc) continue;
-      const double d2 = yr + static_cast<double>(norm2[c]) - 2.0 * static_cast<double>(tile.acc[i][j]);
-      const double k = inv2v_j ? static_cast<double>(inv2v_j[c]) : static_cast<double>(inv2v);
+      const double d2 = yr + norm2[c] - 2.0 * tile.acc[i][j];
+      const double k = inv2v_j ? static_cast<double>(inv2v_j[c]) : inv2v;
       const double cp = cprime ? static_cast<double>(cprime[c]) : 0.0;
-      L[r * ldL + c] = static_cast<T>(cp - d2 * k);
+      L[r * ldL + c] = cp - d2 * k;
     }
   }
 }
@@ -240,23 +244,25 @@ __device__ double exact_logit(const T* __restrict__ row, const T* __restrict__ m
   return cp - warp_sum(s) * k;
 }
 
-// One block per row: the chunk's weights in place of its logits, the chunk's
+// One block per row: the chunk's weights P (from its logits L), the chunk's
 // sums, and the merge into the row's running state.
 template <class T>
 __global__ void __launch_bounds__(kRowThreads)
-    weights_kernel(T* L, int64_t ldL, int64_t nc, const T* __restrict__ rows, int64_t d,
-                   const T* __restrict__ mu, const T* __restrict__ cprime, const T* __restrict__ inv2v_j, T inv2v,
-                   bool per_var, double tol, const double* __restrict__ delta, double* m_st, double* S_st,
-                   double* E_st, double* B_st, double* alpha, double* gamma) {
+    weights_kernel(const double* __restrict__ L, T* P, int64_t ldL, int64_t nc, const T* __restrict__ rows,
+                   int64_t d, const T* __restrict__ mu, const T* __restrict__ cprime,
+                   const T* __restrict__ inv2v_j, double inv2v, bool per_var, double tol,
+                   const double* __restrict__ delta, double* m_st, double* S_st, double* E_st, double* B_st,
+                   double* alpha, double* gamma) {
   const int64_t r = blockIdx.x;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  T* Lr = L + r * ldL;
+  const double* Lr = L + r * ldL;
+  T* Pr = P + r * ldL;
   const T* row = rows + r * d;
   auto cp_of = [&](int64_t j) { return cprime ? static_cast<double>(cprime[j]) : 0.0; };
-  auto k_of = [&](int64_t j) { return inv2v_j ? static_cast<double>(inv2v_j[j]) : static_cast<double>(inv2v); };
+  auto k_of = [&](int64_t j) { return inv2v_j ? static_cast<double>(inv2v_j[j]) : inv2v; };
 
   double lmax = neg_inf();
-  for (int64_t e = threadIdx.x; e < nc; e += kRowThreads) lmax = fmax(lmax, static_cast<double>(Lr[e]));
+  for (int64_t e = threadIdx.x; e < nc; e += kRowThreads) lmax = fmax(lmax, Lr[e]);
   const double m_approx = block_reduce(lmax, true);
 
   double m_c = m_approx, S = 0.0, E = 0.0, B = 0.0;
@@ -265,7 +271,7 @@ __global__ void __launch_bounds__(kRowThreads)
     // exact; 2 delta covers the expansion's error on both sides.
     const double dlt = delta[r];
     const bool exact = dlt > tol;
-    const T cut = exact ? static_cast<T>(m_approx - (log(dlt / tol) + 3.0 + 2.0 * dlt)) : T(0);
+    const double cut = exact ? m_approx - (log(dlt / tol) + 3.0 + 2.0 * dlt) : 0.0;
     int64_t stash_at[kStash];
     double stash_val[kStash];
     int stashed = 0;
@@ -294,7 +300,7 @@ __global__ void __launch_bounds__(kRowThreads)
     for (int64_t base = 32 * warp; base < nc; base += kRowThreads) {
       const int64_t e = base + lane;
       const bool in = e < nc;
-      const double approx = in ? static_cast<double>(Lr[e]) : neg_inf();
+      const double approx = in ? Lr[e] : neg_inf();
       const bool cand = exact && in && Lr[e] >= cut;
       double val = approx;
       const bool from_stash = cand && used < stashed && stash_at[used] == e;
@@ -316,10 +322,10 @@ __global__ void __launch_bounds__(kRowThreads)
       E += static_cast<double>(entropy_term<T>(p, x));
       const T w = per_var ? static_cast<T>(p * T(2) * static_cast<T>(k_of(e))) : p;
       B += static_cast<double>(w);
-      Lr[e] = w;
+      Pr[e] = w;
     }
   } else {
-    for (int64_t e = threadIdx.x; e < nc; e += kRowThreads) Lr[e] = T(0);
+    for (int64_t e = threadIdx.x; e < nc; e += kRowThreads) Pr[e] = T(0);
   }
   S = block_reduce(S, false);
   E = block_reduce(E, false);
@@ -328,7 +334,7 @@ __global__ void __launch_bounds__(kRowThreads)
   LseScalars run{m_st[r], S_st[r], E_st[r]};
   const MergeScales f = lse_merge(run, LseScalars{m_c, S, E});
   // Equal variances: 1/v is applied here rather than per column.
-  const double scale = per_var ? 1.0 : 2.0 * static_cast<double>(inv2v);
+  const double scale = per_var ? 1.0 : 2.0 * inv2v;
   m_st[r] = run.m;
   S_st[r] = run.S;
   E_st[r] = run.E;
@@ -346,7 +352,7 @@ __global__ void __launch_bounds__(kGemmThreads)
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * C::BM, n0 = static_cast<int64_t>(blockIdx.x) * C::BN;
   const int64_t k0 = static_cast<int64_t>(blockIdx.z) * slice, k1 = nc < k0 + slice ? nc : k0 + slice;
   GemmTile<T> tile;
-  gemm_block<T, true>(P, ldP, mu, d, nrows, d, k0, k1, m0, n0, tile);
+  gemm_block<T, T, true>(P, ldP, mu, d, nrows, d, k0, k1, m0, n0, tile);
   T* out = part + static_cast<int64_t>(blockIdx.z) * nrows * d;
 #pragma unroll
   for (int i = 0; i < C::TM; ++i) {
@@ -387,11 +393,13 @@ unsigned grid_of(int64_t count, int threads) { return static_cast<unsigned>((cou
 
 template <class T>
 void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
-                   double t, RowStates& st) {
-  using C = GemmCfg<T>;
+                   RowStates& st) {
+  using C1 = GemmCfg<double>;  // the logits' products, accumulated in float64
+  using C2 = GemmCfg<T>;       // the weighted sums
   const int64_t d = mix.d, n = mix.n;
   const LogitParams<T>& lp = dl.lp;
-  const double eps = std::numeric_limits<T>::epsilon();
+  // Error bound of the expansion (CPU rule), for float64 accumulation.
+  const double eps = std::numeric_limits<double>::epsilon();
   const double kappa = 2.0 * std::sqrt(static_cast<double>(d)) + 4.0;
   prepare_rows_kernel<T><<<grid_of(nrows, kWarps), kWarps * 32>>>(
       rows, nrows, d, kappa * eps, mix.params.norm2_max, lp.inv2v_max, lp.cprime_abs_max, st.ny.get(),
@@ -399,22 +407,25 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
   check(cudaGetLastError(), "prepare_rows_kernel launch");
   st.A.zero();
 
-  // Chunk of components: the L buffer stays within kTileElems.
-  const int64_t nc_max = std::clamp<int64_t>((kTileElems / nrows) / C::BN * C::BN, C::BN, 16384);
+  // Chunk of components: the L and P buffers stay within kTileElems elements.
+  const int64_t nc_max = std::clamp<int64_t>((kTileElems / nrows) / C2::BN * C2::BN, C2::BN, 16384);
   const int64_t chunk = std::min(nc_max, n);
   // Split the product P M over k until the GPU has work for every SM twice over.
   int sms = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, mix.device), "device attribute");
-  const int64_t tiles = ((nrows + C::BM - 1) / C::BM) * ((d + C::BN - 1) / C::BN);
+  const int64_t tiles = ((nrows + C2::BM - 1) / C2::BM) * ((d + C2::BN - 1) / C2::BN);
   int64_t slices = std::max<int64_t>((2 * sms + tiles - 1) / tiles, (chunk + kMaxSliceK - 1) / kMaxSliceK);
   int64_t slice = (chunk + slices - 1) / slices;
-  slice = (slice + C::BK - 1) / C::BK * C::BK;
+  slice = (slice + C2::BK - 1) / C2::BK * C2::BK;
   slices = (chunk + slice - 1) / slice;
-  const size_t l_bytes = static_cast<size_t>(nrows * chunk) * sizeof(T);
+  auto aligned = [](size_t b) { return (b + 255) / 256 * 256; };
+  const size_t l_bytes = aligned(static_cast<size_t>(nrows * chunk) * sizeof(double));
+  const size_t p_bytes = aligned(static_cast<size_t>(nrows * chunk) * sizeof(T));
   const size_t part_bytes = static_cast<size_t>(slices * nrows * d) * sizeof(T);
-  char* work = static_cast<char*>(st.work.get(l_bytes + part_bytes + 256));
-  T* L = reinterpret_cast<T*>(work);
-  T* part = reinterpret_cast<T*>(work + (l_bytes + 255) / 256 * 256);
+  char* work = static_cast<char*>(st.work.get(l_bytes + p_bytes + part_bytes));
+  double* L = reinterpret_cast<double*>(work);
+  T* P = reinterpret_cast<T*>(work + l_bytes);
+  T* part = reinterpret_cast<T*>(work + l_bytes + p_bytes);
   const double tol = logit_tolerance<T>();
   const bool per_var = !mix.params.var.empty();
 
@@ -423,17 +434,17 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
     const T* mu = mix.mu_dev + n0 * d;
     const T* cp = dl.cprime ? dl.cprime + n0 : nullptr;
     const T* kj = dl.inv2v_j ? dl.inv2v_j + n0 : nullptr;
-    const dim3 g1(grid_of(nc, C::BN), grid_of(nrows, C::BM));
-    logits_kernel<T><<<g1, kGemmThreads>>>(rows, nrows, d, mu, nc, mix.norm2_dev + n0, cp, kj, lp.inv2v,
+    const dim3 g1(grid_of(nc, C1::BN), grid_of(nrows, C1::BM));
+    logits_kernel<T><<<g1, kGemmThreads>>>(rows, nrows, d, mu, nc, mix.norm2_dev + n0, cp, kj, dl.inv2v,
                                            st.ny.get(), L, chunk);
     check(cudaGetLastError(), "logits_kernel launch");
     weights_kernel<T><<<static_cast<unsigned>(nrows), kRowThreads>>>(
-        L, chunk, nc, rows, d, mu, cp, kj, lp.inv2v, per_var, tol, st.delta.get(), st.m.get(), st.S.get(),
+        L, P, chunk, nc, rows, d, mu, cp, kj, dl.inv2v, per_var, tol, st.delta.get(), st.m.get(), st.S.get(),
         st.E.get(), st.B.get(), st.alpha.get(), st.gamma.get());
     check(cudaGetLastError(), "weights_kernel launch");
     const int64_t nslices = (nc + slice - 1) / slice;
-    const dim3 g2(grid_of(d, C::BN), grid_of(nrows, C::BM), static_cast<unsigned>(nslices));
-    accumulate_kernel<T><<<g2, kGemmThreads>>>(L, chunk, nrows, nc, mu, d, slice, part);
+    const dim3 g2(grid_of(d, C2::BN), grid_of(nrows, C2::BM), static_cast<unsigned>(nslices));
+    accumulate_kernel<T><<<g2, kGemmThreads>>>(P, chunk, nrows, nc, mu, d, slice, part);
     check(cudaGetLastError(), "accumulate_kernel launch");
     combine_kernel<T><<<grid_of(nrows * d, 256), 256>>>(st.A.get(), part, static_cast<int>(nslices), nrows, d,
                                                         st.alpha.get(), st.gamma.get());
@@ -450,7 +461,7 @@ void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, dou
   if (nrows == 0) return;
   const DeviceLogits<T> dl = device_logits(mix, t, st.params);
   if (mix.d <= kDirectMaxDim) run_direct(mix, dl, rows_dev, nrows, st);
-  else run_expansion(mix, dl, rows_dev, nrows, t, st);
+  else run_expansion(mix, dl, rows_dev, nrows, st);
 }
 
 template void run_pass(const DeviceMixture<float>&, const float*, int64_t, double, RowStates&);
