@@ -28,6 +28,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include <mma.h>
 
 #include "gemm_tiles.cuh"
 #include "ledkde/logit_params.h"
@@ -203,32 +208,92 @@ __global__ void prepare_rows_kernel(const T* __restrict__ rows, int64_t nrows, i
 }
 
 // L[r][j] = c'_j - (|y_r|^2 + |mu_j|^2 - 2 y_r . mu_j) inv2v_j for the chunk's
-// components, the dot products accumulated in float64 (so that for float data
-// the expansion's rounding stays far below the tolerance: no recompute).
+// components. The dot products run on the float64 tensor cores (WMMA 8x8x4,
+// IEEE double fused multiply-adds: float data are multiplied exactly and
+// summed in float64, so for float data the expansion's rounding stays far
+// below the tolerance and needs no recompute). Block tile 64 x 64, 8 warps of
+// 16 x 32, k staged 16 at a time in shared memory (double-buffered through
+// registers); the epilogue goes through a per-warp 8 x 8 staging tile.
+constexpr int kLM = 64, kLN = 64, kLK = 16;
+constexpr int kLKP = kLK + 2;  // padded row: 144 bytes, so every fragment start is 32-byte aligned
+
 template <class T>
 __global__ void __launch_bounds__(kGemmThreads)
     logits_kernel(const T* __restrict__ rows, int64_t nrows, int64_t d, const T* __restrict__ mu, int64_t nc,
                   const double* __restrict__ norm2, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
                   double inv2v, const double* __restrict__ ny, double* L, int64_t ldL) {
-  using C = GemmCfg<double>;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * C::BM, n0 = static_cast<int64_t>(blockIdx.x) * C::BN;
-  GemmTile<double> tile;
-  gemm_block<T, double, false>(rows, d, mu, d, nrows, nc, 0, d, m0, n0, tile);
+  namespace wmma = nvcuda::wmma;
+  __shared__ __align__(32) double As[2][kLM][kLKP];
+  __shared__ __align__(32) double Bs[2][kLN][kLKP];
+  __shared__ __align__(32) double Cw[kGemmThreads / 32][64];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = warp / 2, wn = warp % 2;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kLM, n0 = static_cast<int64_t>(blockIdx.x) * kLN;
+  wmma::fragment<wmma::accumulator, 8, 8, 4, double> acc[2][4];
 #pragma unroll
-  for (int i = 0; i < C::TM; ++i) {
-    const int64_t r = m0 + GemmTile<double>::row(i);
-    if (r >= nrows) continue;
-    const double yr = ny[r];
+  for (int i = 0; i < 2; ++i)
 #pragma unroll
-    for (int j = 0; j < C::TN; ++j) {
-      const int64_t c = n0 + GemmTile<double>::col(j);
-      if (c >= nc) continue;
-      const double d2 = yr + norm2[c] - 2.0 * tile.acc[i][j];
-      const double k = inv2v_j ? static_cast<double>(inv2v_j[c]) : inv2v;
-      const double cp = cprime ? static_cast<double>(cprime[c]) : 0.0;
-      L[r * ldL + c] = cp - d2 * k;
+    for (int j = 0; j < 4; ++j) wmma::fill_fragment(acc[i][j], 0.0);
+  constexpr int kPer = kLM * kLK / kGemmThreads;  // elements of A (and of B) each thread loads
+  T ra[kPer], rb[kPer];
+  auto load = [&](int64_t k0) {
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int e = threadIdx.x + u * kGemmThreads;
+      const int64_t r = e / kLK, k = k0 + e % kLK;
+      ra[u] = (m0 + r < nrows && k < d) ? rows[(m0 + r) * d + k] : T(0);
+      rb[u] = (n0 + r < nc && k < d) ? mu[(n0 + r) * d + k] : T(0);
     }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int e = threadIdx.x + u * kGemmThreads;
+      As[buf][e / kLK][e % kLK] = static_cast<double>(ra[u]);
+      Bs[buf][e / kLK][e % kLK] = static_cast<double>(rb[u]);
+    }
+  };
+  load(0);
+  store(0);
+  __syncthreads();
+  int buf = 0;
+  for (int64_t k0 = 0; k0 < d; k0 += kLK) {
+    const bool more = k0 + kLK < d;
+    if (more) load(k0 + kLK);
+#pragma unroll
+    for (int kk = 0; kk < kLK; kk += 4) {
+      wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b[4];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[buf][wm * 16 + i * 8][kk], kLKP);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wmma::load_matrix_sync(b[j], &Bs[buf][wn * 32 + j * 8][kk], kLKP);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    // The other buffer was last read in the previous step, before its barrier.
+    if (more) store(buf ^ 1);
+    __syncthreads();
+    buf ^= 1;
   }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      wmma::store_matrix_sync(Cw[warp], acc[i][j], 8, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 64; e += 32) {
+        const int64_t r = m0 + wm * 16 + i * 8 + e / 8, c = n0 + wn * 32 + j * 8 + e % 8;
+        if (r >= nrows || c >= nc) continue;
+        const double d2 = ny[r] + norm2[c] - 2.0 * Cw[warp][e];
+        const double k = inv2v_j ? static_cast<double>(inv2v_j[c]) : inv2v;
+        const double cp = cprime ? static_cast<double>(cprime[c]) : 0.0;
+        L[r * ldL + c] = cp - d2 * k;
+      }
+      __syncwarp();
+    }
 }
 
 // Exact logit of component j for the row: distance by coordinate differences
@@ -394,7 +459,6 @@ unsigned grid_of(int64_t count, int threads) { return static_cast<unsigned>((cou
 template <class T>
 void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
                    RowStates& st) {
-  using C1 = GemmCfg<double>;  // the logits' products, accumulated in float64
   using C2 = GemmCfg<T>;       // the weighted sums
   const int64_t d = mix.d, n = mix.n;
   const LogitParams<T>& lp = dl.lp;
@@ -410,11 +474,25 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
   // Chunk of components: the L and P buffers stay within kTileElems elements.
   const int64_t nc_max = std::clamp<int64_t>((kTileElems / nrows) / C2::BN * C2::BN, C2::BN, 16384);
   const int64_t chunk = std::min(nc_max, n);
-  // Split the product P M over k until the GPU has work for every SM twice over.
-  int sms = 0;
+  // Split the product P M over k so that its blocks fill whole waves of the
+  // GPU: the number of slices s minimizing waves(tiles * s) / s.
+  int sms = 0, per_sm = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, mix.device), "device attribute");
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, accumulate_kernel<T>, kGemmThreads, 0),
+        "occupancy");
+  const int64_t slots = std::max<int64_t>(1, static_cast<int64_t>(sms) * per_sm);
   const int64_t tiles = ((nrows + C2::BM - 1) / C2::BM) * ((d + C2::BN - 1) / C2::BN);
-  int64_t slices = std::max<int64_t>((2 * sms + tiles - 1) / tiles, (chunk + kMaxSliceK - 1) / kMaxSliceK);
+  const int64_t s_lo = (chunk + kMaxSliceK - 1) / kMaxSliceK;
+  const int64_t s_hi = std::max<int64_t>(s_lo, std::min<int64_t>(16, chunk / 256));
+  int64_t slices = s_lo;
+  double best = 1e300;
+  for (int64_t sl = s_lo; sl <= s_hi; ++sl) {
+    const double cost = static_cast<double>((tiles * sl + slots - 1) / slots) / static_cast<double>(sl);
+    if (cost < best * 0.98) {  // more slices only for a clear gain (each costs a partial sum)
+      best = cost;
+      slices = sl;
+    }
+  }
   int64_t slice = (chunk + slices - 1) / slices;
   slice = (slice + C2::BK - 1) / C2::BK * C2::BK;
   slices = (chunk + slice - 1) / slice;
@@ -434,7 +512,7 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
     const T* mu = mix.mu_dev + n0 * d;
     const T* cp = dl.cprime ? dl.cprime + n0 : nullptr;
     const T* kj = dl.inv2v_j ? dl.inv2v_j + n0 : nullptr;
-    const dim3 g1(grid_of(nc, C1::BN), grid_of(nrows, C1::BM));
+    const dim3 g1(grid_of(nc, kLN), grid_of(nrows, kLM));
     logits_kernel<T><<<g1, kGemmThreads>>>(rows, nrows, d, mu, nc, mix.norm2_dev + n0, cp, kj, dl.inv2v,
                                            st.ny.get(), L, chunk);
     check(cudaGetLastError(), "logits_kernel launch");
@@ -455,6 +533,32 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
 }
 
 }  // namespace
+
+namespace {
+constexpr size_t kPoolKeep = 2;  // scratches kept per device
+std::mutex pool_mutex;
+std::vector<std::pair<int, Scratch*>> pool;  // (device, scratch) not lent out
+}  // namespace
+
+ScratchLease::ScratchLease() {
+  check(cudaGetDevice(&device_), "cudaGetDevice");
+  std::lock_guard<std::mutex> lock(pool_mutex);
+  for (auto it = pool.begin(); it != pool.end(); ++it)
+    if (it->first == device_) {
+      s_ = it->second;
+      pool.erase(it);
+      return;
+    }
+  s_ = new Scratch();
+}
+
+ScratchLease::~ScratchLease() {
+  std::lock_guard<std::mutex> lock(pool_mutex);
+  size_t kept = 0;
+  for (const auto& e : pool) kept += e.first == device_;
+  if (kept < kPoolKeep) pool.emplace_back(device_, s_);
+  else delete s_;  // (at exit the kept ones are left to the driver's teardown)
+}
 
 template <class T>
 void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st) {

@@ -73,11 +73,28 @@ class Scratch {
   size_t size_ = 0;
 };
 
+// A Scratch lent from a small per-device pool for the lifetime of the lease,
+// so that the large tile buffers of a pass (hundreds of MB) are allocated once
+// rather than on every call (pass_cuda.cu).
+class ScratchLease {
+ public:
+  ScratchLease();
+  ~ScratchLease();
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  void* get(size_t bytes) { return s_->get(bytes); }
+
+ private:
+  int device_ = 0;
+  Scratch* s_ = nullptr;
+};
+
 // Per-row reduction states in device memory, and the pass's scratch.
 struct RowStates {
   Buffer<double> m, S, E, A;  // (rows,), (rows,), (rows,), (rows, d)
   Buffer<double> B, ny, delta, alpha, gamma;  // (rows,) each: pass bookkeeping
-  Scratch work, params;  // logit/weight tiles and partial products; per-component constants
+  ScratchLease work;  // logit and weight tiles, partial products
+  Scratch params;     // per-component constants
   RowStates(int64_t rows, int64_t d)
       : m(rows), S(rows), E(rows), A(static_cast<size_t>(rows * d)), B(rows), ny(rows), delta(rows),
         alpha(rows), gamma(rows) {}
