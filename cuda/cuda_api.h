@@ -45,6 +45,17 @@ class DeviceMixture {
 template <class T>
 void evaluate_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out);
 
+// The same with y and the outputs in device memory of mix.device (CuPy,
+// PyTorch or any __cuda_array_interface__ / DLPack producer): nothing is
+// copied to the host.
+template <class T>
+void evaluate_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, double t, PassOutputs<T> out_dev);
+
+// Smoothed score / LED-KDE log-density with y and outputs in device memory.
+template <class T>
+void smoothed_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, double t, const SmoothOptions& sm,
+                     T* score_dev, T* log_density_dev);
+
 // Partial states (cpu.h partial_cpu), for merging across devices.
 template <class T>
 void partial_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, PartialState out);

@@ -155,14 +155,6 @@ __global__ void rows_kernel(const double* __restrict__ y, int64_t q, int64_t cop
   }
 }
 
-// Upload y (host, q x d) as float64 device rows.
-template <class T>
-void upload_as_double(const T* y, int64_t q, int64_t d, Buffer<double>& out) {
-  std::vector<double> tmp(static_cast<size_t>(q * d));
-  for (int64_t e = 0; e < q * d; ++e) tmp[e] = static_cast<double>(y[e]);
-  out.upload(tmp.data(), tmp.size());
-}
-
 inline unsigned blocks_for(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
 
 // smoothed_cuda.cu: the (smoothed) score of float64 device points, shared with the sampler.

@@ -47,25 +47,51 @@ void smoothed_rows_cuda(const DeviceMixture<T>& mix, const double* y_dev, int64_
   check(cudaGetLastError(), "average_kernel launch");
 }
 
+namespace {
+
+template <class From, class To>
+__global__ void convert_kernel(const From* __restrict__ in, int64_t count, To* out) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e < count) out[e] = static_cast<To>(in[e]);
+}
+
+template <class From, class To>
+void convert(const From* in, int64_t count, To* out) {
+  if (count == 0 || !out) return;
+  convert_kernel<From, To><<<static_cast<unsigned>((count + 255) / 256), 256>>>(in, count, out);
+  check(cudaGetLastError(), "convert_kernel launch");
+}
+
+}  // namespace
+
+template <class T>
+void smoothed_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, double t, const SmoothOptions& sm,
+                     T* score_dev, T* log_density_dev) {
+  if (q == 0) return;
+  check(cudaSetDevice(mix.device), "cudaSetDevice");
+  const int64_t d = mix.d, copies = effective_draws(sm);
+  Buffer<double> yd(static_cast<size_t>(q * d)), sd(static_cast<size_t>(q * d)), ldd(q);
+  convert(y_dev, q * d, yd.get());
+  Buffer<T> rows(static_cast<size_t>(q * copies * d));
+  RowStates st(q * copies, d);
+  smoothed_rows_cuda(mix, yd.get(), q, t, sm, 0u, rows, st, sd.get(), ldd.get());
+  convert(sd.get(), q * d, score_dev);
+  convert(ldd.get(), q, log_density_dev);
+  check(cudaDeviceSynchronize(), "smoothed score");
+}
+
 template <class T>
 void smoothed_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
                    T* score, T* log_density) {
   if (q == 0) return;
   check(cudaSetDevice(mix.device), "cudaSetDevice");
-  const int64_t d = mix.d, copies = effective_draws(sm);
-  Buffer<double> y_dev(static_cast<size_t>(q * d)), s_dev(static_cast<size_t>(q * d)), ld_dev(q);
-  upload_as_double(y, q, d, y_dev);
-  Buffer<T> rows(static_cast<size_t>(q * copies * d));
-  RowStates st(q * copies, d);
-  smoothed_rows_cuda(mix, y_dev.get(), q, t, sm, 0u, rows, st, s_dev.get(), ld_dev.get());
-  check(cudaDeviceSynchronize(), "smoothed score");
-  std::vector<double> s(static_cast<size_t>(q * d)), ld(q);
-  s_dev.download(s.data(), s.size());
-  ld_dev.download(ld.data(), ld.size());
-  for (int64_t e = 0; e < q * d; ++e)
-    if (score) score[e] = static_cast<T>(s[e]);
-  for (int64_t i = 0; i < q; ++i)
-    if (log_density) log_density[i] = static_cast<T>(ld[i]);
+  const size_t qd = static_cast<size_t>(q * mix.d);
+  Buffer<T> y_dev(qd), s_dev(score ? qd : 0), ld_dev(log_density ? q : 0);
+  y_dev.upload(y, qd);
+  smoothed_device(mix, y_dev.get(), q, t, sm, score ? s_dev.get() : nullptr,
+                  log_density ? ld_dev.get() : nullptr);
+  if (score) s_dev.download(score, qd);
+  if (log_density) ld_dev.download(log_density, q);
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                      \
@@ -73,7 +99,9 @@ void smoothed_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t,
                                    const SmoothOptions&, uint32_t, Buffer<T>&, RowStates&, double*, \
                                    double*);                                                         \
   template void smoothed_cuda(const DeviceMixture<T>&, const T*, int64_t, double,                  \
-                              const SmoothOptions&, T*, T*);
+                              const SmoothOptions&, T*, T*);                                       \
+  template void smoothed_device(const DeviceMixture<T>&, const T*, int64_t, double,                \
+                                const SmoothOptions&, T*, T*);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

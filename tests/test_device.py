@@ -188,3 +188,60 @@ def test_gpu_results_repeat_exactly():
     b = ledkde.evaluate(y.astype(np.float32), data.astype(np.float32), 0.05, outputs=ALL, device="cuda")
     for k in ALL:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gpu_arrays_are_used_in_place(dtype, monkeypatch):
+    cp = pytest.importorskip("cupy")
+    y, data, _, _ = make_problem(15, 40, 3000, 32, 0.1)
+    y, data = y.astype(dtype), data.astype(dtype)
+    mix = ledkde.Mixture(data)
+    want = ledkde.evaluate(y, mix, 0.1, outputs=ALL, device="cpu")
+    y_gpu = cp.asarray(y)
+    before = y_gpu.copy()
+    # The queries never travel to the host: make any such copy an error.
+    monkeypatch.setattr(_device, "to_host", lambda name, a: (_ for _ in ()).throw(AssertionError(name)))
+    got = ledkde.evaluate(y_gpu, mix, 0.1, outputs=ALL)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    scale = np.ptp(np.vstack([y, data])) / 0.1
+    for k in ALL:
+        assert isinstance(got[k], cp.ndarray) and got[k].dtype == np.dtype(dtype)
+    np.testing.assert_allclose(cp.asnumpy(got["score"]), want["score"], rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(cp.asnumpy(got["log_density"]), want["log_density"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(cp.asnumpy(got["denoise"]), want["denoise"], rtol=0, atol=tol * scale * 0.1)
+    cp.testing.assert_array_equal(y_gpu, before)  # input untouched
+    # Fortran order and a lossless dtype conversion happen on the device too.
+    got_f = ledkde.score(cp.asfortranarray(y_gpu), mix, 0.1)
+    cp.testing.assert_array_equal(got_f, got["score"])
+    sm = ledkde.smoothed_score(y_gpu, mix, 0.1, bandwidth=0.05, n_kernel=4, seed=2)
+    sm_cpu = ledkde.smoothed_score(y, mix, 0.1, bandwidth=0.05, n_kernel=4, seed=2, device="cpu")
+    assert isinstance(sm, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(sm), sm_cpu, rtol=0, atol=tol * scale)
+
+
+@gpu
+def test_gpu_array_errors_name_the_argument():
+    cp = pytest.importorskip("cupy")
+    y, data, _, _ = make_problem(16, 5, 100, 6, 0.1)
+    mix = ledkde.Mixture(data.astype(np.float32))
+    bad = cp.asarray(y, dtype=np.float32)
+    bad[1, 2] = cp.nan
+    with pytest.raises(ValueError, match="^y: contains NaN"):
+        ledkde.score(bad, mix, 0.1)
+    with pytest.raises(ValueError, match="^y: has dimension 5"):
+        ledkde.score(cp.zeros((3, 5), dtype=np.float32), mix, 0.1)
+    with pytest.raises(TypeError, match="^y: dtype complex64"):
+        ledkde.score(cp.zeros((3, 6), dtype=np.complex64), mix, 0.1)
+    with pytest.raises(TypeError, match="^y: float64 queries with a float32 Mixture"):
+        ledkde.score(cp.zeros((3, 6)), mix, 0.1)
+
+
+@gpu
+def test_torch_cuda_tensors_are_accepted():
+    torch = pytest.importorskip("torch")
+    cp = pytest.importorskip("cupy")
+    y, data, _, _ = make_problem(17, 12, 500, 10, 0.1)
+    got = ledkde.score(torch.from_numpy(y).cuda(), torch.from_numpy(data).cuda(), 0.1)
+    assert isinstance(got, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(got), ledkde.score(y, data, 0.1, device="cpu"), rtol=1e-10, atol=1e-10)

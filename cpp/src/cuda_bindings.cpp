@@ -48,6 +48,36 @@ void bind_dtype(py::module_& m, const char* name) {
       .def_readonly("device", &cuda::DeviceMixture<T>::device)
       .def_readonly("log_mass", &cuda::DeviceMixture<T>::log_mass);
   bind_ops<CudaBackend<T>>(m);
+  // Device-memory entry points (zero copy): y and outputs are device
+  // pointers (integers, 0 = output not wanted) of arrays the Python layer has
+  // checked: C-contiguous, dtype T, shapes (q, d) / (q,), on mix.device.
+  m.def(
+      "evaluate_ptr",
+      [](const cuda::DeviceMixture<T>& mix, uintptr_t y, int64_t q, double t, uintptr_t log_density,
+         uintptr_t score, uintptr_t denoise, uintptr_t entropy, uintptr_t max_weight) {
+        auto p = [](uintptr_t a) { return reinterpret_cast<T*>(a); };
+        PassOutputs<T> o{p(log_density), p(score), p(denoise), p(entropy), p(max_weight)};
+        py::gil_scoped_release release;
+        cuda::evaluate_device<T>(mix, p(y), q, t, o);
+      },
+      py::arg("mixture"), py::arg("y"), py::arg("q"), py::arg("t"), py::arg("log_density"), py::arg("score"),
+      py::arg("denoise"), py::arg("entropy"), py::arg("max_weight"));
+  m.def(
+      "smoothed_ptr",
+      [](const cuda::DeviceMixture<T>& mix, uintptr_t y, int64_t q, double t, double bandwidth, int64_t n_kernel,
+         int kernel, bool antithetic, uint64_t seed, uintptr_t score, uintptr_t log_density) {
+        SmoothOptions sm;
+        sm.bandwidth = bandwidth;
+        sm.n_kernel = n_kernel;
+        sm.kernel = kernel;
+        sm.antithetic = antithetic;
+        sm.seed = seed;
+        py::gil_scoped_release release;
+        cuda::smoothed_device<T>(mix, reinterpret_cast<const T*>(y), q, t, sm, reinterpret_cast<T*>(score),
+                                 reinterpret_cast<T*>(log_density));
+      },
+      py::arg("mixture"), py::arg("y"), py::arg("q"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),
+      py::arg("kernel"), py::arg("antithetic"), py::arg("seed"), py::arg("score"), py::arg("log_density"));
 }
 
 }  // namespace

@@ -77,6 +77,28 @@ def array2d(name: str, a, *, d: int | None = None, allow_empty: bool = False) ->
     return arr
 
 
+def gpu_array2d(name: str, a, xp, *, d: int | None = None):
+    """array2d's checks for a GPU array ``a`` (a CuPy array; ``xp`` is cupy),
+    done on the device: shape, a supported dtype, finite values."""
+    if a.dtype not in _LOSSLESS:
+        raise TypeError(
+            f"{name}: dtype {a.dtype} is not supported; give float32 or float64 "
+            "(integer and float16 arrays are converted when that is lossless)"
+        )
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array of shape (rows, d), got shape {a.shape}")
+    if a.shape[1] == 0:
+        raise ValueError(f"{name}: the dimension d (second axis) must be at least 1")
+    if d is not None and a.shape[1] != d:
+        raise ValueError(f"{name}: has dimension {a.shape[1]}, but the data have dimension {d}")
+    if a.size and a.dtype.kind in "iu" and a.dtype.itemsize == 8:
+        if float(xp.abs(a.astype(xp.float64)).max()) > 2.0**53:
+            raise TypeError(f"{name}: integers above 2**53 cannot be converted to float64 without loss")
+    if a.size and a.dtype.kind == "f" and not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return a
+
+
 def working_dtype(*arrays: np.ndarray):
     """float64 if any array needs it, else float32."""
     return np.float64 if any(natural_float(a) == np.float64 for a in arrays) else np.float32

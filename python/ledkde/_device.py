@@ -48,6 +48,15 @@ def _cupy(name: str):
     return cupy
 
 
+def as_cupy(name: str, a):
+    """A CuPy view of a GPU array (no copy): CuPy itself, anything with
+    ``__cuda_array_interface__`` (PyTorch CUDA tensors, Numba, ...) or a DLPack producer."""
+    cp = _cupy(name)
+    if isinstance(a, cp.ndarray):
+        return a
+    return cp.asarray(a) if hasattr(a, "__cuda_array_interface__") else cp.from_dlpack(a)
+
+
 def to_host(name: str, a):
     """A GPU array's values as a NumPy array (anything else unchanged)."""
     if not is_gpu_array(a):

@@ -101,6 +101,32 @@ def _prepare(y, data, t, log_weights, variances, device):
     return _checks.to_working(y_arr, mix.dtype), mix, t, where
 
 
+def _gpu_prepare(y, data, t, log_weights, variances, device):
+    """The zero-copy path for queries already on a GPU: (y in the working dtype
+    on its device, Mixture, t, device engine, CUDA module, cupy, device index)."""
+    where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
+    cp = _device._cupy("y")
+    yg = _checks.gpu_array2d("y", _device.as_cupy("y", y), cp)
+    index = yg.device.id if device == "auto" else where.index
+    if index != yg.device.id:
+        raise ValueError(f"y: lives on cuda:{yg.device.id}, but device={device!r} was asked for")
+    # Only y's dtype and dimension matter for the Mixture's working dtype.
+    proxy = np.empty((0, yg.shape[1]), dtype=yg.dtype)
+    mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
+                       variances, proxy)
+    if yg.shape[1] != mix.d:
+        raise ValueError(f"y: has dimension {yg.shape[1]}, but the data have dimension {mix.d}")
+    t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
+    gpu = _device.Placement("cuda", index, True)
+    with cp.cuda.Device(index):
+        y_w = cp.ascontiguousarray(yg, dtype=mix.dtype)  # a copy only to convert; y is never written
+    return y_w, mix, t, mix._engine(gpu), gpu.module(), cp, index
+
+
+def _ptr(a) -> int:
+    return 0 if a is None else a.data.ptr
+
+
 def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), log_weights=None,
              variances=None, threads=None, tile=None, device="auto") -> dict[str, np.ndarray]:
     """Several per-query quantities of ``p_t = sum_i a_i N(mu_i, (s2_i + t) I)`` in one pass.
@@ -117,6 +143,13 @@ def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), l
         raise ValueError("outputs: ask for at least one of " + ", ".join(OUTPUTS))
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)
+    if _device.is_gpu_array(y) and device != "cpu":
+        y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device)
+        q, d = y_w.shape
+        with cp.cuda.Device(index):
+            res = {o: cp.empty((q, d) if o in ("score", "denoise") else (q,), dtype=mix.dtype) for o in outs}
+            module.evaluate_ptr(engine, y_w.data.ptr, q, t, *(_ptr(res.get(o)) for o in OUTPUTS))
+        return res
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
     bits = 0
@@ -234,6 +267,14 @@ def _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed):
 def _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights, variances,
               threads, tile, device, want_score, want_ld):
     h, m, k, anti, sd = _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed)
+    if _device.is_gpu_array(y) and device != "cpu":
+        y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device)
+        q, d = y_w.shape
+        with cp.cuda.Device(index):
+            out = cp.empty((q, d) if want_score else (q,), dtype=mix.dtype)
+            module.smoothed_ptr(engine, y_w.data.ptr, q, t, h, m, k, anti, sd,
+                                out.data.ptr if want_score else 0, 0 if want_score else out.data.ptr)
+        return out
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
     res = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, anti, sd, 0, want_score, want_ld,
