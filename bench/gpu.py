@@ -125,6 +125,19 @@ def main(argv=None):
                 row[f"{label}_s"] = cuda_time(fn)
             except Exception as e:  # e.g. out of memory
                 row[f"{label}_error"] = f"{type(e).__name__}: {e}"[:200]
+        if d > 8:
+            # Opt-in TF32 weighted sums: time and error against the float64 pass.
+            exact64 = ledkde.score(y.astype(np.float64), ledkde.Mixture(data.astype(np.float64)), t,
+                                   device="cuda")
+            ledkde.set_cuda_tf32(True)
+            try:
+                fast = ledkde.score(y, mix, t, device="cuda")
+                row["tf32_s"] = cuda_time(lambda: ledkde.score(y, mix, t, device="cuda"))
+            finally:
+                ledkde.set_cuda_tf32(False)
+            s64 = np.abs(exact64).max()
+            row["tf32_err"] = float(np.abs(fast - exact64).max() / s64)
+            row["float32_err"] = float(np.abs(ours - exact64).max() / s64)
         rows.append(row)
         print(row, flush=True)
 
@@ -177,8 +190,9 @@ def main(argv=None):
         print(row, flush=True)
 
     print(f"\n{name}; exact float32 matmul {rate / 1e12:.1f} TFLOP/s; medians of 5 (sampler: one run)\n")
-    print("| case | ledkde (s) | vs limit | PyTorch SDPA (s) | SDPA / ledkde | PyTorch matmul (s) | matmul / ledkde |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| case | ledkde (s) | vs limit | PyTorch SDPA (s) | SDPA / ledkde | PyTorch matmul (s) | matmul / ledkde "
+          "| ledkde TF32 (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         def cell(k):
             return f"{r[k]:.4f}" if k in r else "-"
@@ -186,7 +200,13 @@ def main(argv=None):
         def ratio(k):
             return f"{r[k] / r['ledkde_s']:.2f}x" if k in r else "-"
         print(f"| {r['case']} | {r['ledkde_s']:.4f} | {r['ledkde_s'] / r['limit_s']:.2f}x | {cell('sdpa_s')} | "
-              f"{ratio('sdpa_s')} | {cell('matmul_s')} | {ratio('matmul_s')} |")
+              f"{ratio('sdpa_s')} | {cell('matmul_s')} | {ratio('matmul_s')} | {cell('tf32_s')} |")
+    for r in rows:
+        if "tf32_err" in r:
+            print(f"\n{r['case']}: max |error| / max |score| against ledkde float64: float32 "
+                  f"{r['float32_err']:.1e}, TF32 {r['tf32_err']:.1e}; "
+                  f"PyTorch SDPA {r.get('sdpa_err', float('nan')):.1e}, matmul {r.get('matmul_err', float('nan')):.1e} "
+                  "(those two against ledkde float32)")
     with open(args.json, "w") as f:
         json.dump({"device": name, "matmul_flops": rate, "rows": rows}, f, indent=1)
 

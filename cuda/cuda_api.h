@@ -14,6 +14,12 @@
 namespace ledkde::cuda {
 
 int device_count();          // 0 when there is no driver or no device
+
+// Opt-in TF32 mode for float data: the weighted sums P M (the second product
+// of a pass) run on the TF32 tensor cores. The logits' products stay exact
+// (float64 tensor cores). Returns the previous setting.
+bool set_tf32(bool enabled);
+bool tf32_enabled();
 std::string device_name(int device);
 
 // A prepared Mixture (centred components, weights, variances) resident on one

@@ -21,14 +21,17 @@
 //     coordinate differences in float64; then P = exp(l - m_c) / v in place,
 //     the chunk's S, E, B, and the merge into the running state (lse_merge),
 //     which yields each row's rescale factors alpha (old sums) and gamma (chunk);
-//  3. accumulate_kernel: C = P M (split over k when the rows are few, so that
+//  3. accumulate_kernel: C = P M (SIMT float32/float64; with set_tf32(true) and
+//     float data, accumulate_tf32_kernel on the TF32 tensor cores) (split over k, so that
 //     the GPU fills; the slices are summed in fixed order, so results do not
 //     depend on scheduling), and combine_kernel: A = alpha A + gamma C in float64.
 // Finally A -= y B and m += c0 (finish_kernel).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -431,6 +434,95 @@ __global__ void __launch_bounds__(kGemmThreads)
   }
 }
 
+// The same product on the TF32 tensor cores (opt-in, float only: set_tf32):
+// P and M rounded to TF32 (10-bit mantissa), sums in float32. Block tile
+// 128 x 128 as the SIMT kernel (same slicing), 8 warps of 32 x 64, k staged
+// 16 at a time; the epilogue goes through a per-warp 16 x 16 staging tile.
+constexpr int kTM = 128, kTN = 128, kTK = 16, kTKP = kTK + 4, kTNP = kTN + 4;
+
+__global__ void __launch_bounds__(kGemmThreads)
+    accumulate_tf32_kernel(const float* __restrict__ P, int64_t ldP, int64_t nrows, int64_t nc,
+                           const float* __restrict__ mu, int64_t d, int64_t slice, float* part) {
+  namespace wmma = nvcuda::wmma;
+  __shared__ __align__(32) float As[2][kTM][kTKP];
+  __shared__ __align__(32) float Bs[2][kTK][kTNP];
+  __shared__ __align__(32) float Cw[kGemmThreads / 32][256];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = warp / 2, wn = warp % 2;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTM, n0 = static_cast<int64_t>(blockIdx.x) * kTN;
+  const int64_t kb = static_cast<int64_t>(blockIdx.z) * slice, ke = nc < kb + slice ? nc : kb + slice;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][4];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+  constexpr int kPer = kTM * kTK / kGemmThreads;
+  float ra[kPer], rb[kPer];
+  auto load = [&](int64_t k0) {
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int e = threadIdx.x + u * kGemmThreads;
+      const int64_t r = m0 + e / kTK, k = k0 + e % kTK;
+      ra[u] = (r < nrows && k < ke) ? P[r * ldP + k] : 0.0f;
+      const int64_t kr = k0 + e / kTN, c = n0 + e % kTN;
+      rb[u] = (kr < ke && c < d) ? mu[kr * d + c] : 0.0f;
+    }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int e = threadIdx.x + u * kGemmThreads;
+      As[buf][e / kTK][e % kTK] = ra[u];
+      Bs[buf][e / kTN][e % kTN] = rb[u];
+    }
+  };
+  load(kb);
+  store(0);
+  __syncthreads();
+  int buf = 0;
+  for (int64_t k0 = kb; k0 < ke; k0 += kTK) {
+    const bool more = k0 + kTK < ke;
+    if (more) load(k0 + kTK);
+#pragma unroll
+    for (int kk = 0; kk < kTK; kk += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b[4];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        wmma::load_matrix_sync(a[i], &As[buf][wm * 32 + i * 16][kk], kTKP);
+#pragma unroll
+        for (int x = 0; x < a[i].num_elements; ++x) a[i].x[x] = wmma::__float_to_tf32(a[i].x[x]);
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        wmma::load_matrix_sync(b[j], &Bs[buf][kk][wn * 64 + j * 16], kTNP);
+#pragma unroll
+        for (int x = 0; x < b[j].num_elements; ++x) b[j].x[x] = wmma::__float_to_tf32(b[j].x[x]);
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    if (more) store(buf ^ 1);
+    __syncthreads();
+    buf ^= 1;
+  }
+  float* out = part + static_cast<int64_t>(blockIdx.z) * nrows * d;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      wmma::store_matrix_sync(Cw[warp], acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int64_t r = m0 + wm * 32 + i * 16 + e / 16, c = n0 + wn * 64 + j * 16 + e % 16;
+        if (r < nrows && c < d) out[r * d + c] = Cw[warp][e];
+      }
+      __syncwarp();
+    }
+}
+
 // A = alpha A + gamma (sum of the slices, in fixed order).
 template <class T>
 __global__ void combine_kernel(double* A, const T* __restrict__ part, int slices, int64_t nrows, int64_t d,
@@ -478,8 +570,13 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
   // GPU: the number of slices s minimizing waves(tiles * s) / s.
   int sms = 0, per_sm = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, mix.device), "device attribute");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, accumulate_kernel<T>, kGemmThreads, 0),
-        "occupancy");
+  const bool tf32 = std::is_same_v<T, float> && tf32_enabled();
+  if (tf32)
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, accumulate_tf32_kernel, kGemmThreads, 0),
+          "occupancy");
+  else
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, accumulate_kernel<T>, kGemmThreads, 0),
+          "occupancy");
   const int64_t slots = std::max<int64_t>(1, static_cast<int64_t>(sms) * per_sm);
   const int64_t tiles = ((nrows + C2::BM - 1) / C2::BM) * ((d + C2::BN - 1) / C2::BN);
   const int64_t s_lo = (chunk + kMaxSliceK - 1) / kMaxSliceK;
@@ -522,7 +619,12 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
     check(cudaGetLastError(), "weights_kernel launch");
     const int64_t nslices = (nc + slice - 1) / slice;
     const dim3 g2(grid_of(d, C2::BN), grid_of(nrows, C2::BM), static_cast<unsigned>(nslices));
-    accumulate_kernel<T><<<g2, kGemmThreads>>>(P, chunk, nrows, nc, mu, d, slice, part);
+    if constexpr (std::is_same_v<T, float>) {
+      if (tf32) accumulate_tf32_kernel<<<g2, kGemmThreads>>>(P, chunk, nrows, nc, mu, d, slice, part);
+      else accumulate_kernel<T><<<g2, kGemmThreads>>>(P, chunk, nrows, nc, mu, d, slice, part);
+    } else {
+      accumulate_kernel<T><<<g2, kGemmThreads>>>(P, chunk, nrows, nc, mu, d, slice, part);
+    }
     check(cudaGetLastError(), "accumulate_kernel launch");
     combine_kernel<T><<<grid_of(nrows * d, 256), 256>>>(st.A.get(), part, static_cast<int>(nslices), nrows, d,
                                                         st.alpha.get(), st.gamma.get());
@@ -533,6 +635,13 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
 }
 
 }  // namespace
+
+namespace {
+std::atomic<bool> tf32_flag{false};
+}  // namespace
+
+bool set_tf32(bool enabled) { return tf32_flag.exchange(enabled); }
+bool tf32_enabled() { return tf32_flag.load(); }
 
 namespace {
 constexpr size_t kPoolKeep = 2;  // scratches kept per device

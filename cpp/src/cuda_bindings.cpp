@@ -87,6 +87,8 @@ PYBIND11_MODULE(_cuda, m) {
   py::module_::import("ledkde._core");  // the host Mixture types the device mixtures are built from
   m.def("device_count", &cuda::device_count);
   m.def("device_name", &cuda::device_name, py::arg("device"));
+  m.def("set_tf32", &cuda::set_tf32, py::arg("enabled"));
+  m.def("tf32_enabled", &cuda::tf32_enabled);
   bind_dtype<float>(m, "DeviceMixture32");
   bind_dtype<double>(m, "DeviceMixture64");
 }
