@@ -214,14 +214,16 @@ __global__ void prepare_rows_kernel(const T* __restrict__ rows, int64_t nrows, i
 // components. The dot products run on the float64 tensor cores (WMMA 8x8x4,
 // IEEE double fused multiply-adds: float data are multiplied exactly and
 // summed in float64, so for float data the expansion's rounding stays far
-// below the tolerance and needs no recompute). Block tile 64 x 64, 8 warps of
-// 16 x 32, k staged 16 at a time in shared memory (double-buffered through
+// below the tolerance and needs no recompute). Block tile 128 x 64, 8 warps of
+// 32 x 32, k staged 8 at a time in shared memory (double-buffered through
 // registers); the epilogue goes through a per-warp 8 x 8 staging tile.
-constexpr int kLM = 64, kLN = 64, kLK = 16;
-constexpr int kLKP = kLK + 2;  // padded row: 144 bytes, so every fragment start is 32-byte aligned
+constexpr int kLM = 128, kLN = 64, kLK = 8;
+constexpr int kLKP = kLK + 2;  // padded row: 80 bytes, so every fragment start is 32-byte aligned
+constexpr int kLWM = kLM / 4, kLWN = kLN / 2;  // warp tile (8 warps as 4 x 2)
+constexpr int kLFM = kLWM / 8, kLFN = kLWN / 8;  // 8 x 8 fragments per warp tile
 
 template <class T>
-__global__ void __launch_bounds__(kGemmThreads)
+__global__ void __launch_bounds__(kGemmThreads, 2)
     logits_kernel(const T* __restrict__ rows, int64_t nrows, int64_t d, const T* __restrict__ mu, int64_t nc,
                   const double* __restrict__ norm2, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
                   double inv2v, const double* __restrict__ ny, double* L, int64_t ldL) {
@@ -232,27 +234,36 @@ __global__ void __launch_bounds__(kGemmThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / 2, wn = warp % 2;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kLM, n0 = static_cast<int64_t>(blockIdx.x) * kLN;
-  wmma::fragment<wmma::accumulator, 8, 8, 4, double> acc[2][4];
+  wmma::fragment<wmma::accumulator, 8, 8, 4, double> acc[kLFM][kLFN];
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < kLFM; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) wmma::fill_fragment(acc[i][j], 0.0);
-  constexpr int kPer = kLM * kLK / kGemmThreads;  // elements of A (and of B) each thread loads
-  T ra[kPer], rb[kPer];
+    for (int j = 0; j < kLFN; ++j) wmma::fill_fragment(acc[i][j], 0.0);
+  constexpr int kPerA = kLM * kLK / kGemmThreads, kPerB = kLN * kLK / kGemmThreads;
+  T ra[kPerA], rb[kPerB];
   auto load = [&](int64_t k0) {
 #pragma unroll
-    for (int u = 0; u < kPer; ++u) {
+    for (int u = 0; u < kPerA; ++u) {
       const int e = threadIdx.x + u * kGemmThreads;
       const int64_t r = e / kLK, k = k0 + e % kLK;
       ra[u] = (m0 + r < nrows && k < d) ? rows[(m0 + r) * d + k] : T(0);
+    }
+#pragma unroll
+    for (int u = 0; u < kPerB; ++u) {
+      const int e = threadIdx.x + u * kGemmThreads;
+      const int64_t r = e / kLK, k = k0 + e % kLK;
       rb[u] = (n0 + r < nc && k < d) ? mu[(n0 + r) * d + k] : T(0);
     }
   };
   auto store = [&](int buf) {
 #pragma unroll
-    for (int u = 0; u < kPer; ++u) {
+    for (int u = 0; u < kPerA; ++u) {
       const int e = threadIdx.x + u * kGemmThreads;
       As[buf][e / kLK][e % kLK] = static_cast<double>(ra[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kPerB; ++u) {
+      const int e = threadIdx.x + u * kGemmThreads;
       Bs[buf][e / kLK][e % kLK] = static_cast<double>(rb[u]);
     }
   };
@@ -265,16 +276,16 @@ __global__ void __launch_bounds__(kGemmThreads)
     if (more) load(k0 + kLK);
 #pragma unroll
     for (int kk = 0; kk < kLK; kk += 4) {
-      wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b[4];
+      wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a[kLFM];
+      wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b[kLFN];
 #pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], &As[buf][wm * 16 + i * 8][kk], kLKP);
+      for (int i = 0; i < kLFM; ++i) wmma::load_matrix_sync(a[i], &As[buf][wm * kLWM + i * 8][kk], kLKP);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) wmma::load_matrix_sync(b[j], &Bs[buf][wn * 32 + j * 8][kk], kLKP);
+      for (int j = 0; j < kLFN; ++j) wmma::load_matrix_sync(b[j], &Bs[buf][wn * kLWN + j * 8][kk], kLKP);
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < kLFM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+        for (int j = 0; j < kLFN; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
     }
     // The other buffer was last read in the previous step, before its barrier.
     if (more) store(buf ^ 1);
@@ -282,13 +293,13 @@ __global__ void __launch_bounds__(kGemmThreads)
     buf ^= 1;
   }
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < kLFM; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < kLFN; ++j) {
       wmma::store_matrix_sync(Cw[warp], acc[i][j], 8, wmma::mem_row_major);
       __syncwarp();
       for (int e = lane; e < 64; e += 32) {
-        const int64_t r = m0 + wm * 16 + i * 8 + e / 8, c = n0 + wn * 32 + j * 8 + e % 8;
+        const int64_t r = m0 + wm * kLWM + i * 8 + e / 8, c = n0 + wn * kLWN + j * 8 + e % 8;
         if (r >= nrows || c >= nc) continue;
         const double d2 = ny[r] + norm2[c] - 2.0 * Cw[warp][e];
         const double k = inv2v_j ? static_cast<double>(inv2v_j[c]) : inv2v;
