@@ -72,9 +72,10 @@ void smoothed_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t,
                    const SmoothOptions& sm, T* score, T* log_density);
 
 // A whole run (cpu.h sample_cpu); the step loop stays on the device, the
-// host only launches kernels and polls between steps.
+// host only launches kernels and polls between steps. on_device: out and
+// trajectory are device memory of mix.device (else host memory).
 template <class T>
 bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
-                 T* trajectory, const PollFn& poll);
+                 T* trajectory, const PollFn& poll, bool on_device = false);
 
 }  // namespace ledkde::cuda

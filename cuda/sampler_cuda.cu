@@ -57,9 +57,16 @@ unsigned grid_for(int64_t count) { return static_cast<unsigned>((count + 255) / 
 
 }  // namespace
 
+// out[e] = y[e] in the output precision (device to device).
+template <class T>
+__global__ void store_kernel(const double* __restrict__ y, int64_t count, T* out) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e < count) out[e] = static_cast<T>(y[e]);
+}
+
 template <class T>
 bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out, T* trajectory,
-                 const PollFn& poll) {
+                 const PollFn& poll, bool on_device) {
   check(cudaSetDevice(mix.device), "cudaSetDevice");
   const int64_t d = mix.d, K = static_cast<int64_t>(cfg.times.size()) - 1;
   const int64_t max_draws = cfg.max_draws();
@@ -80,14 +87,21 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
     smoothed_rows_cuda(mix, at, qb, cfg.times[grid], sm, index0, rows, st, res, nullptr);
     ++done;
   };
+  // Writes the chunk's states (qb samples from i0) to dst (rows of n_samples).
+  auto store = [&](int64_t i0, int64_t qb, T* dst) {
+    const int64_t count = qb * d;
+    if (on_device) {
+      store_kernel<T><<<grid_for(count), 256>>>(y.get(), count, dst + i0 * d);
+      check(cudaGetLastError(), "store_kernel launch");
+      return;
+    }
+    y.download(host.data(), static_cast<size_t>(count));
+    for (int64_t e = 0; e < count; ++e) dst[i0 * d + e] = static_cast<T>(host[e]);
+  };
   auto keep = [&](int64_t k, int64_t i0, int64_t qb) {
     if (!trajectory) return;
-    for (size_t slot = 0; slot < cfg.keep.size(); ++slot) {
-      if (cfg.keep[slot] != k) continue;
-      y.download(host.data(), static_cast<size_t>(qb * d));
-      for (int64_t e = 0; e < qb * d; ++e)
-        trajectory[(static_cast<int64_t>(slot) * n_samples + i0) * d + e] = static_cast<T>(host[e]);
-    }
+    for (size_t slot = 0; slot < cfg.keep.size(); ++slot)
+      if (cfg.keep[slot] == k) store(i0, qb, trajectory + static_cast<int64_t>(slot) * n_samples * d);
   };
   for (int64_t i0 = 0; i0 < n_samples; i0 += chunk) {
     const int64_t qb = std::min(chunk, n_samples - i0);
@@ -120,15 +134,16 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
       axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), cfg.times[K], count);
       check(cudaGetLastError(), "denoise launch");
     }
-    y.download(host.data(), static_cast<size_t>(count));
-    for (int64_t e = 0; e < count; ++e) out[i0 * d + e] = static_cast<T>(host[e]);
+    store(i0, qb, out);
   }
+  check(cudaDeviceSynchronize(), "sampler run");
   if (poll) poll(done, total);
   return true;
 }
 
-template bool sample_cuda(const DeviceMixture<float>&, int64_t, const SamplerConfig&, float*, float*, const PollFn&);
+template bool sample_cuda(const DeviceMixture<float>&, int64_t, const SamplerConfig&, float*, float*, const PollFn&,
+                          bool);
 template bool sample_cuda(const DeviceMixture<double>&, int64_t, const SamplerConfig&, double*, double*,
-                          const PollFn&);
+                          const PollFn&, bool);
 
 }  // namespace ledkde::cuda

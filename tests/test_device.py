@@ -278,3 +278,18 @@ def test_tf32_mode_changes_only_the_weighted_sums():
     np.testing.assert_array_equal(fast["max_weight"], exact["max_weight"])
     again = ledkde.evaluate(y, data, 0.1, outputs=ALL, device="cuda")
     np.testing.assert_array_equal(again["score"], exact["score"])
+
+
+@gpu
+def test_sampler_with_gpu_data_writes_gpu_samples():
+    cp = pytest.importorskip("cupy")
+    _, data, _, _ = make_problem(19, 1, 400, 12, 0.1)
+    data = data.astype(np.float32)
+    kw = dict(t_max=2.0, t_min=0.01, steps=10, seed=5, return_trajectory=[0, 5, 10])
+    s_gpu, tr_gpu = ledkde.sample(cp.asarray(data), 300, **kw)
+    s_np, tr_np = ledkde.sample(data, 300, device="cuda", **kw)
+    assert isinstance(s_gpu, cp.ndarray) and isinstance(tr_gpu, cp.ndarray)
+    assert isinstance(s_np, np.ndarray)
+    # Same run, only where the results are written differs.
+    np.testing.assert_array_equal(cp.asnumpy(s_gpu), s_np)
+    np.testing.assert_array_equal(cp.asnumpy(tr_gpu), tr_np)

@@ -118,7 +118,13 @@ void bind_ops(py::module_& m) {
       [](const typename B::Mix& mix, int64_t n_samples, F64 times, F64 bandwidth, int method,
          int64_t n_kernel, int kernel, bool antithetic, int init, bool denoise_last, uint64_t seed,
          std::vector<int64_t> keep, py::object progress, int threads, int64_t tile_q,
-         int64_t tile_n) {
+         int64_t tile_n, uintptr_t out_dev, uintptr_t traj_dev) {
+        // out_dev / traj_dev: device arrays (CuPy) to write into instead of
+        // new NumPy arrays (CUDA backend only; the Python layer allocates and
+        // checks them).
+        const bool on_device = out_dev != 0;
+        if (on_device && !B::kDeviceOutput)
+          throw std::invalid_argument("out: device outputs need the CUDA backend");
         SamplerConfig cfg;
         cfg.method = method;
         cfg.times.assign(times.data(), times.data() + times.size());
@@ -131,12 +137,15 @@ void bind_ops(py::module_& m) {
         cfg.seed = seed;
         cfg.keep = keep;
         const py::ssize_t d = mix.d;
-        CArray<T> out({static_cast<py::ssize_t>(n_samples), d});
-        T* traj_ptr = nullptr;
-        py::object traj = maybe<T>(!keep.empty(),
-                                   {static_cast<py::ssize_t>(keep.size()),
-                                    static_cast<py::ssize_t>(n_samples), d},
-                                   &traj_ptr);
+        T* out_ptr = reinterpret_cast<T*>(out_dev);
+        T* traj_ptr = reinterpret_cast<T*>(traj_dev);
+        py::object out = py::none(), traj = py::none();
+        if (!on_device) {
+          out = maybe<T>(true, {static_cast<py::ssize_t>(n_samples), d}, &out_ptr);
+          traj = maybe<T>(!keep.empty(),
+                          {static_cast<py::ssize_t>(keep.size()), static_cast<py::ssize_t>(n_samples), d},
+                          &traj_ptr);
+        }
         // Runs on this thread with the GIL released; takes the GIL to look
         // for Ctrl-C and to report progress. Never throws into the engine.
         std::optional<py::error_already_set> failure;
@@ -151,12 +160,11 @@ void bind_ops(py::module_& m) {
             return false;
           }
         };
-        T* out_ptr = out.mutable_data();
         bool finished;
         {
           py::gil_scoped_release release;
           finished = B::sample(mix, n_samples, cfg, out_ptr, traj_ptr,
-                               pass_options(threads, tile_q, tile_n), poll);
+                               pass_options(threads, tile_q, tile_n), poll, on_device);
         }
         if (!finished && failure) throw std::move(*failure);
         return py::make_tuple(out, traj);
@@ -164,7 +172,8 @@ void bind_ops(py::module_& m) {
       py::arg("mixture"), py::arg("n_samples"), py::arg("times"), py::arg("bandwidth"),
       py::arg("method"), py::arg("n_kernel"), py::arg("kernel"), py::arg("antithetic"),
       py::arg("init"), py::arg("denoise_last"), py::arg("seed"), py::arg("keep"),
-      py::arg("progress"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"));
+      py::arg("progress"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"),
+      py::arg("out_dev") = 0, py::arg("traj_dev") = 0);
 }
 
 }  // namespace ledkde::bind

@@ -30,8 +30,9 @@ struct CpuBackend {
                        T* score, T* log_density, const PassOptions& opt) {
     smoothed_cpu<T>(mix, y, q, t, sm, score, log_density, opt);
   }
+  static constexpr bool kDeviceOutput = false;
   static bool sample(const Mix& mix, int64_t n, const SamplerConfig& cfg, T* out, T* traj,
-                     const PassOptions& opt, const PollFn& poll) {
+                     const PassOptions& opt, const PollFn& poll, bool) {
     return sample_cpu<T>(mix, n, cfg, out, traj, opt, poll);
   }
 };

@@ -28,9 +28,10 @@ struct CudaBackend {
                        T* score, T* log_density, const PassOptions&) {
     cuda::smoothed_cuda<T>(mix, y, q, t, sm, score, log_density);
   }
+  static constexpr bool kDeviceOutput = true;
   static bool sample(const Mix& mix, int64_t n, const SamplerConfig& cfg, T* out, T* traj,
-                     const PassOptions&, const PollFn& poll) {
-    return cuda::sample_cuda<T>(mix, n, cfg, out, traj, poll);
+                     const PassOptions&, const PollFn& poll, bool on_device) {
+    return cuda::sample_cuda<T>(mix, n, cfg, out, traj, poll, on_device);
   }
 };
 

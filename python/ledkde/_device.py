@@ -79,6 +79,13 @@ def as_cupy(name: str, a):
     return cp.asarray(a) if hasattr(a, "__cuda_array_interface__") else cp.from_dlpack(a)
 
 
+def _device_id(a) -> int:
+    dev = getattr(a, "__dlpack_device__", None)
+    if dev is not None:
+        return int(dev()[1])
+    return int(as_cupy("array", a).device.id)
+
+
 def to_host(name: str, a):
     """A GPU array's values as a NumPy array (anything else unchanged)."""
     if not is_gpu_array(a):
@@ -121,6 +128,8 @@ def placement(device, *arrays) -> Placement:
     index = 0
     if device == "auto":
         kind = "cuda" if on_gpu else "cpu"
+        if on_gpu:  # the device the (first) GPU input lives on
+            index = _device_id(next(a for a in arrays if a is not None and is_gpu_array(a)))
     elif device == "cpu":
         kind = "cpu"
     elif device == "cuda" or device.startswith("cuda:"):

@@ -130,9 +130,18 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
         mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
     _checks.time_for_dtype("t_min" if isinstance(schedule, str) else "schedule", float(times[-1]), mix.dtype)
     tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
-    samples, traj = where.module().sample(mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode,
-                                          bool(antithetic), icode, bool(denoise_last), seed, keep, progress,
-                                          _checks.threads(threads), tq, tn)
+    args = (mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode, bool(antithetic), icode,
+            bool(denoise_last), seed, keep, progress, _checks.threads(threads), tq, tn)
+    if where.kind == "cuda" and where.gpu_output:
+        # GPU data in, GPU samples out: the run writes straight into CuPy arrays.
+        cp = _device._cupy("data")
+        with cp.cuda.Device(where.index):
+            samples = cp.empty((n_samples, mix.d), dtype=mix.dtype)
+            traj = cp.empty((len(keep), n_samples, mix.d), dtype=mix.dtype) if keep else None
+            where.module().sample(*args, samples.data.ptr, 0 if traj is None else traj.data.ptr)
+    else:
+        samples, traj = where.module().sample(*args)
+        samples, traj = where.output(samples), where.output(traj)
     if return_trajectory is not None:
-        return where.output(samples), where.output(traj)
-    return where.output(samples)
+        return samples, traj
+    return samples
