@@ -293,3 +293,22 @@ def test_sampler_with_gpu_data_writes_gpu_samples():
     # Same run, only where the results are written differs.
     np.testing.assert_array_equal(cp.asnumpy(s_gpu), s_np)
     np.testing.assert_array_equal(cp.asnumpy(tr_gpu), tr_np)
+
+
+def test_gpu_array_checks_name_the_argument():
+    # _checks.gpu_array2d runs on CuPy arrays; NumPy has the same interface,
+    # so its messages are checked here without a GPU.
+    from ledkde import _checks
+    ok = np.zeros((3, 4), dtype=np.float32)
+    assert _checks.gpu_array2d("y", ok, np, d=4) is ok
+    cases = [
+        (np.zeros((3, 4), dtype=np.complex64), TypeError, "^y: dtype complex64 is not supported"),
+        (np.zeros(4, dtype=np.float32), ValueError, r"^y: expected a 2-D array"),
+        (np.zeros((3, 0), dtype=np.float32), ValueError, "^y: the dimension d"),
+        (np.zeros((3, 5), dtype=np.float32), ValueError, "^y: has dimension 5, but the data have dimension 4"),
+        (np.array([[0.0, np.inf, 0.0, 0.0]]), ValueError, "^y: contains NaN or infinite values"),
+        (np.full((1, 4), 2**60, dtype=np.int64), TypeError, r"^y: integers above 2\*\*53"),
+    ]
+    for arr, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            _checks.gpu_array2d("y", arr, np, d=4)

@@ -33,6 +33,19 @@ inline PassOptions pass_options(int threads, int64_t tile_q, int64_t tile_n) {
   return o;
 }
 
+// The kernel-smoothing options of a call.
+inline SmoothOptions smooth_options(double bandwidth, int64_t n_kernel, int kernel, bool antithetic,
+                                    uint64_t seed, uint32_t eval) {
+  SmoothOptions sm;
+  sm.bandwidth = bandwidth;
+  sm.n_kernel = n_kernel;
+  sm.kernel = kernel;
+  sm.antithetic = antithetic;
+  sm.seed = seed;
+  sm.eval = eval;
+  return sm;
+}
+
 // A new array of the given shape (its data pointer in *ptr), or None.
 template <class T>
 py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
@@ -91,13 +104,7 @@ void bind_ops(py::module_& m) {
          int kernel, bool antithetic, uint64_t seed, uint32_t eval, bool want_score, bool want_ld,
          int threads, int64_t tile_q, int64_t tile_n) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
-        SmoothOptions sm;
-        sm.bandwidth = bandwidth;
-        sm.n_kernel = n_kernel;
-        sm.kernel = kernel;
-        sm.antithetic = antithetic;
-        sm.seed = seed;
-        sm.eval = eval;
+        const SmoothOptions sm = smooth_options(bandwidth, n_kernel, kernel, antithetic, seed, eval);
         T *ps, *pl;
         py::object sc = maybe<T>(want_score, {q, d}, &ps);
         py::object ld = maybe<T>(want_ld, {q}, &pl);

@@ -67,12 +67,7 @@ void bind_dtype(py::module_& m, const char* name) {
       "smoothed_ptr",
       [](const cuda::DeviceMixture<T>& mix, uintptr_t y, int64_t q, double t, double bandwidth, int64_t n_kernel,
          int kernel, bool antithetic, uint64_t seed, uintptr_t score, uintptr_t log_density) {
-        SmoothOptions sm;
-        sm.bandwidth = bandwidth;
-        sm.n_kernel = n_kernel;
-        sm.kernel = kernel;
-        sm.antithetic = antithetic;
-        sm.seed = seed;
+        const SmoothOptions sm = smooth_options(bandwidth, n_kernel, kernel, antithetic, seed, 0);
         py::gil_scoped_release release;
         cuda::smoothed_device<T>(mix, reinterpret_cast<const T*>(y), q, t, sm, reinterpret_cast<T*>(score),
                                  reinterpret_cast<T*>(log_density));
