@@ -312,3 +312,49 @@ def test_each_kernel_set_matches_reference(kernels):
     used = out.stdout.split()[-1]
     # The environment lowers the choice only as far as the CPU allows.
     assert used == kernels or (kernels == "avx2" and used == "none")
+
+
+ROW_SET_SCRIPT = """
+import sys, numpy as np, ledkde
+sys.path.insert(0, {tests!r})
+from conftest import make_problem
+from test_scores import check_against_reference
+for d, n, t in ((1, 300, 0.01), (2, 900, 1e-3), (5, 300, 0.3), (8, 200, 2.0), (24, 700, 0.05)):
+    for mixture in (False, True):
+        y, data, lw, var = make_problem(d, 37, n, d, t, weights=mixture, variances=mixture, offset=100.0)
+        for dtype in (np.float32, np.float64):
+            check_against_reference(y, data, t, lw, var, dtype)
+print(ledkde._core.ROW_KERNELS_ISA)
+"""
+
+
+@pytest.mark.parametrize("kernels", ["avx2", "baseline"])
+def test_each_row_kernel_set_matches_reference(kernels):
+    # The row kernels are built for AVX-512, AVX2+FMA and the baseline;
+    # LEDKDE_ROW_KERNELS (read at import) lowers the choice, so each set runs
+    # here in a fresh interpreter.
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, LEDKDE_ROW_KERNELS=kernels)
+    out = subprocess.run([sys.executable, "-c", ROW_SET_SCRIPT.format(tests=tests)], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    used = out.stdout.split()[-1]
+    assert used == kernels or (kernels == "avx2" and used == "baseline")
+
+
+def test_row_kernels_use_the_best_instruction_set_of_this_cpu():
+    # GCC's target_clones resolver once chose the baseline build on an AVX2
+    # machine; the load-time choice must follow the CPU's own flags.
+    import os
+    if os.environ.get("LEDKDE_ROW_KERNELS") or not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("needs Linux /proc/cpuinfo and no LEDKDE_ROW_KERNELS override")
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    if not flags:
+        pytest.skip("no x86 flags line in /proc/cpuinfo")
+    want = "avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= set(flags) else "baseline"
+    assert ledkde._core.ROW_KERNELS_ISA == want

@@ -3,6 +3,7 @@
 // file adds what only the CPU module has (mixture preparation, neighbours,
 // state merging, the random stream for tests). No mathematics here.
 #include "bind_ops.h"
+#include "row_kernels.h"
 #include "tile_gemm.h"
 #include "blas.h"
 #include "ledkde/philox.h"
@@ -135,6 +136,8 @@ PYBIND11_MODULE(_core, m) {
   });
   // Which built-in tile products this CPU uses for moderate d ("avx512", "avx2", "none").
   m.attr("TILE_GEMM_ISA") = std::string(tile_gemm::isa());
+  // Which build of the row kernels this CPU uses ("avx512", "avx2", "baseline").
+  m.attr("ROW_KERNELS_ISA") = std::string(rows::isa());
   m.attr("PURPOSE_NOISE") = static_cast<int>(kNoise);
   m.attr("PURPOSE_INIT_NOISE") = static_cast<int>(kInitNoise);
   m.attr("PURPOSE_INIT_INDEX") = static_cast<int>(kInitIndex);

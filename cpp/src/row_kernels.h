@@ -1,90 +1,17 @@
 // The element-wise work of one query row against one tile of components.
-// Each function is compiled for AVX-512, AVX2 and baseline x86-64 and the
-// best one is picked at load time (GCC target_clones), so the installed
-// wheel runs on any x86-64 without -march flags. Plain C++ loops that the
+// Each function is compiled for AVX-512, AVX2+FMA and baseline x86-64
+// (row_kernels_impl.h built three times) and the best one the CPU supports
+// is picked at load time (row_kernels.cpp), so the installed wheel runs on
+// any x86-64 without -march flags. Plain C++ loops that the
 // compiler vectorizes; summation order is fixed for a given machine.
 #pragma once
 
 #include <cstdint>
 
 namespace ledkde::rows {
+#include "row_kernels_decl.h"  // IWYU pragma: export
 
-// x_j = c'_j - (ny + |mu_j|^2 - 2 g_j) * k_j (c', k per component, or c' = 0
-// and k = k0 when the pointers are null). Returns max_j x_j.
-float logits_expansion(const float* norm2, const float* g, float ny, const float* cprime,
-                       const float* k, float k0, int64_t nb, float* x);
-double logits_expansion(const double* norm2, const double* g, double ny, const double* cprime,
-                        const double* k, double k0, int64_t nb, double* x);
-
-// x_j = c'_j - |row - mu_j|^2 * k_j by coordinate differences, with the
-// components stored coordinate-major (muT[c * ld + j]); d2 is scratch (nb).
-// Returns max_j x_j.
-float logits_direct(const float* row, const float* muT, int64_t ld, int64_t d, const float* cprime,
-                    const float* k, float k0, int64_t nb, float* d2, float* x);
-double logits_direct(const double* row, const double* muT, int64_t ld, int64_t d,
-                     const double* cprime, const double* k, double k0, int64_t nb, double* d2,
-                     double* x);
-
-// The same logits as logits_direct, without storing them: returns max_j x_j.
-float direct_max(const float* row, const float* muT, int64_t ld, int64_t d, const float* cprime,
-                 const float* k, float k0, int64_t nb);
-double direct_max(const double* row, const double* muT, int64_t ld, int64_t d,
-                  const double* cprime, const double* k, double k0, int64_t nb);
-
-// One fused sweep over the tile for d <= kDirectMaxDim: recomputes the logits
-// x_j as in logits_direct, and with p_j = exp(x_j - shift) and w_j = p_j (or
-// p_j * 2 k_j when per_var) writes
-//   sums[0] = sum p,  sums[1] = sum p (x - shift),  sums[2] = sum w,
-//   sums[3] = shift + max (x - shift),
-//   acc[c] = scale * sum_j w_j (muT[c * ld + j] - row[c])   for c < d
-// (sums[1] = 0 unless entropy).
-// The shift need not be the maximum: the sums are accurate (and finite)
-// while max x - shift stays below about 80 in float, 700 in double.
-void direct_accumulate(const float* row, const float* muT, int64_t ld, int64_t d,
-                       const float* cprime, const float* k, float k0, bool per_var, bool entropy,
-                       int64_t nb,
-                       float shift, double scale, double* sums, double* acc);
-void direct_accumulate(const double* row, const double* muT, int64_t ld, int64_t d,
-                       const double* cprime, const double* k, double k0, bool per_var,
-                       bool entropy, int64_t nb,
-                       double shift, double scale, double* sums, double* acc);
-
-// The logits of logits_expansion, shifted and exponentiated in one sweep:
-// z_j = x_j - shift, p_j = exp(z_j) written to p. Writes sums[0] = sum p,
-// sums[1] = sum p z (0 unless entropy), sums[2] = max z, sums[3] = the number
-// of z_j >= cut. Accurate while max z stays below about 80 (float).
-void expansion_weights(const float* norm2, const float* g, float ny, const float* cprime,
-                       const float* k, float k0, int64_t nb, float shift, float cut, bool entropy,
-                       float* p, double* sums);
-void expansion_weights(const double* norm2, const double* g, double ny, const double* cprime,
-                       const double* k, double k0, int64_t nb, double shift, double cut,
-                       bool entropy, double* p, double* sums);
-
-// acc[j] += scale * x[j] for j < n (float64 accumulators).
-void add_scaled(const float* x, int64_t n, double scale, double* acc);
-void add_scaled(const double* x, int64_t n, double scale, double* acc);
-
-// |a - b|^2 by coordinate differences accumulated in float64 (the exact
-// recompute of near-maximum logits).
-double exact_dist2(const float* a, const float* b, int64_t d);
-double exact_dist2(const double* a, const double* b, int64_t d);
-
-// Number of x_j >= cut.
-int64_t count_at_least(const float* x, int64_t nb, float cut);
-int64_t count_at_least(const double* x, int64_t nb, double cut);
-
-// p_j = exp(x_j - shift) in place; *s = sum p, *e = sum p (x - shift) (0 * -inf left out).
-void weights(float* x, int64_t nb, float shift, double* s, double* e);
-void weights(double* x, int64_t nb, double shift, double* s, double* e);
-
-// x_j *= 2 k_j (weights divided by v_j); returns the new sum.
-double scale_by_inverse_variance(float* x, const float* k, int64_t nb);
-double scale_by_inverse_variance(double* x, const double* k, int64_t nb);
-
-// acc[c] += scale * sum_j p_j (muT[c * ld + j] - row[c]) for c < d.
-void weighted_sum_direct(const float* p, const float* row, const float* muT, int64_t ld, int64_t d,
-                         int64_t nb, double scale, double* acc);
-void weighted_sum_direct(const double* p, const double* row, const double* muT, int64_t ld,
-                         int64_t d, int64_t nb, double scale, double* acc);
+// The instruction set the kernels run with: "avx512", "avx2" or "baseline".
+const char* isa();
 
 }  // namespace ledkde::rows

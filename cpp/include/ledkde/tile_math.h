@@ -109,8 +109,8 @@ struct ExpConsts<float> {
   static constexpr bool split_ln2 = false;
   static constexpr int degree = 6;
   // exp(r) ~ sum_k coef(k) r^k on |r| <= ln2/2, coef(0) = coef(1) = 1. (A
-  // function, not a static array: device code cannot read host arrays; with
-  // constant k after unrolling it folds to an immediate on both sides.)
+  // constexpr function, not a static array: device code cannot read host
+  // arrays; exp_poly evaluates it at compile time.)
   static constexpr LEDKDE_HD float coef(int k) {
     constexpr float c[7] = {1.0f, 1.0f, 0.4999999403953552f, 0.16666431725025177f,
                             0.04166800156235695f, 0.00837415549904108f, 0.0013843653723597527f};
@@ -137,6 +137,16 @@ struct ExpConsts<double> {
   static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
 };
 
+// sum_k coef(k) r^k by Horner's rule, each coefficient a compile-time
+// constant (a loop over a coefficient array stopped GCC from vectorizing the
+// callers' loops for AVX2).
+template <class T, int K>
+LEDKDE_HD T exp_poly(T r) {
+  constexpr T ck = ExpConsts<T>::coef(K);
+  if constexpr (K == ExpConsts<T>::degree) return ck;
+  else return exp_poly<T, K + 1>(r) * r + ck;
+}
+
 template <class T>
 LEDKDE_HD T exp_nonpositive(T x) {
   using C = ExpConsts<T>;
@@ -151,11 +161,7 @@ LEDKDE_HD T exp_nonpositive(T x) {
   T r;
   if constexpr (C::split_ln2) r = (x - n * ln2_hi) - n * ln2_lo;
   else r = x - n * ln2;
-  T p = C::coef(C::degree);
-#if defined(__CUDACC__)
-#pragma unroll
-#endif
-  for (int k = C::degree - 1; k >= 0; --k) p = p * r + C::coef(k);
+  const T p = exp_poly<T, 0>(r);
   // Times 2^n by adding n to p's exponent field: shifting kf's bits by the
   // mantissa width drops the shifter's bits and leaves n << mant. p lies in
   // [0.7, 1.5] and n >= -126 for x >= lo (and n = -126 only with p > 1), so

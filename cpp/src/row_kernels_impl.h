@@ -1,0 +1,357 @@
+// Definitions of the row kernels: one inline template per operation and an
+// entry point per precision, in namespace ledkde::rows::LEDKDE_ROWS_ISA. Each
+// of row_kernels_{avx512,avx2,base}.cpp defines that name and includes this
+// file, compiled with its own instruction-set flags; row_kernels.cpp picks
+// one at load time.
+#ifndef LEDKDE_ROWS_ISA
+#error "define LEDKDE_ROWS_ISA before including row_kernels_impl.h"
+#endif
+
+#include <cstdint>
+
+#include <cmath>
+#include <limits>
+
+#include "ledkde/tile_math.h"
+
+// The templates below are inlined into each entry point.
+#if defined(__GNUC__)
+#define LEDKDE_INLINE inline __attribute__((always_inline))
+#else
+#define LEDKDE_INLINE inline
+#endif
+
+namespace ledkde::rows::LEDKDE_ROWS_ISA {
+namespace {
+
+template <class T>
+inline T max_of(const T* x, int64_t nb) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < nb; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+template <class T>
+inline T logits_expansion_t(const T* norm2, const T* g, T ny, const T* cprime, const T* k, T k0,
+                            int64_t nb, T* x) {
+  if (cprime == nullptr) {
+    for (int64_t j = 0; j < nb; ++j) x[j] = -(ny + norm2[j] - T(2) * g[j]) * k0;
+  } else {
+    for (int64_t j = 0; j < nb; ++j) x[j] = cprime[j] - (ny + norm2[j] - T(2) * g[j]) * k[j];
+  }
+  return max_of(x, nb);
+}
+
+template <class T>
+inline T logits_direct_t(const T* row, const T* muT, int64_t ld, int64_t d, const T* cprime,
+                         const T* k, T k0, int64_t nb, T* d2, T* x) {
+  for (int64_t j = 0; j < nb; ++j) d2[j] = T(0);
+  for (int64_t c = 0; c < d; ++c) {
+    const T yc = row[c];
+    const T* m = muT + c * ld;
+    for (int64_t j = 0; j < nb; ++j) {
+      const T diff = yc - m[j];
+      d2[j] += diff * diff;
+    }
+  }
+  if (cprime == nullptr) {
+    for (int64_t j = 0; j < nb; ++j) x[j] = -d2[j] * k0;
+  } else {
+    for (int64_t j = 0; j < nb; ++j) x[j] = cprime[j] - d2[j] * k[j];
+  }
+  return max_of(x, nb);
+}
+
+template <class T, bool PerComp, bool Entropy>
+LEDKDE_INLINE void expansion_weights_t(const T* norm2, const T* g, T ny, const T* cprime,
+                                       const T* k, T k0, int64_t nb, T shift, T cut, T* p,
+                                       double* sums) {
+  T s = 0, e = 0, c = 0;
+  T zm = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(+ : s, e, c) reduction(max : zm)
+  for (int64_t j = 0; j < nb; ++j) {
+    T z;
+    if constexpr (PerComp) z = cprime[j] - (ny + norm2[j] - T(2) * g[j]) * k[j] - shift;
+    else z = -(ny + norm2[j] - T(2) * g[j]) * k0 - shift;
+    zm = z > zm ? z : zm;
+    c += z >= cut ? T(1) : T(0);
+    const T w = exp_nonpositive(z);
+    s += w;
+    if constexpr (Entropy) e += entropy_term(w, z);
+    p[j] = w;
+  }
+  sums[0] = static_cast<double>(s);
+  sums[1] = static_cast<double>(e);
+  sums[2] = static_cast<double>(zm);
+  sums[3] = static_cast<double>(c);
+}
+
+template <class T>
+inline double exact_dist2_t(const T* a, const T* b, int64_t d) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < d; ++k) {
+    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    s += diff * diff;
+  }
+  return s;
+}
+
+template <class T>
+inline void add_scaled_t(const T* x, int64_t n, double scale, double* acc) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) acc[j] += scale * static_cast<double>(x[j]);
+}
+
+template <class T>
+inline int64_t count_at_least_t(const T* x, int64_t nb, T cut) {
+  int64_t n = 0;
+#pragma omp simd reduction(+ : n)
+  for (int64_t j = 0; j < nb; ++j) n += x[j] >= cut ? 1 : 0;
+  return n;
+}
+
+template <class T>
+inline void weights_t(T* x, int64_t nb, T shift, double* s_out, double* e_out) {
+  T s = T(0), e = T(0);
+#pragma omp simd reduction(+ : s, e)
+  for (int64_t j = 0; j < nb; ++j) {
+    const T z = x[j] - shift;
+    const T p = exp_nonpositive(z);
+    s += p;
+    e += entropy_term(p, z);
+    x[j] = p;
+  }
+  *s_out = static_cast<double>(s);
+  *e_out = static_cast<double>(e);
+}
+
+template <class T>
+inline double scale_t(T* x, const T* k, int64_t nb) {
+  T s = T(0);
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < nb; ++j) {
+    x[j] *= T(2) * k[j];
+    s += x[j];
+  }
+  return static_cast<double>(s);
+}
+
+template <class T>
+inline void weighted_sum_direct_t(const T* p, const T* row, const T* muT, int64_t ld, int64_t d,
+                                  int64_t nb, double scale, double* acc) {
+  for (int64_t c = 0; c < d; ++c) {
+    const T* m = muT + c * ld;
+    const T yc = row[c];
+    T s = T(0);
+    // mu - y, not mu: exact for the nearby components that carry the weight,
+    // where a sum of p mu far from the origin would cancel against y sum p.
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < nb; ++j) s += p[j] * (m[j] - yc);
+    acc[c] += scale * static_cast<double>(s);
+  }
+}
+
+// ---- Fused direct path (d <= kDirectMaxDim), the dimension a template
+// argument so that the coordinates and the per-coordinate sums live in
+// registers. Kind: 0 = equal weights and variances (x = -d2 k0),
+// 1 = per-component c'_j and k_j, 2 = as 1 and the sums weighted by 2 k_j.
+
+// Coordinate c's row of the components (a valid pointer for c >= D too; never read then).
+template <class T, int D>
+LEDKDE_INLINE const T* coord(const T* muT, int64_t ld, int c) {
+  return muT + (c < D ? c : 0) * ld;
+}
+
+template <class T, int D>
+LEDKDE_INLINE T dist2_at(const T* y, const T* muT, int64_t ld, int64_t j) {
+  const T d0 = y[0] - muT[j];
+  T s = d0 * d0;
+#pragma GCC unroll 8
+  for (int c = 1; c < D; ++c) {
+    const T diff = y[c] - muT[c * ld + j];
+    s += diff * diff;
+  }
+  return s;
+}
+
+template <class T, int D, int Kind>
+LEDKDE_INLINE T direct_max_t(const T* row, const T* muT, int64_t ld, const T* cprime, const T* k,
+                             T k0, int64_t nb) {
+  T y[D];
+  for (int c = 0; c < D; ++c) y[c] = row[c];
+  if constexpr (Kind == 0) {
+    // -d2 k0 is monotone in d2 (k0 > 0), rounding included: the largest
+    // logit is -(min d2) k0, the very value the accumulate sweep computes.
+    T lo = std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(min : lo)
+    for (int64_t j = 0; j < nb; ++j) {
+      const T d2 = dist2_at<T, D>(y, muT, ld, j);
+      lo = d2 < lo ? d2 : lo;
+    }
+    return -(lo * k0);
+  } else {
+    T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < nb; ++j) {
+      const T x = cprime[j] - dist2_at<T, D>(y, muT, ld, j) * k[j];
+      m = x > m ? x : m;
+    }
+    return m;
+  }
+}
+
+template <class T, int D, int Kind, bool Entropy>
+LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, const T* cprime,
+                                       const T* k, T k0, int64_t nb, T shift, double scale,
+                                       double* sums, double* acc) {
+  const T neg_k0 = -k0;
+  T y[D];
+  for (int c = 0; c < D; ++c) y[c] = row[c];
+  const T *m0 = coord<T, D>(muT, ld, 0), *m1 = coord<T, D>(muT, ld, 1),
+          *m2 = coord<T, D>(muT, ld, 2), *m3 = coord<T, D>(muT, ld, 3),
+          *m4 = coord<T, D>(muT, ld, 4), *m5 = coord<T, D>(muT, ld, 5),
+          *m6 = coord<T, D>(muT, ld, 6), *m7 = coord<T, D>(muT, ld, 7);
+  // Named scalars, not an array: GCC keeps scalar reductions in registers.
+  T s = 0, e = 0, b = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  T zm = -std::numeric_limits<T>::infinity();
+  // One term of the sums: component jj's logit, weight and contributions.
+#define LEDKDE_TERM(jj)                                       \
+  {                                                           \
+    const T d2 = dist2_at<T, D>(y, muT, ld, jj);              \
+    T z; /* shifted logit, one FMA when Kind == 0 */          \
+    if constexpr (Kind == 0) z = d2 * neg_k0 - shift;         \
+    else z = cprime[jj] - d2 * k[jj] - shift;                 \
+    zm = z > zm ? z : zm;                                     \
+    const T p = exp_nonpositive(z);                           \
+    s += p;                                                   \
+    if constexpr (Entropy) e += entropy_term(p, z);           \
+    T w = p;                                                  \
+    if constexpr (Kind == 2) {                                \
+      w = p * (T(2) * k[jj]);                                 \
+      b += w;                                                 \
+    }                                                         \
+    a0 += w * (m0[jj] - y[0]);                                \
+    if constexpr (D > 1) a1 += w * (m1[jj] - y[1]);           \
+    if constexpr (D > 2) a2 += w * (m2[jj] - y[2]);           \
+    if constexpr (D > 3) a3 += w * (m3[jj] - y[3]);           \
+    if constexpr (D > 4) a4 += w * (m4[jj] - y[4]);           \
+    if constexpr (D > 5) a5 += w * (m5[jj] - y[5]);           \
+    if constexpr (D > 6) a6 += w * (m6[jj] - y[6]);           \
+    if constexpr (D > 7) a7 += w * (m7[jj] - y[7]);           \
+  }
+  // Two independent halves of the tile per vector step: twice the
+  // independent work in flight for the long exp dependency chain.
+  const int64_t h = nb / 2;
+#pragma omp simd reduction(+ : s, e, b, a0, a1, a2, a3, a4, a5, a6, a7) reduction(max : zm)
+  for (int64_t j = 0; j < h; ++j) {
+    LEDKDE_TERM(j)
+    LEDKDE_TERM(j + h)
+  }
+  if (nb % 2 == 1) LEDKDE_TERM(nb - 1)
+#undef LEDKDE_TERM
+  sums[0] = static_cast<double>(s);
+  sums[1] = static_cast<double>(e);
+  sums[2] = static_cast<double>(Kind == 2 ? b : s);
+  sums[3] = static_cast<double>(shift) + static_cast<double>(zm);
+  const T a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  for (int c = 0; c < D; ++c) acc[c] = scale * static_cast<double>(a[c]);
+}
+
+// A switch over the run-time dimension d in [1, 8] that runs CALL with D a
+// compile-time constant (a macro, not a lambda: everything must be inlined
+// into the target clone that calls it).
+#define LEDKDE_WITH_DIM(d, CALL)          \
+  switch (d) {                            \
+    case 1: { constexpr int D = 1; CALL; } break; \
+    case 2: { constexpr int D = 2; CALL; } break; \
+    case 3: { constexpr int D = 3; CALL; } break; \
+    case 4: { constexpr int D = 4; CALL; } break; \
+    case 5: { constexpr int D = 5; CALL; } break; \
+    case 6: { constexpr int D = 6; CALL; } break; \
+    case 7: { constexpr int D = 7; CALL; } break; \
+    default: { constexpr int D = 8; CALL; } break; \
+  }
+
+}  // namespace
+
+#define LEDKDE_ROW_KERNELS(T)                                                                     \
+  T logits_expansion(const T* norm2, const T* g, T ny, const T* cprime, const T* k, \
+                                   T k0, int64_t nb, T* x) {                                      \
+    return logits_expansion_t(norm2, g, ny, cprime, k, k0, nb, x);                                \
+  }                                                                                               \
+  T logits_direct(const T* row, const T* muT, int64_t ld, int64_t d,                \
+                                const T* cprime, const T* k, T k0, int64_t nb, T* d2, T* x) {     \
+    return logits_direct_t(row, muT, ld, d, cprime, k, k0, nb, d2, x);                            \
+  }                                                                                               \
+  void expansion_weights(const T* norm2, const T* g, T ny, const T* cprime,         \
+                                       const T* k, T k0, int64_t nb, T shift, T cut,              \
+                                       bool entropy, T* p, double* sums) {                        \
+    if (cprime && entropy)                                                                        \
+      expansion_weights_t<T, true, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);   \
+    else if (cprime)                                                                              \
+      expansion_weights_t<T, true, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
+    else if (entropy)                                                                             \
+      expansion_weights_t<T, false, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
+    else                                                                                          \
+      expansion_weights_t<T, false, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums); \
+  }                                                                                               \
+  double exact_dist2(const T* a, const T* b, int64_t d) {                          \
+    return exact_dist2_t(a, b, d);                                                                \
+  }                                                                                               \
+  void add_scaled(const T* x, int64_t n, double scale, double* acc) {               \
+    add_scaled_t(x, n, scale, acc);                                                               \
+  }                                                                                               \
+  int64_t count_at_least(const T* x, int64_t nb, T cut) {                           \
+    return count_at_least_t(x, nb, cut);                                                          \
+  }                                                                                               \
+  void weights(T* x, int64_t nb, T shift, double* s, double* e) {                   \
+    weights_t(x, nb, shift, s, e);                                                                \
+  }                                                                                               \
+  double scale_by_inverse_variance(T* x, const T* k, int64_t nb) {                  \
+    return scale_t(x, k, nb);                                                                     \
+  }                                                                                               \
+  void weighted_sum_direct(const T* p, const T* row, const T* muT, int64_t ld,      \
+                                         int64_t d, int64_t nb, double scale, double* acc) {      \
+    weighted_sum_direct_t(p, row, muT, ld, d, nb, scale, acc);                                    \
+  }                                                                                               \
+  T direct_max(const T* row, const T* muT, int64_t ld, int64_t d, const T* cprime,  \
+                             const T* k, T k0, int64_t nb) {                                     \
+    T r = T(0);                                                                                   \
+    if (cprime) {                                                                                 \
+      LEDKDE_WITH_DIM(d, (r = direct_max_t<T, D, 1>(row, muT, ld, cprime, k, k0, nb)))            \
+    } else {                                                                                      \
+      LEDKDE_WITH_DIM(d, (r = direct_max_t<T, D, 0>(row, muT, ld, cprime, k, k0, nb)))            \
+    }                                                                                             \
+    return r;                                                                                     \
+  }                                                                                               \
+  void direct_accumulate(const T* row, const T* muT, int64_t ld, int64_t d,         \
+                                       const T* cprime, const T* k, T k0, bool per_var,           \
+                                       bool entropy, int64_t nb, T shift, double scale,           \
+                                       double* sums, double* acc) {                               \
+    const int kind = !cprime ? 0 : (per_var ? 2 : 1);                                             \
+    if (kind == 0 && !entropy) {                                                                  \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 0, false>(LEDKDE_ACC_ARGS)))                  \
+    } else if (kind == 0) {                                                                       \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 0, true>(LEDKDE_ACC_ARGS)))                   \
+    } else if (kind == 1 && !entropy) {                                                           \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 1, false>(LEDKDE_ACC_ARGS)))                  \
+    } else if (kind == 1) {                                                                       \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 1, true>(LEDKDE_ACC_ARGS)))                   \
+    } else if (!entropy) {                                                                        \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 2, false>(LEDKDE_ACC_ARGS)))                  \
+    } else {                                                                                      \
+      LEDKDE_WITH_DIM(d, (direct_accumulate_t<T, D, 2, true>(LEDKDE_ACC_ARGS)))                   \
+    }                                                                                             \
+  }
+
+#define LEDKDE_ACC_ARGS row, muT, ld, cprime, k, k0, nb, shift, scale, sums, acc
+LEDKDE_ROW_KERNELS(float)
+LEDKDE_ROW_KERNELS(double)
+#undef LEDKDE_ROW_KERNELS
+#undef LEDKDE_ACC_ARGS
+#undef LEDKDE_WITH_DIM
+#undef LEDKDE_INLINE
+
+}  // namespace ledkde::rows::LEDKDE_ROWS_ISA
