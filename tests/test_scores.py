@@ -281,6 +281,20 @@ def test_few_queries_many_components(dtype, d):
         np.testing.assert_array_equal(a[k], b[k])
 
 
+def _run_with_kernels(script, variable, value):
+    """Runs script (reference checks) in a fresh interpreter with the kernel
+    choice variable set (it is read at import); returns the set it printed."""
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", script.format(tests=tests)],
+                         env=dict(os.environ, **{variable: value}), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[-1]
+
+
 KERNEL_SET_SCRIPT = """
 import sys, numpy as np, ledkde
 sys.path.insert(0, {tests!r})
@@ -300,16 +314,7 @@ def test_each_kernel_set_matches_reference(kernels):
     # The built-in tile products are compiled for AVX-512 and AVX2, and BLAS
     # serves other CPUs; LEDKDE_TILE_GEMM (read at import) lowers the choice,
     # so each set runs here in a fresh interpreter, whatever this CPU prefers.
-    import os
-    import subprocess
-    import sys
-
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, LEDKDE_TILE_GEMM=kernels)
-    out = subprocess.run([sys.executable, "-c", KERNEL_SET_SCRIPT.format(tests=tests)], env=env,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    used = out.stdout.split()[-1]
+    used = _run_with_kernels(KERNEL_SET_SCRIPT, "LEDKDE_TILE_GEMM", kernels)
     # The environment lowers the choice only as far as the CPU allows.
     assert used == kernels or (kernels == "avx2" and used == "none")
 
@@ -333,16 +338,7 @@ def test_each_row_kernel_set_matches_reference(kernels):
     # The row kernels are built for AVX-512, AVX2+FMA and the baseline;
     # LEDKDE_ROW_KERNELS (read at import) lowers the choice, so each set runs
     # here in a fresh interpreter.
-    import os
-    import subprocess
-    import sys
-
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, LEDKDE_ROW_KERNELS=kernels)
-    out = subprocess.run([sys.executable, "-c", ROW_SET_SCRIPT.format(tests=tests)], env=env,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    used = out.stdout.split()[-1]
+    used = _run_with_kernels(ROW_SET_SCRIPT, "LEDKDE_ROW_KERNELS", kernels)
     assert used == kernels or (kernels == "avx2" and used == "baseline")
 
 

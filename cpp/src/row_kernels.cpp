@@ -6,8 +6,7 @@
 // LEDKDE_ROW_KERNELS=avx2|baseline lowers the choice (tests compare the sets).
 #include "row_kernels.h"
 
-#include <cstdlib>
-#include <cstring>
+#include "cpu_isa.h"
 
 namespace ledkde::rows {
 
@@ -25,34 +24,16 @@ namespace base {
 
 namespace {
 
-enum class Isa { base, avx2, avx512 };
-
-Isa detect() {
-  Isa best = Isa::base;
 #if defined(LEDKDE_ROWS_X86)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
-  if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
+constexpr bool kBuilt = true;
+#else
+constexpr bool kBuilt = false;
 #endif
-  // The environment can only lower the choice, never ask for what the CPU lacks.
-  if (const char* want = std::getenv("LEDKDE_ROW_KERNELS")) {
-    if (std::strcmp(want, "baseline") == 0) best = Isa::base;
-    else if (std::strcmp(want, "avx2") == 0 && best == Isa::avx512) best = Isa::avx2;
-  }
-  return best;
-}
-
-const Isa kIsa = detect();
+const Isa kIsa = detect_isa(kBuilt, "LEDKDE_ROW_KERNELS", "baseline");
 
 }  // namespace
 
-const char* isa() {
-  switch (kIsa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "baseline";
-  }
-}
+const char* isa() { return isa_name(kIsa, "baseline"); }
 
 #if defined(LEDKDE_ROWS_X86)
 #define LEDKDE_DISPATCH(call)                  \

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu_isa.h"
+
 namespace ledkde::tile_gemm {
 
 #if defined(LEDKDE_TILE_GEMM)
@@ -21,34 +23,16 @@ void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, 
 
 namespace {
 
-enum class Isa { none, avx2, avx512 };
-
-Isa detect() {
-  Isa best = Isa::none;
 #if defined(LEDKDE_TILE_GEMM)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
-  if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
+constexpr bool kBuilt = true;
+#else
+constexpr bool kBuilt = false;
 #endif
-  // The environment can only lower the choice, never ask for what the CPU lacks.
-  if (const char* want = std::getenv("LEDKDE_TILE_GEMM")) {
-    if (std::strcmp(want, "none") == 0) best = Isa::none;
-    else if (std::strcmp(want, "avx2") == 0 && best == Isa::avx512) best = Isa::avx2;
-  }
-  return best;
-}
-
-const Isa kIsa = detect();
+const Isa kIsa = detect_isa(kBuilt, "LEDKDE_TILE_GEMM", "none");
 
 }  // namespace
 
-const char* isa() {
-  switch (kIsa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "none";
-  }
-}
+const char* isa() { return isa_name(kIsa, "none"); }
 
 void pack(const float* mu, int64_t n, int64_t d, int64_t p_begin, int64_t p_end, float* packed) {
   for (int64_t p = p_begin; p < p_end; ++p) {

@@ -1,0 +1,41 @@
+// Load-time choice of the instruction set for the kernels that are built
+// several times (row kernels, tile products): the best one the CPU supports,
+// found with __builtin_cpu_supports (GCC's target_clones resolver was seen
+// choosing the baseline on an AVX2 machine), optionally lowered through an
+// environment variable, never raised.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+
+namespace ledkde {
+
+enum class Isa { base, avx2, avx512 };
+
+// built: whether the AVX2 / AVX-512 builds exist (x86-64). env_name: the
+// variable that lowers the choice to "avx2" or to `lowest` (the baseline's name).
+inline Isa detect_isa(bool built, const char* env_name, const char* lowest) {
+  Isa best = Isa::base;
+#if defined(__x86_64__) || defined(__i386__)
+  if (built) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = Isa::avx2;
+    if (__builtin_cpu_supports("avx512f")) best = Isa::avx512;
+  }
+#endif
+  if (const char* want = std::getenv(env_name)) {
+    if (std::strcmp(want, lowest) == 0) best = Isa::base;
+    else if (std::strcmp(want, "avx2") == 0 && best == Isa::avx512) best = Isa::avx2;
+  }
+  return best;
+}
+
+inline const char* isa_name(Isa isa, const char* lowest) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return lowest;
+  }
+}
+
+}  // namespace ledkde
