@@ -1,7 +1,5 @@
 // Register-blocked tile product for the CUDA score pass (SIMT, exact float32
-// or float64 arithmetic; no tensor cores). Inputs of type TI are multiplied
-// and accumulated in TC (float inputs with double accumulation give the dot
-// products of the logits without the rounding of a float32 sum).
+// or float64 arithmetic; no tensor cores): the weighted sums P M.
 //
 // One block of 256 threads computes a BM x BN tile of C = A B over a range of
 // k: A is row-major with k contiguous (query rows, or the weights P), B is
@@ -51,29 +49,29 @@ struct GemmTile {
 
 // Loads the block's slice [k0, k0 + BK) of A (rows m0..) and B (columns n0..)
 // into registers; outside the matrices the values are 0.
-template <class TI, class T, bool kNN>
+template <class T, bool kNN>
 struct GemmLoader {
   using C = GemmCfg<T>;
   static constexpr int kA = C::BM * C::BK / kGemmThreads, kB = C::BN * C::BK / kGemmThreads;
-  TI a[kA], b[kB];
+  T a[kA], b[kB];
 
-  __device__ void load(const TI* __restrict__ A, int64_t lda, const TI* __restrict__ B, int64_t ldb, int64_t M,
+  __device__ void load(const T* __restrict__ A, int64_t lda, const T* __restrict__ B, int64_t ldb, int64_t M,
                        int64_t N, int64_t k_end, int64_t m0, int64_t n0, int64_t k0) {
 #pragma unroll
     for (int u = 0; u < kA; ++u) {
       const int e = threadIdx.x + u * kGemmThreads;
       const int64_t r = m0 + e / C::BK, k = k0 + e % C::BK;
-      a[u] = (r < M && k < k_end) ? A[r * lda + k] : TI(0);
+      a[u] = (r < M && k < k_end) ? A[r * lda + k] : T(0);
     }
 #pragma unroll
     for (int u = 0; u < kB; ++u) {
       const int e = threadIdx.x + u * kGemmThreads;
       if constexpr (kNN) {
         const int64_t k = k0 + e / C::BN, c = n0 + e % C::BN;
-        b[u] = (k < k_end && c < N) ? B[k * ldb + c] : TI(0);
+        b[u] = (k < k_end && c < N) ? B[k * ldb + c] : T(0);
       } else {
         const int64_t c = n0 + e / C::BK, k = k0 + e % C::BK;
-        b[u] = (c < N && k < k_end) ? B[c * ldb + k] : TI(0);
+        b[u] = (c < N && k < k_end) ? B[c * ldb + k] : T(0);
       }
     }
   }
@@ -85,21 +83,20 @@ struct GemmLoader {
 #pragma unroll
     for (int u = 0; u < kA; ++u) {
       const int e = threadIdx.x + u * kGemmThreads;
-      As[e % C::BK][e / C::BK] = static_cast<T>(a[u]);
+      As[e % C::BK][e / C::BK] = a[u];
     }
 #pragma unroll
     for (int u = 0; u < kB; ++u) {
       const int e = threadIdx.x + u * kGemmThreads;
-      if constexpr (kNN) Bs[e / C::BN][e % C::BN] = static_cast<T>(b[u]);
-      else Bs[e % C::BK][e / C::BK] = static_cast<T>(b[u]);
+      if constexpr (kNN) Bs[e / C::BN][e % C::BN] = b[u];
+      else Bs[e % C::BK][e / C::BK] = b[u];
     }
   }
 };
 
-// acc = sum over k in [k_begin, k_end) of A[m0 + row][k] * B(k, n0 + col),
-// in T, from inputs of type TI.
-template <class TI, class T, bool kNN>
-__device__ void gemm_block(const TI* __restrict__ A, int64_t lda, const TI* __restrict__ B, int64_t ldb,
+// acc = sum over k in [k_begin, k_end) of A[m0 + row][k] * B(k, n0 + col).
+template <class T, bool kNN>
+__device__ void gemm_block(const T* __restrict__ A, int64_t lda, const T* __restrict__ B, int64_t ldb,
                            int64_t M, int64_t N, int64_t k_begin, int64_t k_end, int64_t m0, int64_t n0,
                            GemmTile<T>& tile) {
   using C = GemmCfg<T>;
@@ -111,7 +108,7 @@ __device__ void gemm_block(const TI* __restrict__ A, int64_t lda, const TI* __re
 #pragma unroll
     for (int j = 0; j < C::TN; ++j) tile.acc[i][j] = T(0);
   const int ty = threadIdx.x / (C::BN / C::TN), tx = threadIdx.x % (C::BN / C::TN);
-  GemmLoader<TI, T, kNN> ld;
+  GemmLoader<T, kNN> ld;
   ld.load(A, lda, B, ldb, M, N, k_end, m0, n0, k_begin);
   ld.store(As[0], Bs[0]);
   __syncthreads();

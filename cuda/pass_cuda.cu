@@ -12,19 +12,21 @@
 // A summed as p (mu - y) / v directly (exact differences of nearby points).
 //
 // d > kDirectMaxDim, per chunk of components (as the CPU's tiles, larger):
-//  1. logits_kernel: G = Y M^T by the register-blocked product (gemm_tiles.cuh)
-//     and the expansion l = c' - (|y|^2 + |mu|^2 - 2G) inv2v into a (rows x
+//  1. logits_kernel: G = Y M^T on the float64 tensor cores (WMMA) and the
+//     expansion l = c' - (|y|^2 + |mu|^2 - 2G) inv2v in float64 into a (rows x
 //     chunk) buffer L (bounded: the chunk shrinks as the rows grow);
 //  2. weights_kernel (one block per row): the chunk's maximum; where the
 //     expansion's error bound delta exceeds the tolerance (CPU rule, 64 eps),
 //     every logit within log(delta/tol) + 3 + 2 delta of it is recomputed by
-//     coordinate differences in float64; then P = exp(l - m_c) / v in place,
+//     coordinate differences in float64 (never needed for float data, whose
+//     products are summed in float64); then the weights P = exp(l - m_c) / v,
 //     the chunk's S, E, B, and the merge into the running state (lse_merge),
 //     which yields each row's rescale factors alpha (old sums) and gamma (chunk);
-//  3. accumulate_kernel: C = P M (SIMT float32/float64; with set_tf32(true) and
-//     float data, accumulate_tf32_kernel on the TF32 tensor cores) (split over k, so that
-//     the GPU fills; the slices are summed in fixed order, so results do not
-//     depend on scheduling), and combine_kernel: A = alpha A + gamma C in float64.
+//  3. accumulate_kernel: C = P M by the register-blocked SIMT product
+//     (gemm_tiles.cuh; with set_tf32(true) and float data, accumulate_tf32_kernel
+//     on the TF32 tensor cores), split over k so that the GPU fills; the
+//     slices are summed in fixed order, so results do not depend on
+//     scheduling; combine_kernel: A = alpha A + gamma C in float64.
 // Finally A -= y B and m += c0 (finish_kernel).
 #include <algorithm>
 #include <atomic>
@@ -50,11 +52,6 @@ constexpr int kRowThreads = 128;  // weights_kernel: threads per row
 constexpr int kStash = 4;       // weights_kernel: exact logits kept in registers per thread
 constexpr int64_t kTileElems = int64_t(1) << 25;  // elements of the L and P buffers (256 + 128 MiB in float)
 constexpr int64_t kMaxSliceK = 4096;  // components summed in the working precision before float64
-
-template <class T>
-constexpr double logit_tolerance() {
-  return 64.0 * std::numeric_limits<T>::epsilon();
-}
 
 // Per-component constants on the device: c'_j and inv2v_j (null: c' = 0 and
 // inv2v_j = inv2v for every j, the empirical case).
@@ -203,7 +200,7 @@ __global__ void prepare_rows_kernel(const T* __restrict__ rows, int64_t nrows, i
   s = warp_sum(s);
   if (lane != 0) return;
   ny[r] = s;
-  delta[r] = kappa_eps * ((s + norm2_max) * inv2v_max + cprime_abs_max);
+  delta[r] = expansion_error(kappa_eps, s, norm2_max, inv2v_max, cprime_abs_max);
   m[r] = neg_inf();
   S[r] = 0.0;
   E[r] = 0.0;
@@ -346,11 +343,10 @@ __global__ void __launch_bounds__(kRowThreads)
 
   double m_c = m_approx, S = 0.0, E = 0.0, B = 0.0;
   if (m_approx != neg_inf()) {
-    // Candidates: logits that could carry weight above the tolerance once
-    // exact; 2 delta covers the expansion's error on both sides.
+    // Candidates: logits that could carry weight above the tolerance once exact.
     const double dlt = delta[r];
     const bool exact = dlt > tol;
-    const double cut = exact ? m_approx - (log(dlt / tol) + 3.0 + 2.0 * dlt) : 0.0;
+    const double cut = exact ? m_approx - candidate_margin(dlt, tol) : 0.0;
     int64_t stash_at[kStash];
     double stash_val[kStash];
     int stashed = 0;
@@ -431,7 +427,7 @@ __global__ void __launch_bounds__(kGemmThreads)
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * C::BM, n0 = static_cast<int64_t>(blockIdx.x) * C::BN;
   const int64_t k0 = static_cast<int64_t>(blockIdx.z) * slice, k1 = nc < k0 + slice ? nc : k0 + slice;
   GemmTile<T> tile;
-  gemm_block<T, T, true>(P, ldP, mu, d, nrows, d, k0, k1, m0, n0, tile);
+  gemm_block<T, true>(P, ldP, mu, d, nrows, d, k0, k1, m0, n0, tile);
   T* out = part + static_cast<int64_t>(blockIdx.z) * nrows * d;
 #pragma unroll
   for (int i = 0; i < C::TM; ++i) {
@@ -567,7 +563,7 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
   const LogitParams<T>& lp = dl.lp;
   // Error bound of the expansion (CPU rule), for float64 accumulation.
   const double eps = std::numeric_limits<double>::epsilon();
-  const double kappa = 2.0 * std::sqrt(static_cast<double>(d)) + 4.0;
+  const double kappa = expansion_kappa(d);
   prepare_rows_kernel<T><<<grid_of(nrows, kWarps), kWarps * 32>>>(
       rows, nrows, d, kappa * eps, mix.params.norm2_max, lp.inv2v_max, lp.cprime_abs_max, st.ny.get(),
       st.delta.get(), st.m.get(), st.S.get(), st.E.get(), st.B.get());

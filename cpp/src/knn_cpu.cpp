@@ -41,7 +41,7 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
   const int64_t ntiles = (q + tq - 1) / tq;
   const bool direct = !mix.muT.empty();
   const double eps = std::numeric_limits<T>::epsilon();
-  const double kappa = 2.0 * std::sqrt(static_cast<double>(d)) + 4.0;
+  const double kappa = expansion_kappa(d);
   // The row kernels return c' - d2 * k0; with c' = 0 and k0 = -1 that is the
   // (approximate) squared distance itself.
   const T k0 = T(-1);

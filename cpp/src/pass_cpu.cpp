@@ -34,11 +34,6 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // Logit errors below this are at the working precision's own rounding level
 // and are left alone; above it, near-maximum components are recomputed.
-template <class T>
-constexpr double logit_tolerance() {
-  return 64.0 * std::numeric_limits<T>::epsilon();
-}
-
 // A fused sweep shifted by the running maximum accepts a tile whose own
 // maximum lies up to this far above the shift (weights up to e^16, far from
 // overflow in float); beyond it the tile is swept again from its maximum.
@@ -135,7 +130,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   // Bound on the error of an approximate logit: rounding in the product and
   // in |y|^2 + |mu|^2 - 2 y.mu, a few sqrt(d) units of the largest term.
   const double eps = std::numeric_limits<T>::epsilon();
-  const double kappa = 2.0 * std::sqrt(static_cast<double>(d)) + 4.0;
+  const double kappa = expansion_kappa(d);
   const double tol = logit_tolerance<T>();
   std::vector<double> delta(q);
   for (int64_t i = 0; i < q; ++i) {
@@ -145,7 +140,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       s += r * r;
     }
     ws.ny[i] = s;
-    delta[i] = kappa * eps * ((s + mix.norm2_max) * lp.inv2v_max + lp.cprime_abs_max);
+    delta[i] = expansion_error(kappa * eps, s, mix.norm2_max, lp.inv2v_max, lp.cprime_abs_max);
   }
 
   const bool direct = !mix.muT.empty();
@@ -249,7 +244,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
           const double dlt = error_bound(shift);
           const T ts = static_cast<T>(shift);
           // Candidates for the recompute lie above m_new - margin >= shift - margin.
-          const T cut = dlt > tol ? static_cast<T>(-(std::log(dlt / tol) + 3.0 + 2.0 * dlt))
+          const T cut = dlt > tol ? static_cast<T>(-candidate_margin(dlt, tol))
                                   : std::numeric_limits<T>::infinity();
           double sums[4];
           rows::expansion_weights(mix.norm2.data() + n0, ws.G.data() + i * tn,
@@ -285,8 +280,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       exact.clear();
       if (dlt > tol) {
         // Components that could carry weight above the tolerance once their
-        // logit is exact; 2 dlt covers the error on both sides.
-        const double cut = m_new - (std::log(dlt / tol) + 3.0 + 2.0 * dlt);
+        // logit is exact.
+        const double cut = m_new - candidate_margin(dlt, tol);
         const T ct = static_cast<T>(cut);
         const int64_t count = rows::count_at_least(x, nb, ct);
         // The scan stops at the last candidate (often the only one).
