@@ -1,6 +1,7 @@
 // Fused outputs and partial states of the plain score pass on the GPU. The
 // queries are centred and the outputs finished on the device; the host
 // entry points only move y in and the results out.
+#include "ledkde/finish_rows.h"
 #include "pass_cuda.cuh"
 
 namespace ledkde::cuda {
@@ -23,15 +24,8 @@ __global__ void finish_outputs_kernel(const double* __restrict__ m, const double
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= q * d) return;
   const int64_t i = e / d;
-  const LseScalars st{m[i], S[i], E[i]};
-  if (e % d == 0) {
-    if (out.log_density) out.log_density[i] = static_cast<T>(lse_log_density(st));
-    if (out.entropy) out.entropy[i] = static_cast<T>(lse_entropy(st));
-    if (out.max_weight) out.max_weight[i] = static_cast<T>(lse_max_weight(st));
-  }
-  const double s = A[e] / st.S;
-  if (out.score) out.score[e] = static_cast<T>(s);
-  if (out.denoise) out.denoise[e] = static_cast<T>(static_cast<double>(y[e]) + t * s);
+  if (e % d == 0) finish_scalars(LseScalars{m[i], S[i], E[i]}, 0.0, i, out);
+  finish_coordinate(A[e], S[i], y[e], t, e, out);
 }
 
 unsigned grid256(int64_t count) { return static_cast<unsigned>((count + 255) / 256); }
