@@ -90,14 +90,19 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
                    dtype=_checks.working_dtype(arr, y_arr), _pack=y_arr.shape[0] >= _PACK_MIN_QUERIES)
 
 
+def _mixture_and_time(data, log_weights, variances, y_like, t):
+    """The Mixture for queries shaped and typed like ``y_like``, and the checked time."""
+    mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
+                       variances, y_like)
+    if y_like.shape[1] != mix.d:
+        raise ValueError(f"y: has dimension {y_like.shape[1]}, but the data have dimension {mix.d}")
+    return mix, _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
+
+
 def _prepare(y, data, t, log_weights, variances, device):
     where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
     y_arr = _checks.array2d("y", _device.to_host("y", y), allow_empty=True)
-    mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
-                       variances, y_arr)
-    if y_arr.shape[1] != mix.d:
-        raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
-    t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
+    mix, t = _mixture_and_time(data, log_weights, variances, y_arr, t)
     return _checks.to_working(y_arr, mix.dtype), mix, t, where
 
 
@@ -107,20 +112,13 @@ def _gpu_prepare(y, data, t, log_weights, variances, device):
     where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
     cp = _device._cupy("y")
     yg = _checks.gpu_array2d("y", _device.as_cupy("y", y), cp)
-    index = yg.device.id if device == "auto" else where.index
-    if index != yg.device.id:
+    if where.index != yg.device.id:  # device="auto" already chose y's own device
         raise ValueError(f"y: lives on cuda:{yg.device.id}, but device={device!r} was asked for")
     # Only y's dtype and dimension matter for the Mixture's working dtype.
-    proxy = np.empty((0, yg.shape[1]), dtype=yg.dtype)
-    mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
-                       variances, proxy)
-    if yg.shape[1] != mix.d:
-        raise ValueError(f"y: has dimension {yg.shape[1]}, but the data have dimension {mix.d}")
-    t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
-    gpu = _device.Placement("cuda", index, True)
-    with cp.cuda.Device(index):
+    mix, t = _mixture_and_time(data, log_weights, variances, np.empty((0, yg.shape[1]), dtype=yg.dtype), t)
+    with cp.cuda.Device(where.index):
         y_w = cp.ascontiguousarray(yg, dtype=mix.dtype)  # a copy only to convert; y is never written
-    return y_w, mix, t, mix._engine(gpu), gpu.module(), cp, index
+    return y_w, mix, t, mix._engine(where), where.module(), cp, where.index
 
 
 def _ptr(a) -> int:
