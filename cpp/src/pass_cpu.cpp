@@ -320,10 +320,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     if (!direct && own_gemm) {
       if constexpr (std::is_same_v<T, float>) {
         for (int64_t i = 0; i < q; ++i) ws.scale[i] = sum_scale * ws.F[i];
-        const bool padded = !tp->mu_pad.empty();
-        tile_gemm::accumulate(ws.X.data(), tn, q, nb,
-                              padded ? tp->mu_pad.data() + n0 * tp->ld_pad : mu,
-                              tp->ld_pad, d, ws.scale.data(), ws.A.data());
+        tile_gemm::accumulate(ws.X.data(), tn, q, nb, tp->cols.data() + n0 * tile_gemm::kColPanel,
+                              n, d, ws.scale.data(), ws.A.data());
       }
     } else if (!direct) {
       blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
@@ -349,19 +347,14 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
     if (d <= kDirectMaxDim || !tile_gemm::available()) return tp;
     const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
     tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
-    tp.ld_pad = (d + 15) / 16 * 16;
-    if (tp.ld_pad != d) tp.mu_pad.resize(static_cast<size_t>(n * tp.ld_pad));
+    tp.cols.resize(static_cast<size_t>(tile_gemm::col_panels(d) * n * tile_gemm::kColPanel));
     // Chunks of whole panels, in parallel.
     constexpr int64_t kChunkPanels = 64;
     parallel_for((panels + kChunkPanels - 1) / kChunkPanels, threads, [&](int64_t c, int) {
       const int64_t p0 = c * kChunkPanels, p1 = std::min(panels, p0 + kChunkPanels);
       tile_gemm::pack(mix.mu.data(), n, d, p0, p1, tp.packed.data());
-      if (tp.mu_pad.empty()) return;
-      for (int64_t j = p0 * tile_gemm::kPanel; j < std::min(n, p1 * tile_gemm::kPanel); ++j) {
-        float* out = tp.mu_pad.data() + j * tp.ld_pad;
-        for (int64_t k = 0; k < d; ++k) out[k] = mix.mu[j * d + k];
-        for (int64_t k = d; k < tp.ld_pad; ++k) out[k] = 0.0f;
-      }
+      tile_gemm::pack_cols(mix.mu.data(), d, p0 * tile_gemm::kPanel,
+                           std::min(n, p1 * tile_gemm::kPanel), n, tp.cols.data());
     });
   }
   return tp;

@@ -16,7 +16,8 @@
 
 namespace ledkde::tile_gemm {
 
-constexpr int64_t kPanel = 32;    // components per packed panel
+constexpr int64_t kPanel = 32;     // components per row panel (first product)
+constexpr int64_t kColPanel = 16;  // columns per column panel (second product)
 // Largest d packed when a mixture is prepared: above it one pass with BLAS
 // measured as fast as packing plus the built-in products.
 constexpr int64_t kMaxDim = 512;
@@ -35,16 +36,26 @@ inline bool available() { return isa()[0] != 'n'; }
 void pack(const float* mu, int64_t n, int64_t d, int64_t p_begin, int64_t p_end,
           float* packed);
 
-// G[i * ldg + j] = sum_k rows[i * d + k] * mu_j[k] for i < q, j < nb, where
-// packed points at the panel of component 0 of the tile. rows must be
-// readable and G writable for kRowPad rows past q (their values are unused).
+// Column panels for the second product: cols[(c / kColPanel * ldc + j) *
+// kColPanel + c % kColPanel] = mu[j * d + c] for the components j in
+// [j_begin, j_end), zero for the columns past d; col_panels(d) panels of ldc
+// components each.
+inline int64_t col_panels(int64_t d) { return (d + 2 * kColPanel - 1) / (2 * kColPanel) * 2; }
+void pack_cols(const float* mu, int64_t d, int64_t j_begin, int64_t j_end, int64_t ldc,
+               float* cols);
+
+// G[i * ldg + j] = sum_k rows[i * d + k] * mu_j[k] (in float, in order of k)
+// for i < q, j < nb, where packed points at the panel of component 0 of the
+// tile. rows must be readable and G writable for kRowPad rows past q, and G
+// for whole panels (ldg a multiple of kPanel); the values there are unused.
 void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
                float* G, int64_t ldg);
 
-// A[i * d + c] += scale[i] * sum_{j < nb} P[i * ldp + j] * mu[j * ldm + c] for
-// i < q, c < d. ldm is d rounded up to a multiple of 16 (columns past d are
-// zero); P must be readable for kRowPad rows past q.
-void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
-                int64_t ldm, int64_t d, const double* scale, double* A);
+// A[i * d + c] += scale[i] * sum_{j < nb} P[i * ldp + j] * mu_j[c] for i < q,
+// c < d, where cols points at component 0 of the tile in the column panels
+// (see pack_cols; ldc components per panel). P must be readable for kRowPad
+// rows past q. Each sum over j runs in float, in order, and is added in float64.
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
+                int64_t ldc, int64_t d, const double* scale, double* A);
 
 }  // namespace ledkde::tile_gemm

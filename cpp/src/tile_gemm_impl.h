@@ -18,12 +18,15 @@ namespace ledkde::tile_gemm::LEDKDE_TG_NS {
 namespace {
 
 constexpr int W = LEDKDE_TG_W;                 // floats per vector register
-// Accumulator registers per micro-tile: AVX-512 has 32 vector registers,
-// AVX2 16; the rest hold the loaded components and the broadcast factor.
-constexpr int kRegs = W == 16 ? 24 : 12;
-constexpr int NV = static_cast<int>(kPanel) / W;  // vectors per panel row
-constexpr int MR = kRegs / NV;                 // rows per micro-tile of the first product
+constexpr int NV = static_cast<int>(kPanel) / W;  // vectors per row panel (dot_tiles)
+// Micro-tiles of both products: MR rows x 2 vectors, 2 MR accumulators. AVX2
+// has 16 vector registers: 12 accumulators, the 2 loaded vectors and the
+// broadcast factor; AVX-512 has 32: 24 + 3.
+constexpr int MR = W == 16 ? 12 : 6;
+constexpr int NR = 2;
 static_assert(MR <= kRowPad, "micro-tile taller than the row padding");
+static_assert(NV % NR == 0, "micro-tile width must divide the row panel");
+static_assert(NR * W == kColPanel || W == kColPanel, "micro-tile width must fit the column panels");
 
 typedef float vf __attribute__((vector_size(W * sizeof(float))));
 
@@ -35,63 +38,51 @@ inline vf load(const float* p) {
 inline void store(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// One rank-1 update of an M x N register tile, the step of both products:
-// acc[i][v] += a[i * lda] * b[v * W, (v + 1) * W) for i < M, v < N.
-template <int M, int N>
-inline __attribute__((always_inline)) void rank1_update(vf (&acc)[M][N], const float* a,
-                                                        int64_t lda, const float* b) {
-  vf bv[N];
-#pragma GCC unroll 16
-  for (int v = 0; v < N; ++v) bv[v] = load(b + v * W);
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i) {
-    const float ai = a[i * lda];
-#pragma GCC unroll 16
-    for (int v = 0; v < N; ++v) acc[i][v] += ai * bv[v];
-  }
-}
-
-// One MR x kPanel block of G: the panel (d x kPanel) stays in L1 while the
-// row groups stream past it.
-inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int64_t ldg,
-                      int64_t ncols) {
-  vf acc[MR][NV] = {};
-  for (int64_t k = 0; k < d; ++k) rank1_update(acc, r + k, d, pk + k * kPanel);
-  if (ncols == kPanel) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
+// One rank-1 update of an MR x NR register tile, the step of both products:
+// acc[i][v] += a[i * lda] * b[v * bstride + [0, W)] for i < MR, v < NR.
+inline __attribute__((always_inline)) void rank1_update(vf (&acc)[MR][NR], const float* a,
+                                                        int64_t lda, const float* b,
+                                                        int64_t bstride) {
+  vf bv[NR];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) store(g + i * ldg + v * W, acc[i][v]);
-  } else {
-    // Last, partial panel of the tile: only ncols columns belong to G.
-    float tmp[kPanel];
-    for (int i = 0; i < MR; ++i) {
-      for (int v = 0; v < NV; ++v) store(tmp + v * W, acc[i][v]);
-      __builtin_memcpy(g + i * ldg, tmp, static_cast<size_t>(ncols) * sizeof(float));
-    }
+  for (int v = 0; v < NR; ++v) bv[v] = load(b + v * bstride);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    const float ai = a[i * lda];
+#pragma GCC unroll 4
+    for (int v = 0; v < NR; ++v) acc[i][v] += ai * bv[v];
   }
 }
 
-// R rows x DV vectors of A per micro-tile; the components stream through.
-// Columns [0, ncols) of A (row stride lda) from mu's columns [0, ncols)
-// (mu readable for DV * W columns per row).
-template <int DV>
-void accumulate_dv(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
-                   int64_t ldm, int64_t ncols, int64_t lda, const double* scale, double* A) {
-  constexpr int R0 = kRegs / DV;
-  constexpr int R = R0 < 1 ? 1 : (R0 > 12 ? 12 : R0);
-  for (int64_t i0 = 0; i0 < q; i0 += R) {
-    vf acc[R][DV] = {};
-    const float* p = P + i0 * ldp;
-    for (int64_t j = 0; j < nb; ++j) rank1_update(acc, p + j, ldp, mu + j * ldm);
-    const int64_t rows = min64(R, q - i0);
-    float tmp[DV * W];
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int c = 0; c < DV; ++c) store(tmp + c * W, acc[r][c]);
-      const double s = scale[i0 + r];
-      double* a = A + (i0 + r) * lda;
-      for (int64_t c = 0; c < ncols; ++c) a[c] += s * static_cast<double>(tmp[c]);
-    }
+// G rows [0, MR) x columns [0, NR W) from MR rows r (stride d) and NR W
+// columns of a row panel pk (stride kPanel). All columns are stored: G's rows
+// hold whole panels, and columns past the tile's end are never read. (Keep
+// this function plain: a conditional start or a partial store made GCC spill
+// the accumulators and halved its speed.)
+inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int64_t ldg) {
+  vf acc[MR][NR] = {};
+  for (int64_t k = 0; k < d; ++k) rank1_update(acc, r + k, d, pk + k * kPanel, W);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NR; ++v) store(g + i * ldg + v * W, acc[i][v]);
+}
+
+// A rows [0, rows) x columns [0, ncols) += scale[i] * (P rows x nb) * (nb x
+// NR W columns of the column panels, vector v at b + v * bstride, stride
+// kColPanel per component), the sums in float, added in float64.
+inline void accumulate_block(const float* p, int64_t ldp, int64_t nb, const float* b,
+                             int64_t bstride, int64_t rows, int64_t ncols, const double* scale,
+                             double* A, int64_t lda) {
+  vf acc[MR][NR] = {};
+  for (int64_t j = 0; j < nb; ++j) rank1_update(acc, p + j, ldp, b + j * kColPanel, bstride);
+  for (int64_t i = 0; i < rows; ++i) {
+    float tmp[NR * W];
+#pragma GCC unroll 4
+    for (int v = 0; v < NR; ++v) store(tmp + v * W, acc[i][v]);
+    const double s = scale[i];
+    double* a = A + i * lda;
+    for (int64_t c = 0; c < ncols; ++c) a[c] += s * static_cast<double>(tmp[c]);
   }
 }
 
@@ -101,33 +92,28 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
                float* G, int64_t ldg) {
   for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
     const float* pk = packed + (j0 / kPanel) * d * kPanel;
-    const int64_t ncols = min64(kPanel, nb - j0);
-    for (int64_t i0 = 0; i0 < q; i0 += MR)
-      dot_block(rows + i0 * d, d, pk, G + i0 * ldg + j0, ldg, ncols);
+    // The panel (d x kPanel) stays in L1 while the row groups stream past it.
+    for (int h = 0; h < NV; h += NR)
+      for (int64_t i0 = 0; i0 < q; i0 += MR)
+        dot_block(rows + i0 * d, d, pk + h * W, G + i0 * ldg + j0 + h * W, ldg);
   }
 }
 
-void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
-                int64_t ldm, int64_t d, const double* scale, double* A) {
-  // Rows of A narrow enough for a micro-tile of at least 3 rows (8 vectors
-  // on AVX-512, 4 on AVX2) are done whole; wider rows go in blocks of 4
-  // vectors, 3 or more rows each (the P tile is then read once per block,
-  // from L2): fewer rows per micro-tile would make the loads outnumber the
-  // FMAs. ldm is a multiple of 16, so ceil(columns / W) vectors never
-  // read past it.
-  const int64_t row_vectors = (d + W - 1) / W;
-  constexpr int64_t kBlock = 4 * W;
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
+                int64_t ldc, int64_t d, const double* scale, double* A) {
+  // Blocks of NR W columns: within one column panel (AVX2: two vectors of
+  // 8), or across two neighbouring panels (AVX-512: a vector of 16 from each).
+  constexpr int64_t kBlock = NR * W;
+  constexpr int64_t kStride = W >= kColPanel ? -1 : W;  // -1: the next panel
+  const int64_t bstride = kStride < 0 ? ldc * kColPanel : kStride;
   for (int64_t c0 = 0; c0 < d; c0 += kBlock) {
-    const int64_t ncols = row_vectors <= kRegs / 3 ? d : (d - c0 < kBlock ? d - c0 : kBlock);
-    switch ((ncols + W - 1) / W) {
-#define LEDKDE_DV(n) \
-  case n: accumulate_dv<n>(P, ldp, q, nb, mu + c0, ldm, ncols, d, scale, A + c0); break;
-      LEDKDE_DV(1) LEDKDE_DV(2) LEDKDE_DV(3) LEDKDE_DV(4)
-      LEDKDE_DV(5) LEDKDE_DV(6) LEDKDE_DV(7) LEDKDE_DV(8)
-#undef LEDKDE_DV
-      default: break;
-    }
-    if (ncols == d) break;
+    const float* b = cols + (c0 / kColPanel) * ldc * kColPanel + c0 % kColPanel;
+    const int64_t ncols = min64(kBlock, d - c0);
+    // The block's components (nb x kBlock) are read once per group of MR
+    // rows, contiguously: the column panels make them one stream.
+    for (int64_t i0 = 0; i0 < q; i0 += MR)
+      accumulate_block(P + i0 * ldp, ldp, nb, b, bstride, min64(MR, q - i0), ncols, scale + i0,
+                       A + i0 * d + c0, d);
   }
 }
 

@@ -30,13 +30,12 @@ enum Output : unsigned {
 constexpr int64_t kTargetTasks = 4;
 
 // The components laid out for the built-in tile products (cpp/src/tile_gemm.h;
-// float, d > kDirectMaxDim, AVX2 or AVX-512): panels of 32 components, and the
-// rows padded to ld_pad = d rounded up to 16 (mu_pad empty when d is a
-// multiple of 16). Empty: the pass uses BLAS.
+// float, d > kDirectMaxDim, AVX2 or AVX-512): row panels of 32 components for
+// the first product, column panels of 16 coordinates for the second.
+// Empty: the pass uses BLAS.
 template <class T>
 struct TilePack {
-  BigVector<T> packed, mu_pad;
-  int64_t ld_pad = 0;
+  BigVector<T> packed, cols;
   bool empty() const { return packed.empty(); }
 };
 
