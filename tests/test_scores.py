@@ -109,6 +109,60 @@ def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n, prepared):
     check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n), prepared=prepared)
 
 
+@pytest.mark.parametrize("tile_n", [16, 64])  # d <= 512: BLAS; the built-in products
+@pytest.mark.parametrize("d", [16, 100, 784])
+def test_competing_candidates_on_later_tiles_are_exact(d, tile_n):
+    # Two clusters at -3 and +3 in every coordinate (the centre stays near 0):
+    # |y|^2 is ~100 times the distances that decide the weights, so the
+    # expanded logits are off by ~1e-3 and several components compete (t a
+    # tenth of the nearest-neighbour scale). Candidates that arrive on a tile
+    # after the row's running maximum was set must get exact weights too
+    # (measured: 5e-6 of the cluster's score scale; with their approximate
+    # weights left in, 3.5e-4).
+    r = np.random.default_rng(d)
+    data = 0.3 * r.random((400, d)) + np.where(r.random((400, 1)) < 0.5, -3.0, 3.0)
+    d2 = ((data[:, None, :] - data[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    t = 0.1 * np.median(d2.min(axis=1))
+    y = (data[r.choice(400, 40)] + np.sqrt(t) * r.normal(size=(40, d))).astype(np.float32)
+    data = data.astype(np.float32)
+    got = ledkde.evaluate(y, data, t, outputs=("score", "log_density"), tile=(8, tile_n))
+    want = ref.evaluate(y.astype(np.float64), data.astype(np.float64), t)
+    # The float32 tolerance of check_against_reference on the clusters' own
+    # scale (their spread over t; scale_of would take the gap between them).
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=RTOL[np.float32] * 0.3 / t)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=RTOL[np.float32],
+                               atol=RTOL[np.float32])
+
+
+@given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([9, 16, 40]), log_t=st.floats(-2, 0))
+def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t):
+    # Near components scattered among many far ones: many blocks of 64
+    # components of a tile carry no weight (the single sweep leaves them at
+    # zero and the built-in products skip them), the others weights from 1
+    # down to far below the rounding, the rows of one micro-tile disagree
+    # about which blocks carry weight, and near components arriving after the
+    # running maximum is set are patched in with exact logits.
+    r = np.random.default_rng(seed)
+    t = 10.0**log_t
+    n, near = 1500, 100
+    # Far from the queries (logits ~ -1e3 / t), on both sides so that the
+    # data's centre stays near the near cluster.
+    data = r.random((n, d)) + np.where(r.random((n, 1)) < 0.5, -50.0, 50.0)
+    where = r.choice(n, near, replace=False)
+    data[where] = r.random((near, d))            # the near cluster, in random blocks
+    y = (data[r.choice(where, 30)] + np.sqrt(t) * r.normal(size=(30, d))).astype(np.float32)
+    data = data.astype(np.float32)
+    got = ledkde.evaluate(y, ledkde.Mixture(data), t, outputs=("score", "log_density"), tile=(32, 256))
+    want = ref.evaluate(y.astype(np.float64), data.astype(np.float64), t)
+    # The float32 tolerance of check_against_reference, on the scale of the
+    # near cluster (the far points would make scale_of 100 times larger).
+    s_scale = np.ptp(np.vstack([y, data[where]])) / t
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=RTOL[np.float32] * s_scale)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=RTOL[np.float32],
+                               atol=RTOL[np.float32])
+
+
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),
        dtype=st.sampled_from([np.float64, np.float32]))
 def test_small_t_relative_to_nearest_neighbour(seed, d, dtype):

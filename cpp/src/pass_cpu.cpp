@@ -47,6 +47,36 @@ double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row
   return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
 }
 
+// The candidates of a tile whose weights p_j = exp(l_j - ts) were taken from
+// approximate logits (those with l_j - ts >= cut, at most the weights >=
+// exp(cut) up to the exponential's rounding, hence the slack): their exact
+// weights replace them, and *m_new rises to their maximum. Returns false, x
+// partly patched, when an exact logit lies more than kMaxOvershoot above ts.
+template <class T>
+bool patch_candidates(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t n0,
+                      T* x, int64_t nb, T ts, T cut, int64_t* idx, double* m_new) {
+  const T thr = static_cast<T>(std::exp(static_cast<double>(cut) - 1e-3));
+  const int64_t count = rows::indices_at_least(x, nb, thr, idx);
+  for (int64_t c = 0; c < count; ++c) {
+    const double z = exact_logit(mix, lp, row, n0 + idx[c]) - static_cast<double>(ts);
+    if (z > kMaxOvershoot) return false;
+    *m_new = std::max(*m_new, static_cast<double>(ts) + z);
+    x[idx[c]] = static_cast<T>(std::exp(z));
+  }
+  return true;
+}
+
+// Shifted logits below this lie in blocks of weights that the sweep may
+// leave at zero: N of them add at most e^-6 eps to a sum that holds the
+// maximum's weight 1 (and, times their distance, as little to the score).
+// Off with per-component variances, whose 1/v_j factors this bound ignores.
+template <class T>
+T skip_below(const Mixture<T>& mix) {
+  if (!mix.var.empty()) return -std::numeric_limits<T>::infinity();
+  const double eps = std::numeric_limits<T>::epsilon();
+  return static_cast<T>(std::log(eps) - std::log(static_cast<double>(std::max<int64_t>(mix.n, 1))) - 6.0);
+}
+
 }  // namespace
 
 namespace {
@@ -145,6 +175,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
 
   const bool direct = !mix.muT.empty();
   if (direct) ws.D2.resize(static_cast<size_t>(tn));
+  ws.idx.resize(static_cast<size_t>(tn));
+  const int64_t nblk = (tn + tile_gemm::kLiveBlock - 1) / tile_gemm::kLiveBlock;
+  ws.live.resize(static_cast<size_t>(q * nblk));
+  const T skip = skip_below(mix);
   const T* cprime = lp.per_component ? lp.cprime.data() : nullptr;
   const T* kj = lp.per_component ? lp.inv2v_j.data() : nullptr;
   // With equal variances the 1/v factor is applied to the sums, not per column.
@@ -248,10 +282,18 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
                                   : std::numeric_limits<T>::infinity();
           double sums[4];
           rows::expansion_weights(mix.norm2.data() + n0, ws.G.data() + i * tn,
-                                  static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, ts, cut,
-                                  opt.entropy, x, sums);
+                                  static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, ts, cut, skip,
+                                  opt.entropy, x, sums, ws.live.data() + i * nblk);
+          double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
+          // A few candidates (the usual case when the tile holds the row's
+          // new maximum): their exact weights are patched in (without the
+          // entropy, whose sum would need every logit again).
+          if (sums[3] != 0.0 && sums[2] <= kMaxOvershoot && !opt.entropy &&
+              patch_candidates(mix, lp, row, n0, x, nb, ts, cut, ws.idx.data(), &m_new)) {
+            sums[0] = rows::sum(x, nb);
+            sums[3] = 0.0;
+          }
           if (sums[3] == 0.0 && sums[2] <= kMaxOvershoot) {
-            const double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
             const double f = merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
             // This tile's weights are relative to ts: scale its product on the way into A.
             ws.F[i] = f;
@@ -266,6 +308,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         } else {
           ws.near[i] = 0;  // try the single sweep again on the next tile
         }
+        // The two-step route below may give weight to every block.
+        std::fill_n(ws.live.data() + i * nblk, nblk, uint8_t{1});
         tile_max = static_cast<double>(rows::logits_expansion(
             mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]), cp, kk,
             lp.inv2v, nb, x));
@@ -283,10 +327,9 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         // logit is exact.
         const double cut = m_new - candidate_margin(dlt, tol);
         const T ct = static_cast<T>(cut);
-        const int64_t count = rows::count_at_least(x, nb, ct);
-        // The scan stops at the last candidate (often the only one).
-        for (int64_t j = 0; j < nb && static_cast<int64_t>(exact.size()) < count; ++j)
-          if (x[j] >= ct) exact.emplace_back(j, exact_logit(mix, lp, row, n0 + j));
+        const int64_t count = rows::indices_at_least(x, nb, ct, ws.idx.data());
+        for (int64_t c = 0; c < count; ++c)
+          exact.emplace_back(ws.idx[c], exact_logit(mix, lp, row, n0 + ws.idx[c]));
         double exact_max = st.m;
         for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
         m_new = exact_max;
@@ -321,7 +364,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       if constexpr (std::is_same_v<T, float>) {
         for (int64_t i = 0; i < q; ++i) ws.scale[i] = sum_scale * ws.F[i];
         tile_gemm::accumulate(ws.X.data(), tn, q, nb, tp->cols.data() + n0 * tile_gemm::kColPanel,
-                              n, d, ws.scale.data(), ws.A.data());
+                              n, d, ws.scale.data(), ws.A.data(), ws.live.data(), nblk);
       }
     } else if (!direct) {
       blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);

@@ -33,6 +33,8 @@ struct Workspace {
   std::vector<double> F;      // (q,) factor of row i of this tile's product C
   std::vector<double> scale;  // (q,) the same times the sum scale (built-in products)
   std::vector<char> near;     // (q,) row i's last tile had near-maximum candidates
+  std::vector<int64_t> idx;   // (tile_n,) indices of one row's candidates
+  std::vector<uint8_t> live;  // (q, tile_n / 64) blocks of a tile where row i may have weight
   std::vector<LseScalars> st; // (q,)
   std::vector<double> A;      // (q, d)
   std::vector<double> u;      // (d,) a kernel draw

@@ -84,15 +84,25 @@ void direct_accumulate(const double* row, const double* muT, int64_t ld, int64_t
       direct_accumulate(row, muT, ld, d, cprime, k, k0, per_var, entropy, nb, shift, scale, sums, acc));
 }
 void expansion_weights(const float* norm2, const float* g, float ny, const float* cprime,
-                       const float* k, float k0, int64_t nb, float shift, float cut, bool entropy,
-                       float* p, double* sums) {
-  LEDKDE_DISPATCH(expansion_weights(norm2, g, ny, cprime, k, k0, nb, shift, cut, entropy, p, sums));
+                       const float* k, float k0, int64_t nb, float shift, float cut, float skip,
+                       bool entropy, float* p, double* sums, uint8_t* live) {
+  LEDKDE_DISPATCH(
+      expansion_weights(norm2, g, ny, cprime, k, k0, nb, shift, cut, skip, entropy, p, sums, live));
 }
 void expansion_weights(const double* norm2, const double* g, double ny, const double* cprime,
                        const double* k, double k0, int64_t nb, double shift, double cut,
-                       bool entropy, double* p, double* sums) {
-  LEDKDE_DISPATCH(expansion_weights(norm2, g, ny, cprime, k, k0, nb, shift, cut, entropy, p, sums));
+                       double skip, bool entropy, double* p, double* sums, uint8_t* live) {
+  LEDKDE_DISPATCH(
+      expansion_weights(norm2, g, ny, cprime, k, k0, nb, shift, cut, skip, entropy, p, sums, live));
 }
+int64_t indices_at_least(const float* x, int64_t nb, float cut, int64_t* idx) {
+  LEDKDE_DISPATCH(indices_at_least(x, nb, cut, idx));
+}
+int64_t indices_at_least(const double* x, int64_t nb, double cut, int64_t* idx) {
+  LEDKDE_DISPATCH(indices_at_least(x, nb, cut, idx));
+}
+double sum(const float* x, int64_t nb) { LEDKDE_DISPATCH(sum(x, nb)); }
+double sum(const double* x, int64_t nb) { LEDKDE_DISPATCH(sum(x, nb)); }
 void add_scaled(const float* x, int64_t n, double scale, double* acc) {
   LEDKDE_DISPATCH(add_scaled(x, n, scale, acc));
 }
@@ -104,12 +114,6 @@ double exact_dist2(const float* a, const float* b, int64_t d) {
 }
 double exact_dist2(const double* a, const double* b, int64_t d) {
   LEDKDE_DISPATCH(exact_dist2(a, b, d));
-}
-int64_t count_at_least(const float* x, int64_t nb, float cut) {
-  LEDKDE_DISPATCH(count_at_least(x, nb, cut));
-}
-int64_t count_at_least(const double* x, int64_t nb, double cut) {
-  LEDKDE_DISPATCH(count_at_least(x, nb, cut));
 }
 void weights(float* x, int64_t nb, float shift, double* s, double* e) {
   LEDKDE_DISPATCH(weights(x, nb, shift, s, e));

@@ -46,13 +46,25 @@ void direct_accumulate(const double* row, const double* muT, int64_t ld, int64_t
 // The logits of logits_expansion, shifted and exponentiated in one sweep:
 // z_j = x_j - shift, p_j = exp(z_j) written to p. Writes sums[0] = sum p,
 // sums[1] = sum p z (0 unless entropy), sums[2] = max z, sums[3] = the number
-// of z_j >= cut. Accurate while max z stays below about 80 (float).
+// of z_j >= cut. Accurate while max z stays below about 80 (float). A block
+// of kLiveBlock (64) components whose z_j all lie below skip gets p_j = 0
+// without the exponential, and live[block] = 0 (else 1); skip = -inf: never.
+// The caller picks skip so that all such weights together stay far below
+// the rounding of the sums.
 void expansion_weights(const float* norm2, const float* g, float ny, const float* cprime,
-                       const float* k, float k0, int64_t nb, float shift, float cut, bool entropy,
-                       float* p, double* sums);
+                       const float* k, float k0, int64_t nb, float shift, float cut, float skip,
+                       bool entropy, float* p, double* sums, uint8_t* live);
 void expansion_weights(const double* norm2, const double* g, double ny, const double* cprime,
                        const double* k, double k0, int64_t nb, double shift, double cut,
-                       bool entropy, double* p, double* sums);
+                       double skip, bool entropy, double* p, double* sums, uint8_t* live);
+
+// The indices j (ascending) with x_j >= cut written to idx; returns their number.
+int64_t indices_at_least(const float* x, int64_t nb, float cut, int64_t* idx);
+int64_t indices_at_least(const double* x, int64_t nb, double cut, int64_t* idx);
+
+// sum_j x_j.
+double sum(const float* x, int64_t nb);
+double sum(const double* x, int64_t nb);
 
 // acc[j] += scale * x[j] for j < n (float64 accumulators).
 void add_scaled(const float* x, int64_t n, double scale, double* acc);
@@ -62,10 +74,6 @@ void add_scaled(const double* x, int64_t n, double scale, double* acc);
 // recompute of near-maximum logits).
 double exact_dist2(const float* a, const float* b, int64_t d);
 double exact_dist2(const double* a, const double* b, int64_t d);
-
-// Number of x_j >= cut.
-int64_t count_at_least(const float* x, int64_t nb, float cut);
-int64_t count_at_least(const double* x, int64_t nb, double cut);
 
 // p_j = exp(x_j - shift) in place; *s = sum p, *e = sum p (x - shift) (0 * -inf left out).
 void weights(float* x, int64_t nb, float shift, double* s, double* e);

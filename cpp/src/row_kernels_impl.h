@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "ledkde/tile_math.h"
+#include "tile_gemm.h"
 
 // The templates below are inlined into each entry point.
 #if defined(__GNUC__)
@@ -63,28 +64,71 @@ inline T logits_direct_t(const T* row, const T* muT, int64_t ld, int64_t d, cons
   return max_of(x, nb);
 }
 
+// Blocks of kSkipBlock weights whose shifted logits all lie below `skip`
+// are written as zeros without evaluating the exponential (see
+// expansion_weights in row_kernels_decl.h); the tile products skip them.
+constexpr int64_t kSkipBlock = tile_gemm::kLiveBlock;
+
 template <class T, bool PerComp, bool Entropy>
 LEDKDE_INLINE void expansion_weights_t(const T* norm2, const T* g, T ny, const T* cprime,
-                                       const T* k, T k0, int64_t nb, T shift, T cut, T* p,
-                                       double* sums) {
+                                       const T* k, T k0, int64_t nb, T shift, T cut, T skip, T* p,
+                                       double* sums, uint8_t* live) {
   T s = 0, e = 0, c = 0;
   T zm = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(+ : s, e, c) reduction(max : zm)
-  for (int64_t j = 0; j < nb; ++j) {
-    T z;
-    if constexpr (PerComp) z = cprime[j] - (ny + norm2[j] - T(2) * g[j]) * k[j] - shift;
-    else z = -(ny + norm2[j] - T(2) * g[j]) * k0 - shift;
-    zm = z > zm ? z : zm;
-    c += z >= cut ? T(1) : T(0);
-    const T w = exp_nonpositive(z);
-    s += w;
-    if constexpr (Entropy) e += entropy_term(w, z);
-    p[j] = w;
+  for (int64_t j0 = 0; j0 < nb; j0 += kSkipBlock) {
+    const int64_t j1 = j0 + kSkipBlock < nb ? j0 + kSkipBlock : nb;
+    T bm = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(+ : c) reduction(max : bm)
+    for (int64_t j = j0; j < j1; ++j) {
+      T z;
+      if constexpr (PerComp) z = cprime[j] - (ny + norm2[j] - T(2) * g[j]) * k[j] - shift;
+      else z = -(ny + norm2[j] - T(2) * g[j]) * k0 - shift;
+      bm = z > bm ? z : bm;
+      c += z >= cut ? T(1) : T(0);
+      p[j] = z;
+    }
+    zm = bm > zm ? bm : zm;
+    live[j0 / kSkipBlock] = !(bm < skip);
+    if (bm < skip) {
+      for (int64_t j = j0; j < j1; ++j) p[j] = T(0);
+      continue;
+    }
+#pragma omp simd reduction(+ : s, e)
+    for (int64_t j = j0; j < j1; ++j) {
+      const T z = p[j];
+      const T w = exp_nonpositive(z);
+      s += w;
+      if constexpr (Entropy) e += entropy_term(w, z);
+      p[j] = w;
+    }
   }
   sums[0] = static_cast<double>(s);
   sums[1] = static_cast<double>(e);
   sums[2] = static_cast<double>(zm);
   sums[3] = static_cast<double>(c);
+}
+
+template <class T>
+inline int64_t indices_at_least_t(const T* x, int64_t nb, T cut, int64_t* idx) {
+  int64_t n = 0;
+  for (int64_t j0 = 0; j0 < nb; j0 += kSkipBlock) {
+    const int64_t j1 = j0 + kSkipBlock < nb ? j0 + kSkipBlock : nb;
+    T bm = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : bm)
+    for (int64_t j = j0; j < j1; ++j) bm = x[j] > bm ? x[j] : bm;
+    if (bm < cut) continue;
+    for (int64_t j = j0; j < j1; ++j)
+      if (x[j] >= cut) idx[n++] = j;
+  }
+  return n;
+}
+
+template <class T>
+inline double sum_t(const T* x, int64_t nb) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < nb; ++j) s += x[j];
+  return static_cast<double>(s);
 }
 
 template <class T>
@@ -102,14 +146,6 @@ template <class T>
 inline void add_scaled_t(const T* x, int64_t n, double scale, double* acc) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) acc[j] += scale * static_cast<double>(x[j]);
-}
-
-template <class T>
-inline int64_t count_at_least_t(const T* x, int64_t nb, T cut) {
-  int64_t n = 0;
-#pragma omp simd reduction(+ : n)
-  for (int64_t j = 0; j < nb; ++j) n += x[j] >= cut ? 1 : 0;
-  return n;
 }
 
 template <class T>
@@ -285,26 +321,31 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
                                 const T* cprime, const T* k, T k0, int64_t nb, T* d2, T* x) {     \
     return logits_direct_t(row, muT, ld, d, cprime, k, k0, nb, d2, x);                            \
   }                                                                                               \
-  void expansion_weights(const T* norm2, const T* g, T ny, const T* cprime,         \
-                                       const T* k, T k0, int64_t nb, T shift, T cut,              \
-                                       bool entropy, T* p, double* sums) {                        \
+  void expansion_weights(const T* norm2, const T* g, T ny, const T* cprime, const T* k, T k0,   \
+                         int64_t nb, T shift, T cut, T skip, bool entropy, T* p, double* sums,    \
+                         uint8_t* live) {                                                         \
     if (cprime && entropy)                                                                        \
-      expansion_weights_t<T, true, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);   \
+      expansion_weights_t<T, true, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, skip, p,    \
+                                         sums, live);                                             \
     else if (cprime)                                                                              \
-      expansion_weights_t<T, true, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
+      expansion_weights_t<T, true, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, skip, p,   \
+                                          sums, live);                                            \
     else if (entropy)                                                                             \
-      expansion_weights_t<T, false, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums);  \
+      expansion_weights_t<T, false, true>(norm2, g, ny, cprime, k, k0, nb, shift, cut, skip, p,   \
+                                          sums, live);                                            \
     else                                                                                          \
-      expansion_weights_t<T, false, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, p, sums); \
+      expansion_weights_t<T, false, false>(norm2, g, ny, cprime, k, k0, nb, shift, cut, skip, p,  \
+                                           sums, live);                                           \
   }                                                                                               \
+  int64_t indices_at_least(const T* x, int64_t nb, T cut, int64_t* idx) {                         \
+    return indices_at_least_t(x, nb, cut, idx);                                                   \
+  }                                                                                               \
+  double sum(const T* x, int64_t nb) { return sum_t(x, nb); }                                     \
   double exact_dist2(const T* a, const T* b, int64_t d) {                          \
     return exact_dist2_t(a, b, d);                                                                \
   }                                                                                               \
   void add_scaled(const T* x, int64_t n, double scale, double* acc) {               \
     add_scaled_t(x, n, scale, acc);                                                               \
-  }                                                                                               \
-  int64_t count_at_least(const T* x, int64_t nb, T cut) {                           \
-    return count_at_least_t(x, nb, cut);                                                          \
   }                                                                                               \
   void weights(T* x, int64_t nb, T shift, double* s, double* e) {                   \
     weights_t(x, nb, shift, s, e);                                                                \

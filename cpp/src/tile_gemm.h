@@ -18,6 +18,9 @@ namespace ledkde::tile_gemm {
 
 constexpr int64_t kPanel = 32;     // components per row panel (first product)
 constexpr int64_t kColPanel = 16;  // columns per column panel (second product)
+// Blocks of components whose weights a row may have left all zero (see
+// rows::expansion_weights); the second product skips them.
+constexpr int64_t kLiveBlock = 64;
 // Largest d packed when a mixture is prepared: above it one pass with BLAS
 // measured as fast as packing plus the built-in products.
 constexpr int64_t kMaxDim = 512;
@@ -55,7 +58,12 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
 // c < d, where cols points at component 0 of the tile in the column panels
 // (see pack_cols; ldc components per panel). P must be readable for kRowPad
 // rows past q. Each sum over j runs in float, in order, and is added in float64.
+// live (q x ceil(nb / kLiveBlock), row stride ld_live; null: all live) marks
+// the blocks of kLiveBlock components where row i may have nonzero weights:
+// components in blocks that no row of a micro-tile marks are skipped (their
+// zero weights would add nothing).
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A);
+                int64_t ldc, int64_t d, const double* scale, double* A, const uint8_t* live,
+                int64_t ld_live);
 
 }  // namespace ledkde::tile_gemm
