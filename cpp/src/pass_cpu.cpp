@@ -178,6 +178,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   ws.idx.resize(static_cast<size_t>(tn));
   const int64_t nblk = (tn + tile_gemm::kLiveBlock - 1) / tile_gemm::kLiveBlock;
   ws.live.resize(static_cast<size_t>(q * nblk));
+  ws.weighted.resize(q);
+  ws.slots.resize(q);
   const T skip = skip_below(mix);
   const T* cprime = lp.per_component ? lp.cprime.data() : nullptr;
   const T* kj = lp.per_component ? lp.inv2v_j.data() : nullptr;
@@ -198,8 +200,16 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       }
       if (!own_gemm) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
     }
+    // With the built-in products, the rows whose weights on this tile are not
+    // all zero are packed into the first slots of X (row i of A for slot s is
+    // ws.slots[s]): the second product skips the others.
+    int64_t nslots = 0;
     for (int64_t i = 0; i < q; ++i) {
-      T* x = ws.X.data() + i * tn;
+      if (own_gemm && i > 0 && ws.weighted[i - 1]) ws.slots[nslots++] = i - 1;
+      ws.weighted[i] = 1;
+      const int64_t slot = own_gemm ? nslots : i;
+      T* x = ws.X.data() + slot * tn;
+      uint8_t* live = ws.live.data() + slot * nblk;
       const T* row = ws.rows.data() + i * d;
       const T* cp = cprime ? cprime + n0 : nullptr;
       const T* kk = kj ? kj + n0 : nullptr;
@@ -283,7 +293,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
           double sums[4];
           rows::expansion_weights(mix.norm2.data() + n0, ws.G.data() + i * tn,
                                   static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, ts, cut, skip,
-                                  opt.entropy, x, sums, ws.live.data() + i * nblk);
+                                  opt.entropy, x, sums, live);
           double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
           // A few candidates (the usual case when the tile holds the row's
           // new maximum): their exact weights are patched in (without the
@@ -297,6 +307,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
             const double f = merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
             // This tile's weights are relative to ts: scale its product on the way into A.
             ws.F[i] = f;
+            ws.weighted[i] = std::any_of(live, live + nblk, [](uint8_t b) { return b != 0; });
             ws.B[i] += per_var ? f * rows::scale_by_inverse_variance(x, kk, nb)
                                : f * sums[0] * sum_scale;
             continue;
@@ -309,7 +320,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
           ws.near[i] = 0;  // try the single sweep again on the next tile
         }
         // The two-step route below may give weight to every block.
-        std::fill_n(ws.live.data() + i * nblk, nblk, uint8_t{1});
+        std::fill_n(live, nblk, uint8_t{1});
         tile_max = static_cast<double>(rows::logits_expansion(
             mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]), cp, kk,
             lp.inv2v, nb, x));
@@ -318,6 +329,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       // Whole row of zero-weight components, nothing seen before: nothing to add.
       if (m_new == kNegInf) {
         std::fill(x, x + nb, T(0));
+        ws.weighted[i] = 0;
         continue;
       }
       const double dlt = error_bound(m_new);
@@ -335,6 +347,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         m_new = exact_max;
         if (m_new == kNegInf) {
           std::fill(x, x + nb, T(0));
+          ws.weighted[i] = 0;
           continue;
         }
       }
@@ -362,9 +375,11 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     }
     if (!direct && own_gemm) {
       if constexpr (std::is_same_v<T, float>) {
-        for (int64_t i = 0; i < q; ++i) ws.scale[i] = sum_scale * ws.F[i];
-        tile_gemm::accumulate(ws.X.data(), tn, q, nb, tp->cols.data() + n0 * tile_gemm::kColPanel,
-                              n, d, ws.scale.data(), ws.A.data(), ws.live.data(), nblk);
+        if (q > 0 && ws.weighted[q - 1]) ws.slots[nslots++] = q - 1;
+        for (int64_t s = 0; s < nslots; ++s) ws.scale[s] = sum_scale * ws.F[ws.slots[s]];
+        tile_gemm::accumulate(ws.X.data(), tn, nslots, nb, tp->cols.data() + n0 * tile_gemm::kColPanel,
+                              n, d, ws.scale.data(), ws.A.data(), ws.slots.data(), ws.live.data(),
+                              nblk);
       }
     } else if (!direct) {
       blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);

@@ -12,12 +12,12 @@ namespace ledkde::tile_gemm {
 namespace avx512 {
 void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                const double*, double*, const uint8_t*, int64_t);
+                const double*, double*, const int64_t*, const uint8_t*, int64_t);
 }  // namespace avx512
 namespace avx2 {
 void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                const double*, double*, const uint8_t*, int64_t);
+                const double*, double*, const int64_t*, const uint8_t*, int64_t);
 }  // namespace avx2
 #endif
 
@@ -71,13 +71,13 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
 }
 
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A, const uint8_t* live,
-                int64_t ld_live) {
+                int64_t ldc, int64_t d, const double* scale, double* A, const int64_t* row,
+                const uint8_t* live, int64_t ld_live) {
 #if defined(LEDKDE_TILE_GEMM)
   if (kIsa == Isa::avx512)
-    return avx512::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, live, ld_live);
+    return avx512::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, row, live, ld_live);
   if (kIsa == Isa::avx2)
-    return avx2::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, live, ld_live);
+    return avx2::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, row, live, ld_live);
 #endif
   std::abort();
 }

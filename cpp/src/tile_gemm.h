@@ -54,16 +54,16 @@ void pack_cols(const float* mu, int64_t d, int64_t j_begin, int64_t j_end, int64
 void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
                float* G, int64_t ldg);
 
-// A[i * d + c] += scale[i] * sum_{j < nb} P[i * ldp + j] * mu_j[c] for i < q,
-// c < d, where cols points at component 0 of the tile in the column panels
-// (see pack_cols; ldc components per panel). P must be readable for kRowPad
-// rows past q. Each sum over j runs in float, in order, and is added in float64.
-// live (q x ceil(nb / kLiveBlock), row stride ld_live; null: all live) marks
-// the blocks of kLiveBlock components where row i may have nonzero weights:
-// components in blocks that no row of a micro-tile marks are skipped (their
-// zero weights would add nothing).
+// A[row[s] * d + c] += scale[s] * sum_{j < nb} P[s * ldp + j] * mu_j[c] for the
+// row slots s < q and c < d, where cols points at component 0 of the tile in
+// the column panels (see pack_cols; ldc components per panel). P must be
+// readable for kRowPad rows past q. Each sum over j runs in float, in order,
+// and is added in float64. live (q x ceil(nb / kLiveBlock), row stride
+// ld_live; null: all live) marks the blocks of kLiveBlock components where
+// slot s may have nonzero weights: components in blocks that no slot of a
+// micro-tile marks are skipped (their zero weights would add nothing).
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A, const uint8_t* live,
-                int64_t ld_live);
+                int64_t ldc, int64_t d, const double* scale, double* A, const int64_t* row,
+                const uint8_t* live, int64_t ld_live);
 
 }  // namespace ledkde::tile_gemm

@@ -69,13 +69,14 @@ inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int6
     for (int v = 0; v < NR; ++v) store(g + i * ldg + v * W, acc[i][v]);
 }
 
-// A rows [0, rows) x columns [0, ncols) += scale[i] * (P rows x nb) * (nb x
-// NR W columns of the column panels, vector v at b + v * bstride, stride
-// kColPanel per component), the sums in float, added in float64; only the
-// blocks of kLiveBlock components marked in live (null: all) are visited.
+// A[row[i]] columns [0, ncols) += scale[i] * (P rows x nb) * (nb x NR W
+// columns of the column panels, vector v at b + v * bstride, stride kColPanel
+// per component) for i < rows, the sums in float, added in float64 (row stride
+// lda); only the blocks of kLiveBlock components marked in live (null: all)
+// are visited.
 inline void accumulate_block(const float* p, int64_t ldp, int64_t nb, const float* b,
                              int64_t bstride, int64_t rows, int64_t ncols, const double* scale,
-                             double* A, int64_t lda, const uint8_t* live) {
+                             double* A, const int64_t* row, int64_t lda, const uint8_t* live) {
   vf acc[MR][NR] = {};
   for (int64_t j0 = 0; j0 < nb; j0 += kLiveBlock) {
     if (live && !live[j0 / kLiveBlock]) continue;
@@ -87,7 +88,7 @@ inline void accumulate_block(const float* p, int64_t ldp, int64_t nb, const floa
 #pragma GCC unroll 4
     for (int v = 0; v < NR; ++v) store(tmp + v * W, acc[i][v]);
     const double s = scale[i];
-    double* a = A + i * lda;
+    double* a = A + row[i] * lda;
     for (int64_t c = 0; c < ncols; ++c) a[c] += s * static_cast<double>(tmp[c]);
   }
 }
@@ -106,8 +107,8 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
 }
 
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A, const uint8_t* live,
-                int64_t ld_live) {
+                int64_t ldc, int64_t d, const double* scale, double* A, const int64_t* row,
+                const uint8_t* live, int64_t ld_live) {
   // Blocks of NR W columns: within one column panel (AVX2: two vectors of
   // 8), or across two neighbouring panels (AVX-512: a vector of 16 from each).
   constexpr int64_t kBlock = NR * W;
@@ -129,7 +130,7 @@ void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float*
     for (int64_t c0 = 0; c0 < d; c0 += kBlock) {
       const float* b = cols + (c0 / kColPanel) * ldc * kColPanel + c0 % kColPanel;
       accumulate_block(P + i0 * ldp, ldp, nb, b, bstride, rows, min64(kBlock, d - c0), scale + i0,
-                       A + i0 * d + c0, d, skip ? any : nullptr);
+                       A + c0, row + i0, d, skip ? any : nullptr);
     }
   }
 }
