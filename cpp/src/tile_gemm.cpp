@@ -51,11 +51,15 @@ void pack(const float* mu, int64_t n, int64_t d, int64_t p_begin, int64_t p_end,
 void pack_cols(const float* mu, int64_t d, int64_t j_begin, int64_t j_end, int64_t ldc,
                float* cols) {
   const int64_t panels = col_panels(d);
-  for (int64_t c = 0; c < panels; ++c) {
-    const int64_t c0 = c * kColPanel, w = d - c0 < kColPanel ? (d - c0 > 0 ? d - c0 : 0) : kColPanel;
-    for (int64_t j = j_begin; j < j_end; ++j) {
+  // Row by row: the reads are sequential and each write is one whole panel
+  // row (kColPanel floats, a cache line).
+  for (int64_t j = j_begin; j < j_end; ++j) {
+    const float* src = mu + j * d;
+    for (int64_t c = 0; c < panels; ++c) {
+      const int64_t c0 = c * kColPanel;
+      const int64_t w = d - c0 < kColPanel ? (d - c0 > 0 ? d - c0 : 0) : kColPanel;
       float* out = cols + (c * ldc + j) * kColPanel;
-      for (int64_t k = 0; k < w; ++k) out[k] = mu[j * d + c0 + k];
+      for (int64_t k = 0; k < w; ++k) out[k] = src[c0 + k];
       for (int64_t k = w; k < kColPanel; ++k) out[k] = 0.0f;
     }
   }

@@ -21,9 +21,11 @@ constexpr int64_t kColPanel = 16;  // columns per column panel (second product)
 // Blocks of components whose weights a row may have left all zero (see
 // rows::expansion_weights); the second product skips them.
 constexpr int64_t kLiveBlock = 64;
-// Largest d packed when a mixture is prepared: above it one pass with BLAS
-// measured as fast as packing plus the built-in products.
-constexpr int64_t kMaxDim = 512;
+// Largest d packed when a mixture is prepared (the packs hold two more copies
+// of the data). Measured up to d = 784, where the built-in products run at
+// OpenBLAS's kernel speed without its per-call packing and skip the blocks
+// without weight; larger d keeps BLAS until measured.
+constexpr int64_t kMaxDim = 1024;
 constexpr int64_t kRowPad = 24;   // rows beyond q that the kernels may read or write
 
 // Name of the kernel set in use: "avx512", "avx2" or "none". The environment
