@@ -135,6 +135,19 @@ def test_competing_candidates_on_later_tiles_are_exact(d, tile_n):
                                atol=RTOL[np.float32])
 
 
+@pytest.mark.parametrize("d", [16, 100, 784])
+def test_many_candidates_whole_tile_exact(d):
+    # Queries far out (the first steps of a sampler: y ~ x + sqrt(t) z with t
+    # large) against many comparable components: most of a tile lies within
+    # the candidates' margin, and the whole tile's logits are computed exactly
+    # at once (built-in products: prepared float32 data).
+    r = np.random.default_rng(d)
+    data = r.random((600, d))
+    t = 2.0
+    y = data[r.choice(600, 40)] + np.sqrt(t) * r.normal(size=(40, d))
+    check_against_reference(y, data, t, None, None, np.float32, tile=(16, 64), prepared=True)
+
+
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([9, 16, 40]), log_t=st.floats(-2, 0))
 def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t):
     # Near components scattered among many far ones: many blocks of 64

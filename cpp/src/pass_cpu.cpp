@@ -179,6 +179,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   const int64_t nblk = (tn + tile_gemm::kLiveBlock - 1) / tile_gemm::kLiveBlock;
   ws.live.resize(static_cast<size_t>(q * nblk));
   ws.weighted.resize(q);
+  if (own_gemm) {
+    ws.E.resize(static_cast<size_t>(tn));
+    ws.row64.resize(static_cast<size_t>(d));
+  }
   ws.slots.resize(q);
   const T skip = skip_below(mix);
   const T* cprime = lp.per_component ? lp.cprime.data() : nullptr;
@@ -240,6 +244,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         return f;
       };
       double tile_max;
+      bool many = false;  // the row's last tile had many candidates
       if (direct) {
         const T* muT0 = mix.muT.data() + n0;
         // Shift of the sweep: the row's running maximum, or on the row's first
@@ -280,6 +285,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
             row, muT0, n, d, cp, kk, lp.inv2v, nb, ws.D2.data(), x));
       } else {
         ws.F[i] = 1.0;
+        many = ws.near[i];
         // The usual case after the row's first tile: one sweep from G to the
         // weights, shifted by the running maximum, when no logit comes near
         // enough to the maximum to need the exact recompute.
@@ -297,8 +303,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
           double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
           // A few candidates (the usual case when the tile holds the row's
           // new maximum): their exact weights are patched in (without the
-          // entropy, whose sum would need every logit again).
-          if (sums[3] != 0.0 && sums[2] <= kMaxOvershoot && !opt.entropy &&
+          // entropy, whose sum would need every logit again). Many go the
+          // two-step route, which computes a whole tile of exact logits at once.
+          const bool few = sums[3] <= static_cast<double>(nb / 16);
+          if (sums[3] != 0.0 && few && sums[2] <= kMaxOvershoot && !opt.entropy &&
               patch_candidates(mix, lp, row, n0, x, nb, ts, cut, ws.idx.data(), &m_new)) {
             sums[0] = rows::sum(x, nb);
             sums[3] = 0.0;
@@ -334,16 +342,37 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       }
       const double dlt = error_bound(m_new);
       exact.clear();
+      bool all_exact = false;
       if (dlt > tol) {
         // Components that could carry weight above the tolerance once their
         // logit is exact.
         const double cut = m_new - candidate_margin(dlt, tol);
         const T ct = static_cast<T>(cut);
-        const int64_t count = rows::indices_at_least(x, nb, ct, ws.idx.data());
-        for (int64_t c = 0; c < count; ++c)
-          exact.emplace_back(ws.idx[c], exact_logit(mix, lp, row, n0 + ws.idx[c]));
+        // (With many candidates on the row's last tile, no need to count them.)
+        const int64_t count = many && own_gemm ? nb : rows::indices_at_least(x, nb, ct, ws.idx.data());
         double exact_max = st.m;
-        for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
+        if (own_gemm && count > nb / 8) {
+          // Many candidates (large t: many comparable logits): the exact
+          // logits of the whole tile at once, by coordinate differences in
+          // float64 over the packed panels.
+          if constexpr (std::is_same_v<T, float>) {
+            for (int64_t k = 0; k < d; ++k) ws.row64[k] = static_cast<double>(row[k]);
+            tile_gemm::exact_dist2(ws.row64.data(), d,
+                                   tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel,
+                                   nb, ws.E.data());
+          }
+          for (int64_t j = 0; j < nb; ++j) {
+            const double l = cp ? static_cast<double>(cp[j]) - ws.E[j] * static_cast<double>(kk[j])
+                                : -ws.E[j] * static_cast<double>(lp.inv2v);
+            ws.E[j] = l;
+            exact_max = std::max(exact_max, l);
+          }
+          all_exact = true;
+        } else {
+          for (int64_t c = 0; c < count; ++c)
+            exact.emplace_back(ws.idx[c], exact_logit(mix, lp, row, n0 + ws.idx[c]));
+          for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
+        }
         m_new = exact_max;
         if (m_new == kNegInf) {
           std::fill(x, x + nb, T(0));
@@ -353,7 +382,11 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       }
       move_row_to(m_new);
       double s_tile, e_tile;
-      if (exact.empty()) {
+      if (all_exact) {
+        // Shifted exact logits: small numbers, which T holds accurately.
+        for (int64_t j = 0; j < nb; ++j) x[j] = static_cast<T>(ws.E[j] - m_new);
+        rows::weights(x, nb, T(0), &s_tile, &e_tile);
+      } else if (exact.empty()) {
         rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);
       } else {
         // Shift first, then patch in the candidates' exact shifted logits

@@ -58,7 +58,8 @@ void expansion_weights(const double* norm2, const double* g, double ny, const do
                        const double* k, double k0, int64_t nb, double shift, double cut,
                        double skip, bool entropy, double* p, double* sums, uint8_t* live);
 
-// The indices j (ascending) with x_j >= cut written to idx; returns their number.
+// The indices j (ascending) with x_j >= cut written to idx (which must hold nb
+// entries); returns their number.
 int64_t indices_at_least(const float* x, int64_t nb, float cut, int64_t* idx);
 int64_t indices_at_least(const double* x, int64_t nb, double cut, int64_t* idx);
 

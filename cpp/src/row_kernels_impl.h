@@ -117,8 +117,11 @@ inline int64_t indices_at_least_t(const T* x, int64_t nb, T cut, int64_t* idx) {
 #pragma omp simd reduction(max : bm)
     for (int64_t j = j0; j < j1; ++j) bm = x[j] > bm ? x[j] : bm;
     if (bm < cut) continue;
-    for (int64_t j = j0; j < j1; ++j)
-      if (x[j] >= cut) idx[n++] = j;
+    // Branch-free: the slot is written always and kept when x_j qualifies.
+    for (int64_t j = j0; j < j1; ++j) {
+      idx[n] = j;
+      n += x[j] >= cut ? 1 : 0;
+    }
   }
   return n;
 }

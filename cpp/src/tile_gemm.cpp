@@ -13,11 +13,13 @@ namespace avx512 {
 void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                 const double*, double*, const int64_t*, const uint8_t*, int64_t);
+void exact_dist2(const double*, int64_t, const float*, int64_t, double*);
 }  // namespace avx512
 namespace avx2 {
 void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                 const double*, double*, const int64_t*, const uint8_t*, int64_t);
+void exact_dist2(const double*, int64_t, const float*, int64_t, double*);
 }  // namespace avx2
 #endif
 
@@ -82,6 +84,14 @@ void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float*
     return avx512::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, row, live, ld_live);
   if (kIsa == Isa::avx2)
     return avx2::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, row, live, ld_live);
+#endif
+  std::abort();
+}
+
+void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, double* d2) {
+#if defined(LEDKDE_TILE_GEMM)
+  if (kIsa == Isa::avx512) return avx512::exact_dist2(row, d, packed, nb, d2);
+  if (kIsa == Isa::avx2) return avx2::exact_dist2(row, d, packed, nb, d2);
 #endif
   std::abort();
 }

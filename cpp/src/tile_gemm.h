@@ -56,6 +56,11 @@ void pack_cols(const float* mu, int64_t d, int64_t j_begin, int64_t j_end, int64
 void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
                float* G, int64_t ldg);
 
+// d2[j] = sum_k (row[k] - mu_j[k])^2 in float64 (the components' floats are
+// exact in float64, so is each difference; one rounding per square and sum)
+// for j < nb, where packed points at the panel of component 0 of the tile.
+void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, double* d2);
+
 // A[row[s] * d + c] += scale[s] * sum_{j < nb} P[s * ldp + j] * mu_j[c] for the
 // row slots s < q and c < d, where cols points at component 0 of the tile in
 // the column panels (see pack_cols; ldc components per panel). P must be

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "tile_gemm.h"
 
 #if !defined(LEDKDE_TG_NS) || !defined(LEDKDE_TG_W)
@@ -132,6 +134,45 @@ void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float*
       accumulate_block(P + i0 * ldp, ldp, nb, b, bstride, rows, min64(kBlock, d - c0), scale + i0,
                        A + c0, row + i0, d, skip ? any : nullptr);
     }
+  }
+}
+
+void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, double* d2) {
+  // One panel at a time: kPanel components, one accumulator vector of W/2
+  // doubles per W/2 of them; the panel's floats widen exactly to float64.
+  typedef double vd __attribute__((vector_size(W / 2 * sizeof(double))));
+  constexpr int NH = static_cast<int>(kPanel) / (W / 2);
+  // W / 2 floats widened to one vector of doubles. (For AVX2, GCC lowers
+  // __builtin_convertvector through the stack in halves: the intrinsic.)
+  auto widen = [](const float* p) {
+    vd r;
+#if LEDKDE_TG_W == 8
+    const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(p));
+    __builtin_memcpy(&r, &v, sizeof r);
+#else
+    typedef float hf __attribute__((vector_size(W / 2 * sizeof(float))));
+    hf m;
+    __builtin_memcpy(&m, p, sizeof m);
+    r = __builtin_convertvector(m, vd);
+#endif
+    return r;
+  };
+  for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
+    const float* pk = packed + (j0 / kPanel) * d * kPanel;
+    vd acc[NH] = {};
+    for (int64_t k = 0; k < d; ++k) {
+      const double yk = row[k];
+#pragma GCC unroll 8
+      for (int v = 0; v < NH; ++v) {
+        const vd diff = yk - widen(pk + k * kPanel + v * (W / 2));
+        acc[v] += diff * diff;
+      }
+    }
+    double tmp[kPanel];
+#pragma GCC unroll 8
+    for (int v = 0; v < NH; ++v) __builtin_memcpy(tmp + v * (W / 2), &acc[v], sizeof(vd));
+    const int64_t cols = min64(kPanel, nb - j0);
+    for (int64_t c = 0; c < cols; ++c) d2[j0 + c] = tmp[c];
   }
 }
 
