@@ -204,14 +204,14 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       }
       if (!own_gemm) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
     }
-    // With the built-in products, the rows whose weights on this tile are not
-    // all zero are packed into the first slots of X (row i of A for slot s is
-    // ws.slots[s]): the second product skips the others.
+    // The rows whose weights on this tile are not all zero are packed into
+    // the first slots of X (row i of A for slot s is ws.slots[s]): the second
+    // product leaves the others out.
     int64_t nslots = 0;
     for (int64_t i = 0; i < q; ++i) {
-      if (own_gemm && i > 0 && ws.weighted[i - 1]) ws.slots[nslots++] = i - 1;
+      if (!direct && i > 0 && ws.weighted[i - 1]) ws.slots[nslots++] = i - 1;
       ws.weighted[i] = 1;
-      const int64_t slot = own_gemm ? nslots : i;
+      const int64_t slot = direct ? i : nslots;
       T* x = ws.X.data() + slot * tn;
       uint8_t* live = ws.live.data() + slot * nblk;
       const T* row = ws.rows.data() + i * d;
@@ -406,18 +406,20 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         rows::weighted_sum_direct(x, row, mix.muT.data() + n0, n, d, nb, sum_scale,
                                   ws.A.data() + i * d);
     }
+    if (!direct && q > 0 && ws.weighted[q - 1]) ws.slots[nslots++] = q - 1;
     if (!direct && own_gemm) {
       if constexpr (std::is_same_v<T, float>) {
-        if (q > 0 && ws.weighted[q - 1]) ws.slots[nslots++] = q - 1;
         for (int64_t s = 0; s < nslots; ++s) ws.scale[s] = sum_scale * ws.F[ws.slots[s]];
         tile_gemm::accumulate(ws.X.data(), tn, nslots, nb, tp->cols.data() + n0 * tile_gemm::kColPanel,
                               n, d, ws.scale.data(), ws.A.data(), ws.slots.data(), ws.live.data(),
                               nblk);
       }
     } else if (!direct) {
-      blas::gemm_nn(q, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
-      for (int64_t i = 0; i < q; ++i)
-        rows::add_scaled(ws.C.data() + i * d, d, sum_scale * ws.F[i], ws.A.data() + i * d);
+      if (nslots > 0) blas::gemm_nn(nslots, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
+      for (int64_t s = 0; s < nslots; ++s) {
+        const int64_t i = ws.slots[s];
+        rows::add_scaled(ws.C.data() + s * d, d, sum_scale * ws.F[i], ws.A.data() + i * d);
+      }
     }
   }
   // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64. (The
