@@ -148,14 +148,17 @@ def test_many_candidates_whole_tile_exact(d):
     check_against_reference(y, data, t, None, None, np.float32, tile=(16, 64), prepared=True)
 
 
-@given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([9, 16, 40]), log_t=st.floats(-2, 0))
-def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t):
+@given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([9, 16, 40]), log_t=st.floats(-2, 0),
+       dtype=st.sampled_from([np.float32, np.float64]), tile_n=st.sampled_from([256, 240]))
+def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t, dtype, tile_n):
     # Near components scattered among many far ones: many blocks of 64
     # components of a tile carry no weight (the single sweep leaves them at
     # zero and the built-in products skip them), the others weights from 1
     # down to far below the rounding, the rows of one micro-tile disagree
     # about which blocks carry weight, and near components arriving after the
-    # running maximum is set are patched in with exact logits.
+    # running maximum is set are patched in with exact logits. (float32 with
+    # 256-component tiles: the built-in products; otherwise BLAS, whose second
+    # product leaves out the rows without weight.)
     r = np.random.default_rng(seed)
     t = 10.0**log_t
     n, near = 1500, 100
@@ -164,16 +167,15 @@ def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t):
     data = r.random((n, d)) + np.where(r.random((n, 1)) < 0.5, -50.0, 50.0)
     where = r.choice(n, near, replace=False)
     data[where] = r.random((near, d))            # the near cluster, in random blocks
-    y = (data[r.choice(where, 30)] + np.sqrt(t) * r.normal(size=(30, d))).astype(np.float32)
-    data = data.astype(np.float32)
-    got = ledkde.evaluate(y, ledkde.Mixture(data), t, outputs=("score", "log_density"), tile=(32, 256))
+    y = (data[r.choice(where, 30)] + np.sqrt(t) * r.normal(size=(30, d))).astype(dtype)
+    data = data.astype(dtype)
+    got = ledkde.evaluate(y, ledkde.Mixture(data), t, outputs=("score", "log_density"), tile=(32, tile_n))
     want = ref.evaluate(y.astype(np.float64), data.astype(np.float64), t)
-    # The float32 tolerance of check_against_reference, on the scale of the
-    # near cluster (the far points would make scale_of 100 times larger).
+    # The tolerances of check_against_reference, on the scale of the near
+    # cluster (the far points would make scale_of 100 times larger).
     s_scale = np.ptp(np.vstack([y, data[where]])) / t
-    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=RTOL[np.float32] * s_scale)
-    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=RTOL[np.float32],
-                               atol=RTOL[np.float32])
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=RTOL[dtype] * s_scale)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=RTOL[dtype], atol=RTOL[dtype])
 
 
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),
