@@ -106,7 +106,7 @@ def bench_score(shape, t, rate, threads, quick, with_reference, rows):
     # At least a second of repeats: the small shapes take milliseconds and this machine is noisy.
     t_me = median_time(lambda: ledkde.score(y, data, t, threads=threads), repeat=3 if quick else 5,
                        min_time=0.2 if quick else 1.0)
-    row = {"case": f"score Q={q} N={n} d={d}", "ledkde_s": t_me, "limit_s": limit,
+    row = {"case": f"score Q={q} N={n} d={d} t={t:g}", "ledkde_s": t_me, "limit_s": limit,
            "ledkde_vs_limit": t_me / limit, "gflops": flops / t_me / 1e9}
     alt = {"numpy_blas": lambda: numpy_blas_score(y, data, t)}
     try:
@@ -148,7 +148,11 @@ def main():
           f"NumPy sgemm {rate / 1e9:.1f} GFLOP/s; NumPy exp {erate / 1e9:.2f} G/s; "
           f"ledkde tile products: {ledkde._core.TILE_GEMM_ISA}")
     rows = []
-    shapes = [((1024, 10000, 784), 0.02), ((2048, 50000, 64), 0.05), ((4096, 4096, 2), 0.001)]
+    shapes = [((1024, 10000, 784), 0.02), ((2048, 50000, 64), 0.05), ((4096, 4096, 2), 0.001),
+              # The same d = 64 shape at larger t (the first steps of a sampler): many
+              # comparable logits, no block of weights below the rounding to skip, and
+              # many near-maximum candidates whose logits are recomputed exactly.
+              ((2048, 50000, 64), 0.5), ((2048, 50000, 64), 5.0)]
     if args.quick:
         shapes = [((256, 4000, 784), 0.02), ((512, 8000, 64), 0.05), ((2048, 2048, 2), 0.001)]
     for shape, t in shapes:

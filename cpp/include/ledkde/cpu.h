@@ -30,9 +30,9 @@ enum Output : unsigned {
 constexpr int64_t kTargetTasks = 4;
 
 // The components laid out for the built-in tile products (cpp/src/tile_gemm.h;
-// float, d > kDirectMaxDim, AVX2 or AVX-512): row panels of 32 components for
-// the first product, column panels of 16 coordinates for the second.
-// Empty: the pass uses BLAS.
+// float, kDirectMaxDim < d <= tile_gemm::kMaxDim, AVX2 or AVX-512): row panels
+// of 32 components for the first product (and the exact logits of a whole
+// tile), column panels of 16 coordinates for the second. Empty: the pass uses BLAS.
 template <class T>
 struct TilePack {
   BigVector<T> packed, cols;
