@@ -183,6 +183,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     ws.E.resize(static_cast<size_t>(tn));
     ws.row64.resize(static_cast<size_t>(d));
   }
+  ws.rows64.clear();  // the rows in float64, made when a tile first needs them
   ws.slots.resize(q);
   const T skip = skip_below(mix);
   const T* cprime = lp.per_component ? lp.cprime.data() : nullptr;
@@ -195,12 +196,29 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   for (int64_t n0 = n_begin; n0 < n_end; n0 += tn) {
     const int64_t nb = std::min(tn, n_end - n0);
     const T* mu = mix.mu.data() + n0 * d;
+    // Most rows had many near-maximum candidates on their last tile (large t:
+    // many comparable logits): this tile's first product runs in float64,
+    // which makes every logit exact at once (float data only).
+    bool exact_tile = false;
+    if (own_gemm) {
+      int64_t many_rows = 0;
+      for (int64_t i = 0; i < q; ++i) many_rows += ws.near[i];
+      exact_tile = 2 * many_rows > q;
+    }
     if (!direct) {
       if constexpr (std::is_same_v<T, float>) {
-        if (own_gemm)
-          tile_gemm::dot_tiles(ws.rows.data(), q, d,
-                               tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel,
-                               nb, ws.G.data(), tn);
+        const float* pk = own_gemm ? tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel
+                                   : nullptr;
+        if (exact_tile) {
+          if (ws.rows64.size() != static_cast<size_t>((q + pad) * d)) {
+            ws.rows64.assign(static_cast<size_t>((q + pad) * d), 0.0);
+            for (int64_t k = 0; k < q * d; ++k) ws.rows64[k] = static_cast<double>(ws.rows[k]);
+          }
+          ws.G64.resize(static_cast<size_t>((q + pad) * tn));
+          tile_gemm::dot_tiles_f64(ws.rows64.data(), q, d, pk, nb, ws.G64.data(), tn);
+        } else if (own_gemm) {
+          tile_gemm::dot_tiles(ws.rows.data(), q, d, pk, nb, ws.G.data(), tn);
+        }
       }
       if (!own_gemm) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
     }
@@ -244,7 +262,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         return f;
       };
       double tile_max;
-      bool many = false;  // the row's last tile had many candidates
+      bool many = false;       // the row's last tile had many candidates
+      bool all_exact = false;  // ws.E holds the exact logits of the whole tile
       if (direct) {
         const T* muT0 = mix.muT.data() + n0;
         // Shift of the sweep: the row's running maximum, or on the row's first
@@ -283,6 +302,30 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         // Near-maximum logits need the exact recompute below: store them.
         tile_max = static_cast<double>(rows::logits_direct(
             row, muT0, n, d, cp, kk, lp.inv2v, nb, ws.D2.data(), x));
+      } else if (exact_tile) {
+        // Exact logits from the float64 products and float64 norms.
+        ws.F[i] = 1.0;
+        const double* g = ws.G64.data() + i * tn;
+        const double* n2 = tp->norm2.data() + n0;
+        tile_max = kNegInf;
+        for (int64_t j = 0; j < nb; ++j) {
+          const double d2 = ws.ny[i] + n2[j] - 2.0 * g[j];
+          const double l = cp ? static_cast<double>(cp[j]) - d2 * static_cast<double>(kk[j])
+                              : -d2 * static_cast<double>(lp.inv2v);
+          ws.E[j] = l;
+          tile_max = std::max(tile_max, l);
+        }
+        all_exact = true;
+        // Whether the float route would have met many candidates here.
+        const double m_guess = std::max(st.m, tile_max);
+        const double dlt = error_bound(m_guess);
+        int64_t count = 0;
+        if (dlt > tol) {
+          const double cut = m_guess - candidate_margin(dlt, tol);
+          for (int64_t j = 0; j < nb; ++j) count += ws.E[j] >= cut;
+        }
+        ws.near[i] = count > nb / 16;
+        std::fill_n(live, nblk, uint8_t{1});
       } else {
         ws.F[i] = 1.0;
         many = ws.near[i];
@@ -342,8 +385,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       }
       const double dlt = error_bound(m_new);
       exact.clear();
-      bool all_exact = false;
-      if (dlt > tol) {
+      if (dlt > tol && !all_exact) {
         // Components that could carry weight above the tolerance once their
         // logit is exact.
         const double cut = m_new - candidate_margin(dlt, tol);
@@ -441,6 +483,7 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
     const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
     tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
     tp.cols.resize(static_cast<size_t>(tile_gemm::col_panels(d) * n * tile_gemm::kColPanel));
+    tp.norm2.resize(static_cast<size_t>(n));
     // Chunks of whole panels, in parallel.
     constexpr int64_t kChunkPanels = 64;
     parallel_for((panels + kChunkPanels - 1) / kChunkPanels, threads, [&](int64_t c, int) {
@@ -448,6 +491,11 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
       tile_gemm::pack(mix.mu.data(), n, d, p0, p1, tp.packed.data());
       tile_gemm::pack_cols(mix.mu.data(), d, p0 * tile_gemm::kPanel,
                            std::min(n, p1 * tile_gemm::kPanel), n, tp.cols.data());
+      for (int64_t j = p0 * tile_gemm::kPanel; j < std::min(n, p1 * tile_gemm::kPanel); ++j) {
+        double s = 0.0;
+        for (int64_t k = 0; k < d; ++k) s += static_cast<double>(mix.mu[j * d + k]) * mix.mu[j * d + k];
+        tp.norm2[j] = s;
+      }
     });
   }
   return tp;

@@ -38,6 +38,7 @@ struct Workspace {
   std::vector<uint8_t> weighted;  // (q,) row i may have weight on this tile
   std::vector<int64_t> slots;     // (q,) the row of A for each row slot of X (built-in products)
   std::vector<double> E, row64;   // (tile_n,) exact logits of one row; (d,) the row in float64
+  std::vector<double> rows64, G64;  // (q, d) the rows in float64; (q, tile_n) float64 products
   std::vector<LseScalars> st; // (q,)
   std::vector<double> A;      // (q, d)
   std::vector<double> u;      // (d,) a kernel draw

@@ -14,12 +14,14 @@ void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, in
 void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                 const double*, double*, const int64_t*, const uint8_t*, int64_t);
 void exact_dist2(const double*, int64_t, const float*, int64_t, double*);
+void dot_tiles_f64(const double*, int64_t, int64_t, const float*, int64_t, double*, int64_t);
 }  // namespace avx512
 namespace avx2 {
 void dot_tiles(const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
 void accumulate(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
                 const double*, double*, const int64_t*, const uint8_t*, int64_t);
 void exact_dist2(const double*, int64_t, const float*, int64_t, double*);
+void dot_tiles_f64(const double*, int64_t, int64_t, const float*, int64_t, double*, int64_t);
 }  // namespace avx2
 #endif
 
@@ -92,6 +94,15 @@ void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, 
 #if defined(LEDKDE_TILE_GEMM)
   if (kIsa == Isa::avx512) return avx512::exact_dist2(row, d, packed, nb, d2);
   if (kIsa == Isa::avx2) return avx2::exact_dist2(row, d, packed, nb, d2);
+#endif
+  std::abort();
+}
+
+void dot_tiles_f64(const double* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
+                   double* G, int64_t ldg) {
+#if defined(LEDKDE_TILE_GEMM)
+  if (kIsa == Isa::avx512) return avx512::dot_tiles_f64(rows, q, d, packed, nb, G, ldg);
+  if (kIsa == Isa::avx2) return avx2::dot_tiles_f64(rows, q, d, packed, nb, G, ldg);
 #endif
   std::abort();
 }

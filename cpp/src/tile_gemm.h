@@ -61,6 +61,12 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
 // for j < nb, where packed points at the panel of component 0 of the tile.
 void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, double* d2);
 
+// G[i * ldg + j] = sum_k rows[i * d + k] * mu_j[k] in float64 (the products of
+// the widened floats are exact; one rounding per sum) for i < q, j < nb:
+// dot_tiles in float64, with the same padding rules (rows and G in float64).
+void dot_tiles_f64(const double* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
+                   double* G, int64_t ldg);
+
 // A[row[s] * d + c] += scale[s] * sum_{j < nb} P[s * ldp + j] * mu_j[c] for the
 // row slots s < q and c < d, where cols points at component 0 of the tile in
 // the column panels (see pack_cols; ldc components per panel). P must be

@@ -95,6 +95,53 @@ inline void accumulate_block(const float* p, int64_t ldp, int64_t nb, const floa
   }
 }
 
+// Vectors of W / 2 doubles, for the float64 kernels over the packed panels.
+typedef double vd __attribute__((vector_size(W / 2 * sizeof(double))));
+
+// W / 2 floats widened (exactly) to one vector of doubles. (For AVX2, GCC
+// lowers __builtin_convertvector through the stack in halves: the intrinsic.)
+inline vd widen(const float* p) {
+  vd r;
+#if LEDKDE_TG_W == 8
+  const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(p));
+  __builtin_memcpy(&r, &v, sizeof r);
+#else
+  typedef float hf __attribute__((vector_size(W / 2 * sizeof(float))));
+  hf m;
+  __builtin_memcpy(&m, p, sizeof m);
+  r = __builtin_convertvector(m, vd);
+#endif
+  return r;
+}
+
+// The float64 first product: MR64 rows x 4 vectors of W / 2 components
+// (AVX2: 3 x 16, AVX-512: 6 x 32), each widened panel vector shared by the
+// rows; 12 or 24 accumulators.
+constexpr int MR64 = W == 16 ? 6 : 3;
+constexpr int NV64 = 4;
+constexpr int64_t kBlock64 = NV64 * (W / 2);
+static_assert(MR64 <= kRowPad && kPanel % kBlock64 == 0, "float64 micro-tile must fit");
+
+inline void dot_block64(const double* r, int64_t d, const float* pk, double* g, int64_t ldg) {
+  vd acc[MR64][NV64] = {};
+  for (int64_t k = 0; k < d; ++k) {
+    double a[MR64];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR64; ++i) a[i] = r[i * d + k];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV64; ++v) {
+      const vd m = widen(pk + k * kPanel + v * (W / 2));
+#pragma GCC unroll 8
+      for (int i = 0; i < MR64; ++i) acc[i][v] += a[i] * m;
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR64; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV64; ++v)
+      __builtin_memcpy(g + i * ldg + v * (W / 2), &acc[i][v], sizeof(vd));
+}
+
 }  // namespace
 
 void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
@@ -140,23 +187,7 @@ void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float*
 void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, double* d2) {
   // One panel at a time: kPanel components, one accumulator vector of W/2
   // doubles per W/2 of them; the panel's floats widen exactly to float64.
-  typedef double vd __attribute__((vector_size(W / 2 * sizeof(double))));
   constexpr int NH = static_cast<int>(kPanel) / (W / 2);
-  // W / 2 floats widened to one vector of doubles. (For AVX2, GCC lowers
-  // __builtin_convertvector through the stack in halves: the intrinsic.)
-  auto widen = [](const float* p) {
-    vd r;
-#if LEDKDE_TG_W == 8
-    const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(p));
-    __builtin_memcpy(&r, &v, sizeof r);
-#else
-    typedef float hf __attribute__((vector_size(W / 2 * sizeof(float))));
-    hf m;
-    __builtin_memcpy(&m, p, sizeof m);
-    r = __builtin_convertvector(m, vd);
-#endif
-    return r;
-  };
   for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
     const float* pk = packed + (j0 / kPanel) * d * kPanel;
     vd acc[NH] = {};
@@ -173,6 +204,16 @@ void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, 
     for (int v = 0; v < NH; ++v) __builtin_memcpy(tmp + v * (W / 2), &acc[v], sizeof(vd));
     const int64_t cols = min64(kPanel, nb - j0);
     for (int64_t c = 0; c < cols; ++c) d2[j0 + c] = tmp[c];
+  }
+}
+
+void dot_tiles_f64(const double* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
+                   double* G, int64_t ldg) {
+  for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
+    const float* pk = packed + (j0 / kPanel) * d * kPanel;
+    for (int64_t h = 0; h < kPanel; h += kBlock64)
+      for (int64_t i0 = 0; i0 < q; i0 += MR64)
+        dot_block64(rows + i0 * d, d, pk + h, G + i0 * ldg + j0 + h, ldg);
   }
 }
 

@@ -36,6 +36,7 @@ constexpr int64_t kTargetTasks = 4;
 template <class T>
 struct TilePack {
   BigVector<T> packed, cols;
+  std::vector<double> norm2;  // (n,) |mu_j|^2 in float64 (exact logits from float64 products)
   bool empty() const { return packed.empty(); }
 };
 
