@@ -41,6 +41,25 @@ def median_time(fn, repeat=5, min_time=0.0):
     return float(np.median(times))
 
 
+def interleaved_medians(fns, repeat=5, min_time=0.0):
+    """Median times of several callables timed in rotation (one call each per round), so
+    that a slow spell of this noisy machine hits all of them alike: a callable leaves the
+    rotation once it has `repeat` timings and `min_time` seconds of them (or 50 timings)."""
+    for fn in fns.values():
+        fn()  # warm up (and first-touch memory)
+    times = {name: [] for name in fns}
+    active = list(fns)
+    while active:
+        for name in active:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+        active = [name for name in active
+                  if len(times[name]) < 50
+                  and (len(times[name]) < repeat or sum(times[name]) < min_time)]
+    return {name: float(np.median(v)) for name, v in times.items()}
+
+
 def gemm_rate(n=4096, dtype=np.float32):
     a = np.random.default_rng(0).random((n, n), dtype=dtype)
     t = median_time(lambda: a @ a, repeat=3)
@@ -103,29 +122,30 @@ def bench_score(shape, t, rate, threads, quick, with_reference, rows):
     flops = 4.0 * q * n * d
     limit = flops / rate
     mine = ledkde.score(y, data, t, threads=threads)
-    # At least a second of repeats: the small shapes take milliseconds and this machine is noisy.
-    t_me = median_time(lambda: ledkde.score(y, data, t, threads=threads), repeat=3 if quick else 5,
-                       min_time=0.2 if quick else 1.0)
-    row = {"case": f"score Q={q} N={n} d={d} t={t:g}", "ledkde_s": t_me, "limit_s": limit,
-           "ledkde_vs_limit": t_me / limit, "gflops": flops / t_me / 1e9}
-    alt = {"numpy_blas": lambda: numpy_blas_score(y, data, t)}
+    fns = {"ledkde": lambda: ledkde.score(y, data, t, threads=threads),
+           "numpy_blas": lambda: numpy_blas_score(y, data, t)}
     try:
         import torch
         torch.set_num_threads(threads)
-        alt["torch_sdpa"] = lambda: torch_sdpa_score(torch, y, data, t)
+        fns["torch_sdpa"] = lambda: torch_sdpa_score(torch, y, data, t)
     except ImportError:
         pass
     try:
         from pykeops.numpy import LazyTensor
-        alt["keops"] = lambda: keops_score(LazyTensor, y, data, np.float32(t))
+        fns["keops"] = lambda: keops_score(LazyTensor, y, data, np.float32(t))
     except ImportError:
         pass
-    for name, fn in alt.items():
-        err = rel_err(fn(), mine)
-        tt = median_time(fn, repeat=3 if quick else 5, min_time=0.2 if quick else 1.0)
-        row[f"{name}_s"] = tt
+    errs = {name: rel_err(fn(), mine) for name, fn in fns.items() if name != "ledkde"}
+    # Timed in rotation, at least a second each: the small shapes take milliseconds and
+    # this machine is noisy.
+    med = interleaved_medians(fns, repeat=3 if quick else 5, min_time=0.2 if quick else 1.0)
+    t_me = med["ledkde"]
+    row = {"case": f"score Q={q} N={n} d={d} t={t:g}", "ledkde_s": t_me, "limit_s": limit,
+           "ledkde_vs_limit": t_me / limit, "gflops": flops / t_me / 1e9}
+    for name, err in errs.items():
+        row[f"{name}_s"] = med[name]
         row[f"{name}_err"] = err
-        row[f"ledkde_speedup_vs_{name}"] = tt / t_me
+        row[f"ledkde_speedup_vs_{name}"] = med[name] / t_me
     if with_reference:
         sub = slice(0, min(q, 64))  # the reference is slow: time a slice and scale
         t_ref = median_time(lambda: ref.score(y[sub], data, t), repeat=1) * q / len(y[sub])
@@ -161,8 +181,17 @@ def main():
     rng = np.random.default_rng(2)
     data = rng.random((10000 if not args.quick else 3000, 784), dtype=np.float32)
     y = data[:256] + 0.1 * rng.standard_normal((256, 784)).astype(np.float32)
-    t_plain = median_time(lambda: ledkde.score(y, data, 0.02), repeat=3)
-    t_smooth = median_time(lambda: ledkde.smoothed_score(y, data, 0.02, bandwidth=0.01, n_kernel=16), repeat=3)
+    d64 = data.astype(np.float64)
+    y64 = y.astype(np.float64)
+    # The pairs compared below (smoothed / plain, float64 / float32, 1 thread / all)
+    # are timed in rotation.
+    med = interleaved_medians({
+        "plain": lambda: ledkde.score(y, data, 0.02),
+        "smoothed": lambda: ledkde.smoothed_score(y, data, 0.02, bandwidth=0.01, n_kernel=16),
+        "float64": lambda: ledkde.score(y64, d64, 0.02),
+        "one_thread": lambda: ledkde.score(y, data, 0.02, threads=1),
+    }, repeat=3)
+    t_plain, t_smooth = med["plain"], med["smoothed"]
     rows.append({"case": f"smoothed Q=256 M=16 N={len(data)} d=784", "ledkde_s": t_smooth,
                  "overhead_vs_16_plain_scores": t_smooth / (16 * t_plain) - 1})
     # The sampler against the very score evaluations it makes, made one call at a
@@ -185,11 +214,9 @@ def main():
     rows.append({"case": f"sampler 256 samples N={data5.n} d=784 {steps} steps", "ledkde_s": t_run,
                  "overhead_vs_plain_scores": t_run / t_plain_run - 1})
     # float64 against float32, and thread scaling.
-    d64 = data.astype(np.float64)
-    y64 = y.astype(np.float64)
-    t64 = median_time(lambda: ledkde.score(y64, d64, 0.02), repeat=3)
+    t64 = med["float64"]
     rows.append({"case": "float64 vs float32, Q=256 d=784", "ledkde_s": t64, "float64_over_float32": t64 / t_plain})
-    t1 = median_time(lambda: ledkde.score(y, data, 0.02, threads=1), repeat=3)
+    t1 = med["one_thread"]
     rows.append({"case": f"threads 1 vs {args.threads}, Q=256 d=784", "ledkde_s": t_plain,
                  "speedup_all_threads": t1 / t_plain})
 

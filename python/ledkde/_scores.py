@@ -70,9 +70,11 @@ class Mixture:
 
 
 # A one-shot call with fewer queries than this runs on BLAS rather than pack
-# the data for the built-in tile products (measured break-even: 8-64 queries
-# at d = 64, N = 50000).
-_PACK_MIN_QUERIES = 32
+# the data for the built-in tile products. Measured break-even: 8-64 queries
+# at d = 64, N = 50000 (BLAS is slow on such thin products); about 256 at
+# d = 784, N = 4000 (BLAS runs near its peak there, and the packs are large).
+def _pack_min_queries(d: int) -> int:
+    return 32 if d <= 512 else 256
 
 
 def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
@@ -86,8 +88,9 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
         return data
     # Only the dtype here: Mixture() checks the array (shape, finiteness) once.
     arr = _checks.as_array("data", data)
+    d = arr.shape[-1] if arr.ndim else 0  # (Mixture() reports a bad shape)
     return Mixture(arr, log_weights=log_weights, variances=variances,
-                   dtype=_checks.working_dtype(arr, y_arr), _pack=y_arr.shape[0] >= _PACK_MIN_QUERIES)
+                   dtype=_checks.working_dtype(arr, y_arr), _pack=y_arr.shape[0] >= _pack_min_queries(d))
 
 
 def _mixture_and_time(data, log_weights, variances, y_like, t):
