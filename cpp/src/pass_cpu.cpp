@@ -39,12 +39,17 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 // overflow in float); beyond it the tile is swept again from its maximum.
 constexpr double kMaxOvershoot = 16.0;
 
+// The logit of component j at squared distance d2, in float64.
+template <class T>
+double logit_of_dist2(const LogitParams<T>& lp, int64_t j, double d2) {
+  if (!lp.per_component) return -d2 * static_cast<double>(lp.inv2v);
+  return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
+}
+
 // Exact logit of component j for the row (distance by coordinate differences).
 template <class T>
 double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t j) {
-  const double d2 = rows::exact_dist2(row, mix.mu.data() + j * mix.d, mix.d);
-  if (!lp.per_component) return -d2 * static_cast<double>(lp.inv2v);
-  return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
+  return logit_of_dist2(lp, j, rows::exact_dist2(row, mix.mu.data() + j * mix.d, mix.d));
 }
 
 // The candidates of a tile whose weights p_j = exp(l_j - ts) were taken from
@@ -205,10 +210,11 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       for (int64_t i = 0; i < q; ++i) many_rows += ws.near[i];
       exact_tile = 2 * many_rows > q;
     }
+    // The tile's first row panel (built-in products).
+    const T* pk = own_gemm ? tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel
+                           : nullptr;
     if (!direct) {
       if constexpr (std::is_same_v<T, float>) {
-        const float* pk = own_gemm ? tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel
-                                   : nullptr;
         if (exact_tile) {
           if (ws.rows64.size() != static_cast<size_t>((q + pad) * d)) {
             ws.rows64.assign(static_cast<size_t>((q + pad) * d), 0.0);
@@ -309,11 +315,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
         const double* n2 = tp->norm2.data() + n0;
         tile_max = kNegInf;
         for (int64_t j = 0; j < nb; ++j) {
-          const double d2 = ws.ny[i] + n2[j] - 2.0 * g[j];
-          const double l = cp ? static_cast<double>(cp[j]) - d2 * static_cast<double>(kk[j])
-                              : -d2 * static_cast<double>(lp.inv2v);
-          ws.E[j] = l;
-          tile_max = std::max(tile_max, l);
+          ws.E[j] = logit_of_dist2(lp, n0 + j, ws.ny[i] + n2[j] - 2.0 * g[j]);
+          tile_max = std::max(tile_max, ws.E[j]);
         }
         all_exact = true;
         // Whether the float route would have met many candidates here.
@@ -399,15 +402,11 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
           // float64 over the packed panels.
           if constexpr (std::is_same_v<T, float>) {
             for (int64_t k = 0; k < d; ++k) ws.row64[k] = static_cast<double>(row[k]);
-            tile_gemm::exact_dist2(ws.row64.data(), d,
-                                   tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel,
-                                   nb, ws.E.data());
+            tile_gemm::exact_dist2(ws.row64.data(), d, pk, nb, ws.E.data());
           }
           for (int64_t j = 0; j < nb; ++j) {
-            const double l = cp ? static_cast<double>(cp[j]) - ws.E[j] * static_cast<double>(kk[j])
-                                : -ws.E[j] * static_cast<double>(lp.inv2v);
-            ws.E[j] = l;
-            exact_max = std::max(exact_max, l);
+            ws.E[j] = logit_of_dist2(lp, n0 + j, ws.E[j]);
+            exact_max = std::max(exact_max, ws.E[j]);
           }
           all_exact = true;
         } else {

@@ -142,17 +142,25 @@ inline void dot_block64(const double* r, int64_t d, const float* pk, double* g, 
       __builtin_memcpy(g + i * ldg + v * (W / 2), &acc[i][v], sizeof(vd));
 }
 
+// Runs block(its kRows rows, its first column in the row panel, its block of
+// G) over a first product: panel by panel (d x kPanel, which stays in L1 while
+// the row groups stream past it), kWidth columns at a time.
+template <int64_t kWidth, int kRows, class In, class Out, class Block>
+inline void over_panels(const In* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
+                        Out* G, int64_t ldg, Block block) {
+  for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
+    const float* pk = packed + (j0 / kPanel) * d * kPanel;
+    for (int64_t h = 0; h < kPanel; h += kWidth)
+      for (int64_t i0 = 0; i0 < q; i0 += kRows) block(rows + i0 * d, pk + h, G + i0 * ldg + j0 + h);
+  }
+}
+
 }  // namespace
 
 void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
                float* G, int64_t ldg) {
-  for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
-    const float* pk = packed + (j0 / kPanel) * d * kPanel;
-    // The panel (d x kPanel) stays in L1 while the row groups stream past it.
-    for (int h = 0; h < NV; h += NR)
-      for (int64_t i0 = 0; i0 < q; i0 += MR)
-        dot_block(rows + i0 * d, d, pk + h * W, G + i0 * ldg + j0 + h * W, ldg);
-  }
+  over_panels<NR * W, MR>(rows, q, d, packed, nb, G, ldg,
+                          [&](const float* r, const float* pk, float* g) { dot_block(r, d, pk, g, ldg); });
 }
 
 void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
@@ -209,12 +217,8 @@ void exact_dist2(const double* row, int64_t d, const float* packed, int64_t nb, 
 
 void dot_tiles_f64(const double* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
                    double* G, int64_t ldg) {
-  for (int64_t j0 = 0; j0 < nb; j0 += kPanel) {
-    const float* pk = packed + (j0 / kPanel) * d * kPanel;
-    for (int64_t h = 0; h < kPanel; h += kBlock64)
-      for (int64_t i0 = 0; i0 < q; i0 += MR64)
-        dot_block64(rows + i0 * d, d, pk + h, G + i0 * ldg + j0 + h, ldg);
-  }
+  over_panels<kBlock64, MR64>(rows, q, d, packed, nb, G, ldg,
+                              [&](const double* r, const float* pk, double* g) { dot_block64(r, d, pk, g, ldg); });
 }
 
 }  // namespace ledkde::tile_gemm::LEDKDE_TG_NS
