@@ -34,13 +34,15 @@ inline PassOptions pass_options(int threads, int64_t tile_q, int64_t tile_n) {
 }
 
 // The kernel-smoothing options of a call.
-inline SmoothOptions smooth_options(double bandwidth, int64_t n_kernel, int kernel, bool antithetic,
-                                    uint64_t seed, uint32_t eval) {
+inline SmoothOptions smooth_options(double bandwidth, int64_t n_kernel, int kernel, int estimator,
+                                    bool antithetic, bool orthogonal, uint64_t seed, uint32_t eval) {
   SmoothOptions sm;
   sm.bandwidth = bandwidth;
   sm.n_kernel = n_kernel;
   sm.kernel = kernel;
+  sm.estimator = estimator;
   sm.antithetic = antithetic;
+  sm.orthogonal = orthogonal;
   sm.seed = seed;
   sm.eval = eval;
   return sm;
@@ -101,31 +103,35 @@ void bind_ops(py::module_& m) {
   m.def(
       "smoothed",
       [](const typename B::Mix& mix, CArray<T> y, double t, double bandwidth, int64_t n_kernel,
-         int kernel, bool antithetic, uint64_t seed, uint32_t eval, bool want_score, bool want_ld,
-         int threads, int64_t tile_q, int64_t tile_n) {
+         int kernel, int estimator, bool antithetic, bool orthogonal, uint64_t seed, uint32_t eval,
+         bool want_score, bool want_ld, bool want_errors, int threads, int64_t tile_q, int64_t tile_n) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
-        const SmoothOptions sm = smooth_options(bandwidth, n_kernel, kernel, antithetic, seed, eval);
-        T *ps, *pl;
-        py::object sc = maybe<T>(want_score, {q, d}, &ps);
-        py::object ld = maybe<T>(want_ld, {q}, &pl);
+        const SmoothOptions sm =
+            smooth_options(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, eval);
+        SmoothOutputs<T> o;
+        py::object sc = maybe<T>(want_score, {q, d}, &o.score);
+        py::object ld = maybe<T>(want_ld, {q}, &o.log_density);
+        py::object sse = maybe<T>(want_score && want_errors, {q}, &o.score_se);
+        py::object lse = maybe<T>(want_ld && want_errors, {q}, &o.log_density_se);
         const T* py_ = y.data();
         {
           py::gil_scoped_release release;
-          B::smoothed(mix, py_, q, t, sm, ps, pl, pass_options(threads, tile_q, tile_n));
+          B::smoothed(mix, py_, q, t, sm, o, pass_options(threads, tile_q, tile_n));
         }
-        return py::make_tuple(sc, ld);
+        return py::make_tuple(sc, ld, sse, lse);
       },
       py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),
-      py::arg("kernel"), py::arg("antithetic"), py::arg("seed"), py::arg("eval"),
-      py::arg("want_score"), py::arg("want_log_density"), py::arg("threads"), py::arg("tile_q"),
-      py::arg("tile_n"));
+      py::arg("kernel"), py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"),
+      py::arg("seed"), py::arg("eval"), py::arg("want_score"), py::arg("want_log_density"),
+      py::arg("want_errors"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"));
 
   m.def(
       "sample",
       [](const typename B::Mix& mix, int64_t n_samples, F64 times, F64 bandwidth, int method,
-         int64_t n_kernel, int kernel, bool antithetic, int init, bool denoise_last, uint64_t seed,
-         std::vector<int64_t> keep, py::object progress, int threads, int64_t tile_q,
-         int64_t tile_n, uintptr_t out_dev, uintptr_t traj_dev) {
+         int64_t n_kernel, int kernel, int estimator, bool antithetic, bool orthogonal, int init,
+         bool denoise_last, uint64_t seed, std::vector<int64_t> keep, bool want_error,
+         py::object progress, int threads, int64_t tile_q, int64_t tile_n, uintptr_t out_dev,
+         uintptr_t traj_dev) {
         // out_dev / traj_dev: device arrays (CuPy) to write into instead of
         // new NumPy arrays (CUDA backend only; the Python layer allocates and
         // checks them).
@@ -139,6 +145,8 @@ void bind_ops(py::module_& m) {
         cfg.n_kernel = n_kernel;
         cfg.kernel = kernel;
         cfg.antithetic = antithetic;
+        cfg.orthogonal = orthogonal;
+        cfg.estimator = estimator;
         cfg.init = init;
         cfg.denoise_last = denoise_last;
         cfg.seed = seed;
@@ -167,20 +175,23 @@ void bind_ops(py::module_& m) {
             return false;
           }
         };
+        double* err_ptr = nullptr;
+        py::object err = maybe<double>(want_error, {static_cast<py::ssize_t>(cfg.error_slots())}, &err_ptr);
         bool finished;
         {
           py::gil_scoped_release release;
           finished = B::sample(mix, n_samples, cfg, out_ptr, traj_ptr,
-                               pass_options(threads, tile_q, tile_n), poll, on_device);
+                               pass_options(threads, tile_q, tile_n), poll, on_device, err_ptr);
         }
         if (!finished && failure) throw std::move(*failure);
-        return py::make_tuple(out, traj);
+        return py::make_tuple(out, traj, err);
       },
       py::arg("mixture"), py::arg("n_samples"), py::arg("times"), py::arg("bandwidth"),
-      py::arg("method"), py::arg("n_kernel"), py::arg("kernel"), py::arg("antithetic"),
-      py::arg("init"), py::arg("denoise_last"), py::arg("seed"), py::arg("keep"),
-      py::arg("progress"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"),
-      py::arg("out_dev") = 0, py::arg("traj_dev") = 0);
+      py::arg("method"), py::arg("n_kernel"), py::arg("kernel"), py::arg("estimator"),
+      py::arg("antithetic"), py::arg("orthogonal"), py::arg("init"), py::arg("denoise_last"),
+      py::arg("seed"), py::arg("keep"), py::arg("want_error"), py::arg("progress"),
+      py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"), py::arg("out_dev") = 0,
+      py::arg("traj_dev") = 0);
 }
 
 }  // namespace ledkde::bind

@@ -28,13 +28,13 @@ struct CpuBackend {
     partial_cpu<T>(mix, y, q, t, s, opt);
   }
   static void smoothed(const Mix& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
-                       T* score, T* log_density, const PassOptions& opt) {
-    smoothed_cpu<T>(mix, y, q, t, sm, score, log_density, opt);
+                       SmoothOutputs<T> out, const PassOptions& opt) {
+    smoothed_cpu<T>(mix, y, q, t, sm, out, opt);
   }
   static constexpr bool kDeviceOutput = false;
   static bool sample(const Mix& mix, int64_t n, const SamplerConfig& cfg, T* out, T* traj,
-                     const PassOptions& opt, const PollFn& poll, bool) {
-    return sample_cpu<T>(mix, n, cfg, out, traj, opt, poll);
+                     const PassOptions& opt, const PollFn& poll, bool, double* mc_error) {
+    return sample_cpu<T>(mix, n, cfg, out, traj, opt, poll, mc_error);
   }
 };
 
@@ -100,6 +100,17 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("seed"), py::arg("index"), py::arg("step"), py::arg("purpose"), py::arg("draw"),
       py::arg("d"));
+  m.def(
+      "kernel_draws",
+      [](uint64_t seed, uint32_t index, uint32_t eval, int64_t n_kernel, bool antithetic, bool orthogonal,
+         int kernel, double bandwidth, int64_t d) {
+        F64 out({static_cast<py::ssize_t>(n_kernel), static_cast<py::ssize_t>(d)});
+        kernel_draws(seed, index, eval, n_kernel, antithetic, orthogonal, kernel, bandwidth, d,
+                     out.mutable_data());
+        return out;
+      },
+      py::arg("seed"), py::arg("index"), py::arg("eval"), py::arg("n_kernel"), py::arg("antithetic"),
+      py::arg("orthogonal"), py::arg("kernel"), py::arg("bandwidth"), py::arg("d"));
   m.def(
       "philox4x32_10",
       [](std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {

@@ -25,13 +25,13 @@ struct CudaBackend {
     cuda::partial_cuda<T>(mix, y, q, t, s);
   }
   static void smoothed(const Mix& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
-                       T* score, T* log_density, const PassOptions&) {
-    cuda::smoothed_cuda<T>(mix, y, q, t, sm, score, log_density);
+                       SmoothOutputs<T> out, const PassOptions&) {
+    cuda::smoothed_cuda<T>(mix, y, q, t, sm, out);
   }
   static constexpr bool kDeviceOutput = true;
   static bool sample(const Mix& mix, int64_t n, const SamplerConfig& cfg, T* out, T* traj,
-                     const PassOptions&, const PollFn& poll, bool on_device) {
-    return cuda::sample_cuda<T>(mix, n, cfg, out, traj, poll, on_device);
+                     const PassOptions&, const PollFn& poll, bool on_device, double* mc_error) {
+    return cuda::sample_cuda<T>(mix, n, cfg, out, traj, poll, on_device, mc_error);
   }
 };
 
@@ -66,14 +66,18 @@ void bind_dtype(py::module_& m, const char* name) {
   m.def(
       "smoothed_ptr",
       [](const cuda::DeviceMixture<T>& mix, uintptr_t y, int64_t q, double t, double bandwidth, int64_t n_kernel,
-         int kernel, bool antithetic, uint64_t seed, uintptr_t score, uintptr_t log_density) {
-        const SmoothOptions sm = smooth_options(bandwidth, n_kernel, kernel, antithetic, seed, 0);
+         int kernel, int estimator, bool antithetic, bool orthogonal, uint64_t seed, uintptr_t score,
+         uintptr_t log_density, uintptr_t score_se, uintptr_t log_density_se) {
+        const SmoothOptions sm =
+            smooth_options(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, 0);
+        auto p = [](uintptr_t a) { return reinterpret_cast<T*>(a); };
+        SmoothOutputs<T> o{p(score), p(log_density), p(score_se), p(log_density_se)};
         py::gil_scoped_release release;
-        cuda::smoothed_device<T>(mix, reinterpret_cast<const T*>(y), q, t, sm, reinterpret_cast<T*>(score),
-                                 reinterpret_cast<T*>(log_density));
+        cuda::smoothed_device<T>(mix, reinterpret_cast<const T*>(y), q, t, sm, o);
       },
       py::arg("mixture"), py::arg("y"), py::arg("q"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),
-      py::arg("kernel"), py::arg("antithetic"), py::arg("seed"), py::arg("score"), py::arg("log_density"));
+      py::arg("kernel"), py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"), py::arg("seed"),
+      py::arg("score"), py::arg("log_density"), py::arg("score_se"), py::arg("log_density_se"));
 }
 
 }  // namespace

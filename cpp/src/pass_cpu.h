@@ -41,7 +41,7 @@ struct Workspace {
   std::vector<double> rows64, G64;  // (q, d) the rows in float64; (q, tile_n) float64 products
   std::vector<LseScalars> st; // (q,)
   std::vector<double> A;      // (q, d)
-  std::vector<double> u;      // (d,) a kernel draw
+  std::vector<double> u;      // (M, d) the kernel draws of one query
 };
 
 // Workspaces kept between calls with their buffers allocated: a driver leases
@@ -78,12 +78,23 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
 
 namespace ledkde {
 
+// What smoothed_rows writes (float64; null: not wanted): score (qb x d),
+// its standard error (qb,) and relative standard error |se| / |score| (qb,),
+// log-density (qb,) and its standard error (qb,).
+struct SmoothRowOutputs {
+  double* score = nullptr;
+  double* score_se = nullptr;
+  double* relative_se = nullptr;
+  double* log_density = nullptr;
+  double* log_density_se = nullptr;
+};
+
 // The (smoothed) score of qb points y (float64, qb x d) whose stream indices
-// are index0, index0 + 1, ...: the mean over draws of the plain score at
-// y + u. Writes score (qb x d) and, when not null, the mean log-density.
+// are index0, index0 + 1, ...: the estimate (smooth_estimator.h) from the
+// kernel draws at y + u; with h = 0 the plain score.
 template <class T>
 void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
                    uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
-                   const PassOptions& opt, double* score, double* log_density);
+                   const PassOptions& opt, SmoothRowOutputs out);
 
 }  // namespace ledkde

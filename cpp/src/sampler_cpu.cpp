@@ -23,7 +23,7 @@ namespace ledkde {
 
 template <class T>
 bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
-                T* trajectory, const PassOptions& opt_in, const PollFn& poll) {
+                T* trajectory, const PassOptions& opt_in, const PollFn& poll, double* mc_error) {
   const int64_t d = mix.d;
   // Hundreds of passes over the same mixture: pack it for the tile products.
   TilePack<T> pack;
@@ -35,8 +35,13 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
 
   const SmoothOptions sm0 = cfg.smooth_options();
-  const int64_t tq = std::max<int64_t>(1, opt.tile_q / cfg.max_draws());
+  const int64_t tq = std::max<int64_t>(1, opt.tile_q / cfg.max_draws(!mix.var.empty()));
   const int64_t ntiles = (n_samples + tq - 1) / tq;
+  // Per tile and error slot: the sum over the tile's samples of the relative
+  // standard errors (summed over tiles in tile order at the end: the result
+  // does not depend on the thread count).
+  const int64_t slots = cfg.error_slots();
+  std::vector<double> err_sums(mc_error ? static_cast<size_t>(ntiles * slots) : 0, 0.0);
   const int64_t evals_per_step = cfg.method == kOdeHeun ? 2 : 1;
   const int64_t total = ntiles * (K * evals_per_step + (cfg.denoise_last ? 1 : 0));
 
@@ -49,7 +54,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
     const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
     const uint32_t index0 = static_cast<uint32_t>(i0);
     Workspace<T> ws;
-    std::vector<double> y(qb * d), s(qb * d), s2, y2, z(d);
+    std::vector<double> y(qb * d), s(qb * d), s2, y2, z(d), rel(mc_error ? qb : 0);
     // Start: N(0, t_0 I), or an exact draw of p_{t_0} in the empirical case.
     const double sd0 = std::sqrt(cfg.times[0]);
     for (int64_t i = 0; i < qb; ++i) {
@@ -70,19 +75,27 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
           for (int64_t e = 0; e < qb * d; ++e)
             trajectory[(static_cast<int64_t>(slot) * n_samples + i0) * d + e] = static_cast<T>(y[e]);
     };
-    auto eval = [&](const std::vector<double>& at, int64_t grid, uint32_t evaln, std::vector<double>& res) {
+    // The score at `at` for grid time `grid`, stream evaluation evaln; its
+    // relative errors go to error slot `slot`.
+    auto eval = [&](const std::vector<double>& at, int64_t grid, uint32_t evaln, int64_t slot,
+                    std::vector<double>& res) {
       SmoothOptions sm = sm0;
       sm.bandwidth = cfg.bandwidth[grid];
       sm.eval = evaln;
       res.resize(qb * d);
-      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt, res.data(), nullptr);
+      SmoothRowOutputs ro;
+      ro.score = res.data();
+      if (mc_error) ro.relative_se = rel.data();
+      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt, ro);
+      if (mc_error)
+        for (int64_t i = 0; i < qb; ++i) err_sums[tile * slots + slot] += rel[i];
       done.fetch_add(1);
     };
     keep(0);
     for (int64_t k = 0; k < K; ++k) {
       if (stop.load(std::memory_order_relaxed)) return;
       const double D = cfg.times[k] - cfg.times[k + 1];
-      eval(y, k, static_cast<uint32_t>(2 * k), s);
+      eval(y, k, static_cast<uint32_t>(2 * k), k, s);
       if (cfg.method == kEulerMaruyama) {
         const double sq = std::sqrt(D);
         for (int64_t i = 0; i < qb; ++i) {
@@ -95,14 +108,14 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
       } else {
         y2.resize(qb * d);
         for (int64_t e = 0; e < qb * d; ++e) y2[e] = y[e] + 0.5 * D * s[e];
-        eval(y2, k + 1, static_cast<uint32_t>(2 * k + 1), s2);
+        eval(y2, k + 1, static_cast<uint32_t>(2 * k + 1), k, s2);
         for (int64_t e = 0; e < qb * d; ++e) y[e] += 0.25 * D * (s[e] + s2[e]);
       }
       keep(k + 1);
     }
     if (cfg.denoise_last) {
       // Tweedie with the score the run used: y_K + t_min s(y_K).
-      eval(y, K, static_cast<uint32_t>(2 * K), s);
+      eval(y, K, static_cast<uint32_t>(2 * K), K, s);
       for (int64_t e = 0; e < qb * d; ++e) y[e] += cfg.times[K] * s[e];
     }
     for (int64_t e = 0; e < qb * d; ++e) out[i0 * d + e] = static_cast<T>(y[e]);
@@ -135,13 +148,19 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   }
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
+  if (mc_error && !cancelled)
+    for (int64_t slot = 0; slot < slots; ++slot) {
+      double sum = 0.0;
+      for (int64_t tile = 0; tile < ntiles; ++tile) sum += err_sums[tile * slots + slot];
+      mc_error[slot] = sum / static_cast<double>(n_samples * cfg.evaluations_in_slot(slot));
+    }
   if (!cancelled && poll) poll(done.load(), total);
   return !cancelled;
 }
 
 template bool sample_cpu(const Mixture<float>&, int64_t, const SamplerConfig&, float*, float*,
-                         const PassOptions&, const PollFn&);
+                         const PassOptions&, const PollFn&, double*);
 template bool sample_cpu(const Mixture<double>&, int64_t, const SamplerConfig&, double*, double*,
-                         const PassOptions&, const PollFn&);
+                         const PassOptions&, const PollFn&, double*);
 
 }  // namespace ledkde

@@ -1,9 +1,11 @@
-// Kernel-smoothed score and LED-KDE log-density on the CPU: the n_kernel
-// perturbed copies of a tile of queries are the rows of one pass over the
-// data, and the mean over copies is taken here.
+// Kernel-smoothed score and LED-KDE log-density on the CPU: the kernel draws
+// of a tile of queries (and, when the estimator needs it, one unperturbed
+// pilot row per query) are the rows of one pass over the data; the
+// estimators of smooth_estimator.h turn the rows' states into the means and
+// their standard errors.
 #include <cmath>
 
-#include "ledkde/philox.h"
+#include "ledkde/smooth_estimator.h"
 #include "parallel.h"
 #include "pass_cpu.h"
 
@@ -12,53 +14,85 @@ namespace ledkde {
 template <class T>
 void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
                    uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
-                   const PassOptions& opt, double* score, double* log_density) {
+                   const PassOptions& opt, SmoothRowOutputs out) {
   const int64_t d = mix.d, M = effective_draws(sm);
-  ws.rows.resize(static_cast<size_t>(qb * M * d));
-  ws.u.assign(d, 0.0);
+  const bool per_var = !mix.var.empty();
+  const bool pilot = smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, per_var, out.log_density != nullptr);
+  const int64_t copies = M + (pilot ? 1 : 0);
+  ws.rows.resize(static_cast<size_t>(qb * copies * d));
+  ws.u.assign(static_cast<size_t>(M * d), 0.0);
   for (int64_t i = 0; i < qb; ++i) {
-    for (int64_t m = 0; m < M; ++m) {
-      if (sm.bandwidth > 0.0)
-        kernel_draw(sm.seed, index0 + static_cast<uint32_t>(i), sm.eval, static_cast<uint32_t>(m),
-                    sm.antithetic, sm.kernel, sm.bandwidth, d, ws.u.data());
-      T* row = ws.rows.data() + (i * M + m) * d;
-      for (int64_t k = 0; k < d; ++k)
-        row[k] = static_cast<T>(y[i * d + k] + ws.u[k] - mix.centre[k]);
+    if (sm.bandwidth > 0.0)
+      kernel_draws(sm.seed, index0 + static_cast<uint32_t>(i), sm.eval, M, sm.antithetic, sm.orthogonal, sm.kernel,
+                   sm.bandwidth, d, ws.u.data());
+    for (int64_t m = 0; m < copies; ++m) {
+      T* row = ws.rows.data() + (i * copies + m) * d;
+      const double* u = ws.u.data() + (m < M ? m : 0) * d;
+      const double on = m < M ? 1.0 : 0.0;  // the pilot row is unperturbed
+      for (int64_t k = 0; k < d; ++k) row[k] = static_cast<T>(y[i * d + k] + on * u[k] - mix.centre[k]);
     }
   }
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
-  pass_rows(mix, lp, qb * M, ws, o);
-  const double inv_m = 1.0 / static_cast<double>(M);
+  pass_rows(mix, lp, qb * copies, ws, o);
+  std::vector<double> ld(static_cast<size_t>(M)), lin(pilot ? static_cast<size_t>(M) : 0), S(static_cast<size_t>(M));
   for (int64_t i = 0; i < qb; ++i) {
-    double* s = score + i * d;
-    std::fill(s, s + d, 0.0);
-    double ld = 0.0;
-    for (int64_t m = 0; m < M; ++m) {
-      const int64_t r = i * M + m;
-      const double S = ws.st[r].S;
-      const double* Ar = ws.A.data() + r * d;
-      for (int64_t k = 0; k < d; ++k) s[k] += Ar[k] / S;  // as in evaluate_cpu: h = 0 is exact
-      ld += lse_log_density(ws.st[r]);
+    const int64_t r0 = i * copies, rp = r0 + M;  // first draw, pilot
+    const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot,
+                                     pilot ? ws.B[rp] : 0.0, pilot ? ws.st[rp].S : 1.0);
+    double se2_sum = 0.0, norm2 = 0.0;
+    if (out.score) {
+      double* s = out.score + i * d;
+      for (int64_t m = 0; m < M; ++m) S[m] = ws.st[r0 + m].S;
+      for (int64_t k = 0; k < d; ++k) {
+        const ScoreDraws<T> f{ws.A.data() + r0 * d, S.data(), ws.rows.data() + r0 * d, d, k,
+                              y[i * d + k] - mix.centre[k], beta};
+        double se2;
+        unit_mean_se2(M, sm.antithetic, f, s[k], se2);
+        se2_sum += se2;
+        norm2 += s[k] * s[k];
+      }
+      if (out.score_se) out.score_se[i] = std::sqrt(se2_sum);
+      if (out.relative_se) out.relative_se[i] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
     }
-    for (int64_t k = 0; k < d; ++k) s[k] *= inv_m;
-    if (log_density) log_density[i] = lp.c0 + ld * inv_m;
+    if (out.log_density) {
+      for (int64_t m = 0; m < M; ++m) ld[m] = lse_log_density(ws.st[r0 + m]);
+      if (pilot) {
+        // The linear term s_t(y) . (r_m - y_c), s_t(y) from the pilot row.
+        const double* Ap = ws.A.data() + rp * d;
+        const double Sp = ws.st[rp].S;
+        for (int64_t m = 0; m < M; ++m) {
+          const T* row = ws.rows.data() + (r0 + m) * d;
+          double acc = 0.0;
+          for (int64_t k = 0; k < d; ++k)
+            acc += (Ap[k] / Sp) * (static_cast<double>(row[k]) - (y[i * d + k] - mix.centre[k]));
+          lin[m] = acc;
+        }
+      }
+      double mean, se2;
+      unit_mean_se2(M, sm.antithetic, LogDensityDraws{ld.data(), pilot ? lin.data() : nullptr}, mean, se2);
+      out.log_density[i] = lp.c0 + mean;
+      if (out.log_density_se) out.log_density_se[i] = std::sqrt(se2);
+    }
   }
 }
 
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
-                  T* score, T* log_density, const PassOptions& opt_in) {
+                  SmoothOutputs<T> out, const PassOptions& opt_in) {
   const LogitParams<T> lp = make_logit_params(mix, t);
   // One pass per kernel draw over the same mixture: pack it for the tile products.
   TilePack<T> pack;
   const PassOptions opt = with_tile_pack(mix, opt_in, pack);
   const int64_t d = mix.d;
-  const int64_t tq = std::max<int64_t>(1, opt.tile_q / effective_draws(sm));
+  const int64_t copies =
+      effective_draws(sm) +
+      (smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, !mix.var.empty(), out.log_density) ? 1 : 0);
+  const int64_t tq = std::max<int64_t>(1, opt.tile_q / copies);
   const int64_t ntiles = (q + tq - 1) / tq;
   struct Scratch {
     Workspace<T> ws;
-    std::vector<double> y, s, ld;
+    std::vector<double> y, s, ld, sse, lse;
   };
   std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, opt.threads)));
   parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
@@ -67,12 +101,20 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     w.y.assign(y + i0 * d, y + (i0 + qb) * d);
     w.s.resize(static_cast<size_t>(qb * d));
     w.ld.resize(qb);
-    smoothed_rows(mix, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, opt, w.s.data(),
-                  w.ld.data());
+    w.sse.resize(qb);
+    w.lse.resize(qb);
+    SmoothRowOutputs ro;
+    ro.score = out.score ? w.s.data() : nullptr;
+    ro.score_se = out.score_se ? w.sse.data() : nullptr;
+    ro.log_density = out.log_density ? w.ld.data() : nullptr;
+    ro.log_density_se = out.log_density_se ? w.lse.data() : nullptr;
+    smoothed_rows(mix, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, opt, ro);
     for (int64_t i = 0; i < qb; ++i) {
-      if (log_density) log_density[i0 + i] = static_cast<T>(w.ld[i]);
-      if (score)
-        for (int64_t k = 0; k < d; ++k) score[(i0 + i) * d + k] = static_cast<T>(w.s[i * d + k]);
+      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(w.ld[i]);
+      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(w.lse[i]);
+      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(w.sse[i]);
+      if (out.score)
+        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(w.s[i * d + k]);
     }
   });
 }
@@ -80,9 +122,9 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
 #define LEDKDE_INSTANTIATE(T)                                                                   \
   template void smoothed_rows(const Mixture<T>&, const LogitParams<T>&, const double*, int64_t, \
                               uint32_t, const SmoothOptions&, Workspace<T>&,                    \
-                              const PassOptions&, double*, double*);                            \
+                              const PassOptions&, SmoothRowOutputs);                            \
   template void smoothed_cpu(const Mixture<T>&, const T*, int64_t, double,                     \
-                             const SmoothOptions&, T*, T*, const PassOptions&);
+                             const SmoothOptions&, SmoothOutputs<T>, const PassOptions&);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks, _device, reference
-from ._scores import KERNELS, Mixture, _mixture_for
+from ._scores import Mixture, _mixture_for, smooth_args
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
 SCHEDULES = ("uniform", "geometric", "edm")
@@ -74,9 +74,10 @@ def _bandwidths(bandwidth, times: np.ndarray) -> np.ndarray:
 
 
 def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geometric",
-           method="euler_maruyama", bandwidth=0.0, n_kernel=1, kernel="gaussian", antithetic=False,
-           init="gaussian", denoise_last=True, seed=0, return_trajectory=None, log_weights=None,
-           variances=None, threads=None, progress=None, tile=None, dtype=None, device="auto"):
+           method="euler_maruyama", bandwidth=0.0, n_kernel=1, kernel="gaussian", estimator="control",
+           antithetic=False, orthogonal=False, init="gaussian", denoise_last=True, seed=0,
+           return_trajectory=None, return_error=False, log_weights=None, variances=None, threads=None,
+           progress=None, tile=None, dtype=None, device="auto"):
     """Draw ``n_samples`` by reverse diffusion with the (smoothed) score of ``data``.
 
     data : (N, d) training points or a :class:`Mixture`. The grid goes from
@@ -85,14 +86,21 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     method : ``"euler_maruyama"`` (reverse SDE), ``"ode_euler"`` or ``"ode_heun"``
     (probability flow). bandwidth : a number, one value per step (or per grid
     time), or a callable of t; 0 gives the plain score. n_kernel draws of
-    ``kernel`` estimate the smoothed score. init : ``"gaussian"`` (N(0, t_max I))
+    ``kernel`` estimate the smoothed score, with ``estimator``, ``antithetic`` and
+    ``orthogonal`` as in :func:`smoothed_score` (default: the control estimator,
+    whose linear term is removed exactly). init : ``"gaussian"`` (N(0, t_max I))
     or ``"empirical"`` (exact draw of p_{t_max}). denoise_last : return
     ``y_K + t_min s(y_K)`` with the score the run used. return_trajectory : grid
     indices (0..steps) whose states to return as well. progress : callable
     ``(done, total)`` called every few tens of milliseconds from the calling thread.
 
-    Returns samples (n_samples, d), or (samples, trajectory (len(indices), n_samples, d))
-    when return_trajectory is given. The whole loop runs in compiled code; Ctrl-C
+    return_error : also return the Monte Carlo error of the run, shape
+    (steps + denoise_last,): per step the mean over samples of the relative
+    standard error ``|se| / |s|`` of the smoothed scores it used (Heun: both
+    evaluations; the last entry is the final denoising; 0 where h = 0).
+
+    Returns samples (n_samples, d); with return_trajectory and/or return_error a
+    tuple ``(samples, [trajectory (len(indices), n_samples, d)], [mc_error])``. The whole loop runs in compiled code; Ctrl-C
     stops it with KeyboardInterrupt. device : ``"auto"``, ``"cpu"``, ``"cuda"`` or
     ``"cuda:N"``; on the GPU the same seed gives the same samples as on the CPU up to
     floating-point rounding.
@@ -103,16 +111,11 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     K = len(times) - 1
     mcode = METHODS[_checks.choice("method", method, tuple(METHODS))]
     icode = INITS[_checks.choice("init", init, tuple(INITS))]
-    kcode = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))]
-    n_kernel = _checks.positive_int("n_kernel", n_kernel)
-    if not isinstance(antithetic, (bool, np.bool_)):
-        raise TypeError("antithetic: expected True or False")
-    if antithetic and n_kernel % 2:
-        raise ValueError(f"n_kernel: must be even with antithetic=True, got {n_kernel}")
+    hs = _bandwidths(bandwidth, times)
+    _, n_kernel, kcode, ecode, antithetic, orthogonal, seed = smooth_args(
+        float(hs.max()), n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error)
     if not isinstance(denoise_last, (bool, np.bool_)):
         raise TypeError("denoise_last: expected True or False")
-    seed = _checks.seed(seed)
-    hs = _bandwidths(bandwidth, times)
     keep = []
     if return_trajectory is not None:
         keep = [int(k) for k in np.atleast_1d(np.asarray(return_trajectory))]
@@ -130,18 +133,17 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
         mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
     _checks.time_for_dtype("t_min" if isinstance(schedule, str) else "schedule", float(times[-1]), mix.dtype)
     tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
-    args = (mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode, bool(antithetic), icode,
-            bool(denoise_last), seed, keep, progress, _checks.threads(threads), tq, tn)
+    args = (mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode, ecode, antithetic, orthogonal,
+            icode, bool(denoise_last), seed, keep, bool(return_error), progress, _checks.threads(threads), tq, tn)
     if where.kind == "cuda" and where.gpu_output:
         # GPU data in, GPU samples out: the run writes straight into CuPy arrays.
         cp = _device._cupy("data")
         with cp.cuda.Device(where.index):
             samples = cp.empty((n_samples, mix.d), dtype=mix.dtype)
             traj = cp.empty((len(keep), n_samples, mix.d), dtype=mix.dtype) if keep else None
-            where.module().sample(*args, samples.data.ptr, 0 if traj is None else traj.data.ptr)
+            _, _, err = where.module().sample(*args, samples.data.ptr, 0 if traj is None else traj.data.ptr)
     else:
-        samples, traj = where.module().sample(*args)
+        samples, traj, err = where.module().sample(*args)
         samples, traj = where.output(samples), where.output(traj)
-    if return_trajectory is not None:
-        return samples, traj
-    return samples
+    res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
+    return res if len(res) > 1 else samples

@@ -254,56 +254,93 @@ def finalize(state: PassState, outputs: Sequence[str] = OUTPUTS) -> dict[str, np
 
 
 # --------------------------------------------------------------------------- smoothed scores
-def _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed):
-    h = _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True)
+ESTIMATORS = {"naive": 0, "control": 1}
+
+
+def smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error=False):
+    """The checked kernel-smoothing arguments: (h, M, kernel code, estimator code,
+    antithetic, orthogonal, seed). Shared by the smoothed scores and the sampler."""
+    h = _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True) if np.ndim(bandwidth) == 0 else None
     m = _checks.positive_int("n_kernel", n_kernel)
     k = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))]
-    if not isinstance(antithetic, (bool, np.bool_)):
-        raise TypeError(f"antithetic: expected True or False, got {type(antithetic).__name__}")
+    e = ESTIMATORS[_checks.choice("estimator", estimator, tuple(ESTIMATORS))]
+    for name, v in (("antithetic", antithetic), ("orthogonal", orthogonal), ("return_error", return_error)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name}: expected True or False, got {type(v).__name__}")
     if antithetic and m % 2:
         raise ValueError(f"n_kernel: must be even with antithetic=True (pairs u, -u), got {m}")
-    return h, m, k, bool(antithetic), _checks.seed(seed)
+    if return_error and (h is None or h > 0) and m < (4 if antithetic else 2):
+        raise ValueError(f"n_kernel: a standard error needs at least two independent draws "
+                         f"({'two antithetic pairs, n_kernel >= 4' if antithetic else 'n_kernel >= 2'}), got {m}")
+    return h, m, k, e, bool(antithetic), bool(orthogonal), _checks.seed(seed)
 
 
-def _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights, variances,
-              threads, tile, device, want_score, want_ld):
-    h, m, k, anti, sd = _smooth_args(bandwidth, n_kernel, kernel, antithetic, seed)
+def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error,
+              log_weights, variances, threads, tile, device, want_score):
+    h, m, k, est, anti, orth, sd = smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal,
+                                               seed, return_error)
+    want_ld = not want_score
     if _device.is_gpu_array(y) and device != "cpu":
         y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device)
         q, d = y_w.shape
         with cp.cuda.Device(index):
             out = cp.empty((q, d) if want_score else (q,), dtype=mix.dtype)
-            module.smoothed_ptr(engine, y_w.data.ptr, q, t, h, m, k, anti, sd,
-                                out.data.ptr if want_score else 0, 0 if want_score else out.data.ptr)
-        return out
+            err = cp.empty((q,), dtype=mix.dtype) if return_error else None
+            ptr = out.data.ptr
+            eptr = 0 if err is None else err.data.ptr
+            module.smoothed_ptr(engine, y_w.data.ptr, q, t, h, m, k, est, anti, orth, sd,
+                                ptr if want_score else 0, 0 if want_score else ptr,
+                                eptr if want_score else 0, 0 if want_score else eptr)
+        return (out, err) if return_error else out
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
-    res = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, anti, sd, 0, want_score, want_ld,
-                                  _checks.threads(threads), tq, tn)
-    return where.output(res[0] if want_score else res[1])
+    sc, ld, sse, lse = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, est, anti, orth, sd, 0,
+                                               want_score, want_ld, bool(return_error),
+                                               _checks.threads(threads), tq, tn)
+    out, err = (sc, sse) if want_score else (ld, lse)
+    if return_error:
+        return where.output(out), where.output(err)
+    return where.output(out)
 
 
-def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
-                   log_weights=None, variances=None, threads=None, tile=None, device="auto") -> np.ndarray:
-    """Kernel-smoothed score ``(K_h * s_t)(y) = E_u[s_t(y + u)]``, shape (Q, d).
-
-    Monte Carlo over ``n_kernel`` draws ``u`` of the kernel ``K_h``: ``"gaussian"``
-    (N(0, h^2 I)) or ``"uniform"`` (uniform on the ball of radius h); with
-    ``antithetic=True`` the draws come in pairs (u, -u). The draws come from the
+_SMOOTH_DOC = """
+    Estimated from ``n_kernel`` draws ``u`` of the kernel ``K_h``: ``"gaussian"``
+    (N(0, h^2 I)) or ``"uniform"`` (uniform on the ball of radius h).
+    estimator : ``"control"`` (default) removes the term that is linear in ``u``
+    and has mean zero (``-u/t`` in the score, ``s_t(y) . u`` in the log-density),
+    which otherwise dominates the estimate at small t; ``"naive"`` is the plain
+    average of ``s_t(y + u)``, kept to show that artifact. Both are unbiased.
+    antithetic : draws in pairs (u, -u). orthogonal : blocks of up to d mutually
+    orthogonal draws (each still distributed as K_h). The draws come from the
     counter-based stream of ``seed`` (row index = query index, step 0), so the
-    result does not depend on ``threads``. ``bandwidth=0`` gives :func:`score` exactly.
-    """
-    return _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights,
-                     variances, threads, tile, device, True, False)
+    result does not depend on ``threads``. ``bandwidth=0`` gives the plain value
+    exactly. return_error : also return the Monte Carlo standard error per query,
+    shape (Q,) (for the score: the expected length of the error vector), from the
+    spread of the draws (antithetic: of the pairs; for orthogonal draws the same
+    formula, which tends to overstate the error).
+"""
 
 
-def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False,
-                        seed=0, log_weights=None, variances=None, threads=None, tile=None,
-                        device="auto") -> np.ndarray:
-    """``(K_h * log p_t)(y)``, shape (Q,): the log of the LED-KDE up to its normalizing constant.
+def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", estimator="control", antithetic=False,
+                   orthogonal=False, seed=0, return_error=False, log_weights=None, variances=None, threads=None,
+                   tile=None, device="auto"):
+    return _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed,
+                     return_error, log_weights, variances, threads, tile, device, True)
 
-    Same draws as :func:`smoothed_score` for the same seed, so the smoothed score is
-    the gradient of this estimate's expectation.
-    """
-    return _smoothed(y, data, t, bandwidth, n_kernel, kernel, antithetic, seed, log_weights,
-                     variances, threads, tile, device, False, True)
+
+def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", estimator="control",
+                        antithetic=False, orthogonal=False, seed=0, return_error=False, log_weights=None,
+                        variances=None, threads=None, tile=None, device="auto"):
+    return _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed,
+                     return_error, log_weights, variances, threads, tile, device, False)
+
+
+smoothed_score.__doc__ = """Kernel-smoothed score ``(K_h * s_t)(y) = E_u[s_t(y + u)]``, shape (Q, d).
+
+    Returns the score, or ``(score, standard_error)`` with ``return_error=True``.
+""" + _SMOOTH_DOC
+led_kde_log_density.__doc__ = """``(K_h * log p_t)(y)``, shape (Q,): the log of the LED-KDE up to its normalizing constant.
+
+    Same draws as :func:`smoothed_score` for the same seed. Returns the
+    log-density, or ``(log_density, standard_error)`` with ``return_error=True``.
+""" + _SMOOTH_DOC

@@ -137,20 +137,38 @@ def stream_normals(seed, index, step, purpose, draw, d):
 
 
 def kernel_draws(seed, n_queries, eval_index, n_kernel, d, bandwidth, kernel="gaussian", antithetic=False,
-                 index0=0):
-    """Kernel perturbations u, shape (n_queries, n_kernel, d), as the engine draws them."""
+                 index0=0, orthogonal=False):
+    """Kernel perturbations u, shape (n_queries, n_kernel, d), as the engine draws them.
+
+    iid: draw m from the stream normals g_m (draw number m, or m // 2 with
+    antithetic pairs, whose odd member is -u). orthogonal: the base draws come
+    in blocks of d; base draw j is g_j minus its projections on the earlier
+    base draws of its block (Gram-Schmidt, done twice), rescaled to the length
+    of the iid draw (h |g_j|, or h U^(1/d) for the uniform ball).
+    """
     m = np.arange(n_kernel)
     base = m // 2 if antithetic else m
     sign = np.where((m % 2 == 1) & antithetic, -1.0, 1.0)
     idx = index0 + np.arange(n_queries)[:, None]
     g = stream_normals(seed, idx, eval_index, PURPOSE_KERNEL, base[None, :], d)
-    scale = bandwidth * sign[None, :, None]
     if kernel == "uniform":
         nb = (d + 3) // 4
         bits = _bits(seed, nb, idx, eval_index, PURPOSE_KERNEL, base[None, :])
-        U = _unit(bits[..., 0])
-        scale = scale * (U ** (1.0 / d) / np.linalg.norm(g, axis=-1))[..., None]
-    return g * scale
+        length = bandwidth * _unit(bits[..., 0]) ** (1.0 / d)
+    else:
+        length = bandwidth * np.linalg.norm(g, axis=-1)
+    if orthogonal:
+        nbase = n_kernel // 2 if antithetic else n_kernel
+        first = np.arange(n_kernel) if not antithetic else 2 * np.arange(nbase)
+        v = g[:, first, :].copy()
+        for j in range(nbase):
+            for _ in range(2):
+                for p in range(j - j % d, j):
+                    w = v[:, p, :]
+                    v[:, j, :] -= (np.einsum("qd,qd->q", v[:, j, :], w) / np.einsum("qd,qd->q", w, w))[:, None] * w
+            v[:, j, :] *= (length[:, first[j]] / np.linalg.norm(v[:, j, :], axis=-1))[:, None]
+        return v[:, base, :] * sign[None, :, None]
+    return g * (length / np.linalg.norm(g, axis=-1))[..., None] * sign[None, :, None]
 
 
 def init_index(seed, samples, n):
@@ -160,35 +178,92 @@ def init_index(seed, samples, n):
 
 
 # --------------------------------------------------------------------------- smoothed scores
-def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
-                   log_weights=None, variances=None, eval_index=0, index0=0):
-    """Mean over the stream's kernel draws of the plain score at y + u, shape (Q, d)."""
+def _score_and_inverse_variance(y, data, t, log_weights, variances):
+    """The score (Q, d), log-density (Q,) and b(y) = sum_i w_i / v_i (Q,)."""
+    l, v = _logits(y, data, t, log_weights, variances)
+    top = l.max(axis=1, keepdims=True)
+    e = np.exp(l - top)
+    tot = e.sum(axis=1, keepdims=True)
+    w = e / tot
+    b = (w / v).sum(axis=1)
+    return (w / v) @ np.asarray(data, dtype=np.float64) - y * b[:, None], (top + np.log(tot))[:, 0], b
+
+
+def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, log_weights,
+              variances, eval_index, index0):
+    """Per-draw estimates of the smoothed score (Q, M, d) and log-density (Q, M)."""
+    q, d = y.shape
+    u = kernel_draws(seed, q, eval_index, n_kernel, d, bandwidth, kernel, antithetic, index0, orthogonal)
+    pts = (y[:, None, :] + u).reshape(q * n_kernel, d)
+    s, ld, _ = _score_and_inverse_variance(pts, data, t, log_weights, variances)
+    s, ld = s.reshape(q, n_kernel, d), ld.reshape(q, n_kernel)
+    if estimator == "control":
+        if variances is None:
+            s = s + u / t  # the denoiser is averaged: (m_t(y + u) - y) / t
+        if not antithetic:
+            s0, _, b0 = _score_and_inverse_variance(y, data, t, log_weights, variances)
+            if variances is not None:
+                s = s + b0[:, None, None] * u
+            ld = ld - np.einsum("qd,qmd->qm", s0, u)
+    elif estimator != "naive":
+        raise ValueError(estimator)
+    return s, ld
+
+
+def _mean_and_error(x, antithetic):
+    """Mean over axis 1 and the standard error of that mean (over draws, or antithetic pairs)."""
+    if antithetic:
+        x = 0.5 * (x[:, 0::2] + x[:, 1::2])
+    n = x.shape[1]
+    mean = x.mean(axis=1)
+    var = x.var(axis=1, ddof=1) / n if n > 1 else np.zeros_like(x[:, 0])
+    return mean, var
+
+
+def smoothed_score(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", estimator="control", antithetic=False,
+                   orthogonal=False, seed=0, return_error=False, log_weights=None, variances=None, eval_index=0,
+                   index0=0):
+    """The smoothed score estimate from the stream's kernel draws, shape (Q, d).
+
+    naive: mean of s_t(y + u_m). control: plus beta u_m, beta = 1/t (equal
+    variances) or b(y) = sum_i w_i(y) / v_i (per-component variances; 0 with
+    antithetic pairs). return_error: also the standard error (Q,), the root of
+    the summed per-coordinate variances of the mean.
+    """
     y = np.asarray(y, dtype=np.float64)
     q, d = y.shape
     if bandwidth == 0:
-        return score(y, data, t, log_weights=log_weights, variances=variances)
-    u = kernel_draws(seed, q, eval_index, n_kernel, d, bandwidth, kernel, antithetic, index0)
-    pts = (y[:, None, :] + u).reshape(q * n_kernel, d)
-    s = score(pts, data, t, log_weights=log_weights, variances=variances)
-    return s.reshape(q, n_kernel, d).mean(axis=1)
+        s = score(y, data, t, log_weights=log_weights, variances=variances)
+        return (s, np.zeros(q)) if return_error else s
+    s, _ = _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, log_weights,
+                     variances, eval_index, index0)
+    mean, var = _mean_and_error(s, antithetic)
+    return (mean, np.sqrt(var.sum(axis=1))) if return_error else mean
 
 
-def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", antithetic=False, seed=0,
-                        log_weights=None, variances=None):
-    """Mean over the stream's kernel draws of log p_t(y + u), shape (Q,)."""
+def led_kde_log_density(y, data, t, *, bandwidth, n_kernel, kernel="gaussian", estimator="control",
+                        antithetic=False, orthogonal=False, seed=0, return_error=False, log_weights=None,
+                        variances=None):
+    """The LED-KDE log-density estimate (K_h * log p_t)(y), shape (Q,).
+
+    naive: mean of log p_t(y + u_m). control: minus s_t(y) . u_m (not needed
+    with antithetic pairs, where it cancels). return_error: also the standard error (Q,).
+    """
     y = np.asarray(y, dtype=np.float64)
     q, d = y.shape
     if bandwidth == 0:
-        return log_density(y, data, t, log_weights=log_weights, variances=variances)
-    u = kernel_draws(seed, q, 0, n_kernel, d, bandwidth, kernel, antithetic)
-    pts = (y[:, None, :] + u).reshape(q * n_kernel, d)
-    return log_density(pts, data, t, log_weights=log_weights, variances=variances).reshape(q, n_kernel).mean(axis=1)
+        ld = log_density(y, data, t, log_weights=log_weights, variances=variances)
+        return (ld, np.zeros(q)) if return_error else ld
+    _, ld = _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, log_weights,
+                      variances, 0, 0)
+    mean, var = _mean_and_error(ld, antithetic)
+    return (mean, np.sqrt(var)) if return_error else mean
 
 
 # --------------------------------------------------------------------------- samplers
 def sample(data, n_samples, times, bandwidths, *, method="euler_maruyama", n_kernel=1, kernel="gaussian",
-           antithetic=False, init="gaussian", denoise_last=True, seed=0, log_weights=None, variances=None,
-           keep=()):
+           estimator="control", antithetic=False, orthogonal=False, init="gaussian", denoise_last=True, seed=0,
+           log_weights=None, variances=None, keep=()):
     """The reverse-time sampler of SPEC section 1, one step at a time, in float64.
 
     times : (K+1,) decreasing grid; bandwidths : (K+1,) bandwidth at each grid time.
@@ -205,8 +280,8 @@ def sample(data, n_samples, times, bandwidths, *, method="euler_maruyama", n_ker
     y = np.sqrt(times[0]) * stream_normals(seed, idx, 0, PURPOSE_INIT_NOISE, 0, d)
     if init == "empirical":
         y = y + data[init_index(seed, idx, n).astype(np.int64)]
-    kw = dict(n_kernel=n_kernel, kernel=kernel, antithetic=antithetic, seed=seed,
-              log_weights=log_weights, variances=variances)
+    kw = dict(n_kernel=n_kernel, kernel=kernel, estimator=estimator, antithetic=antithetic,
+              orthogonal=orthogonal, seed=seed, log_weights=log_weights, variances=variances)
 
     def s(at, grid, ev):
         return smoothed_score(at, data, times[grid], bandwidth=bandwidths[grid], eval_index=ev, **kw)

@@ -10,6 +10,7 @@
 
 #include "ledkde/big_buffer.h"
 
+#include "smooth_estimator.h"
 #include "tile_math.h"
 
 namespace ledkde {
@@ -117,15 +118,29 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
              const PassOptions& opt);
 
 // Kernel-smoothed score (K_h * s_t)(y) and the LED-KDE log-density
-// (K_h * log p_t)(y), each a mean over n_kernel draws of the kernel taken
-// from the random stream with step = `eval` (philox.h). Either pointer may be null.
+// (K_h * log p_t)(y), each estimated from n_kernel draws of the kernel taken
+// from the random stream with step = `eval` (philox.h), by the estimator of
+// smooth_estimator.h.
 struct SmoothOptions {
   double bandwidth = 0.0;
   int64_t n_kernel = 1;
   int kernel = 0;  // KernelKind
   bool antithetic = false;
+  bool orthogonal = false;  // orthogonal draws (smooth_estimator.h kernel_draws)
+  int estimator = 1;        // Estimator: 0 naive, 1 control (linear term removed)
   uint64_t seed = 0;
   uint32_t eval = 0;
+};
+
+// Outputs of a smoothed evaluation; a null pointer means "not requested".
+// The standard errors are those of smooth_estimator.h (score: the expected
+// length of the error vector).
+template <class T>
+struct SmoothOutputs {
+  T* score = nullptr;           // (q, d)
+  T* log_density = nullptr;     // (q,)
+  T* score_se = nullptr;        // (q,)
+  T* log_density_se = nullptr;  // (q,)
 };
 
 // Merge state b into a (q queries, d wide), and finalize a state into
@@ -140,7 +155,7 @@ inline int64_t effective_draws(const SmoothOptions& sm) { return sm.bandwidth > 
 
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
-                  T* score, T* log_density, const PassOptions& opt);
+                  SmoothOutputs<T> out, const PassOptions& opt);
 
 // A whole reverse-diffusion run (SPEC section 1): see sampler_cpu.cpp.
 enum Method : int { kEulerMaruyama = 0, kOdeEuler = 1, kOdeHeun = 2 };
@@ -153,6 +168,8 @@ struct SamplerConfig {
   int64_t n_kernel = 1;
   int kernel = 0;
   bool antithetic = false;
+  bool orthogonal = false;
+  int estimator = 1;  // Estimator
   int init = kInitGaussian;
   bool denoise_last = true;
   uint64_t seed = 0;
@@ -165,14 +182,23 @@ struct SamplerConfig {
     sm.n_kernel = n_kernel;
     sm.kernel = kernel;
     sm.antithetic = antithetic;
+    sm.orthogonal = orthogonal;
+    sm.estimator = estimator;
     sm.seed = seed;
     return sm;
   }
-  // Most kernel draws one evaluation takes: n_kernel if any step smooths, else 1.
-  int64_t max_draws() const {
+  // Most rows one evaluation takes per sample: n_kernel (plus the pilot row,
+  // smooth_estimator.h) if any step smooths, else 1.
+  int64_t max_draws(bool per_variance) const {
     for (double h : bandwidth)
-      if (h > 0.0) return n_kernel;
+      if (h > 0.0) return n_kernel + (smooth_needs_pilot(h, estimator, antithetic, per_variance, false) ? 1 : 0);
     return 1;
+  }
+  // Entries of a run's mc_error: one per step and one for the final denoising.
+  int64_t error_slots() const { return static_cast<int64_t>(times.size()) - 1 + (denoise_last ? 1 : 0); }
+  // Score evaluations that error slot `slot` averages over (per sample).
+  int evaluations_in_slot(int64_t slot) const {
+    return (method == kOdeHeun && slot < static_cast<int64_t>(times.size()) - 1) ? 2 : 1;
   }
 };
 
@@ -180,9 +206,13 @@ struct SamplerConfig {
 // (done, total) work units; returning false cancels the run.
 using PollFn = std::function<bool(int64_t, int64_t)>;
 
-// Returns false when the poll function cancelled the run.
+// Returns false when the poll function cancelled the run. mc_error (null:
+// not wanted): (K + denoise_last,) the mean over samples of the relative
+// standard error |se| / |s| of the scores each step used (Heun: mean of its
+// two evaluations; the last entry the final denoising when there is one).
 template <class T>
 bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
-                T* trajectory, const PassOptions& opt, const PollFn& poll);
+                T* trajectory, const PassOptions& opt, const PollFn& poll, double* mc_error = nullptr);
+
 
 }  // namespace ledkde

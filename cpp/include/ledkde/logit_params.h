@@ -29,6 +29,7 @@ inline double expansion_kappa(int64_t d) { return 2.0 * std::sqrt(static_cast<do
 // with c0 = max_j c_j taken out so that the tile arithmetic works on small numbers.
 template <class T>
 struct LogitParams {
+  double t = 0.0;  // the time they were made for
   double c0 = 0.0;
   bool per_component = false;  // false: all c'_j = 0 and inv2v_j = inv2v (uniform, empirical)
   T inv2v = T(0);
@@ -39,6 +40,7 @@ struct LogitParams {
 template <class T>
 inline LogitParams<T> make_logit_params(const Mixture<T>& mix, double t) {
   LogitParams<T> lp;
+  lp.t = t;
   const double half_d = 0.5 * static_cast<double>(mix.d);
   const double log2pi = std::log(2.0 * 3.14159265358979323846);
   if (mix.var.empty()) {
