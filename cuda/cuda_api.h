@@ -60,7 +60,7 @@ void evaluate_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, dou
 // Smoothed score / LED-KDE log-density with y and outputs in device memory.
 template <class T>
 void smoothed_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, double t, const SmoothOptions& sm,
-                     T* score_dev, T* log_density_dev);
+                     SmoothOutputs<T> out_dev);
 
 // Partial states (cpu.h partial_cpu), for merging across devices.
 template <class T>
@@ -69,13 +69,14 @@ void partial_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, 
 // Smoothed score and LED-KDE log-density (cpu.h smoothed_cpu).
 template <class T>
 void smoothed_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t,
-                   const SmoothOptions& sm, T* score, T* log_density);
+                   const SmoothOptions& sm, SmoothOutputs<T> out);
 
 // A whole run (cpu.h sample_cpu); the step loop stays on the device, the
 // host only launches kernels and polls between steps. on_device: out and
-// trajectory are device memory of mix.device (else host memory).
+// trajectory are device memory of mix.device (else host memory). mc_error:
+// host memory, as in sample_cpu.
 template <class T>
 bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
-                 T* trajectory, const PollFn& poll, bool on_device = false);
+                 T* trajectory, const PollFn& poll, bool on_device = false, double* mc_error = nullptr);
 
 }  // namespace ledkde::cuda

@@ -98,7 +98,7 @@ template <class T, int D>
 __global__ void __launch_bounds__(kStage)
     direct_kernel(const T* __restrict__ mu, const T* __restrict__ cprime, const T* __restrict__ inv2v_j,
                   double inv2v, int64_t n, const T* __restrict__ rows, int64_t nrows, double c0, double* m_out,
-                  double* S_out, double* E_out, double* A_out) {
+                  double* S_out, double* E_out, double* A_out, double* B_out) {
   __shared__ double smu[kStage][D];
   __shared__ double sc[kStage], sk[kStage];
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kStage + threadIdx.x;
@@ -110,6 +110,7 @@ __global__ void __launch_bounds__(kStage)
     A[k] = 0.0;
   }
   LseScalars st = lse_init();
+  double B = 0.0;  // sum p / v (smooth_estimator.h needs it per row)
   for (int64_t n0 = 0; n0 < n; n0 += kStage) {
     __syncthreads();
     {
@@ -136,6 +137,7 @@ __global__ void __launch_bounds__(kStage)
       // seen): move the state onto it.
       if (l > st.m) {
         const double a = lse_move_to(st, l);
+        B *= a;
 #pragma unroll
         for (int k = 0; k < D; ++k) A[k] *= a;
       }
@@ -146,6 +148,7 @@ __global__ void __launch_bounds__(kStage)
       st.S += static_cast<double>(p);
       st.E += static_cast<double>(entropy_term<T>(p, x));
       const double pv = static_cast<double>(p) * 2.0 * sk[u];
+      B += pv;
 #pragma unroll
       for (int k = 0; k < D; ++k) A[k] = fma(pv, smu[u][k] - y[k], A[k]);
     }
@@ -155,6 +158,7 @@ __global__ void __launch_bounds__(kStage)
   for (int k = 0; k < D; ++k) A_out[r * D + k] = A[k];
   m_out[r] = st.m == neg_inf() ? st.m : st.m + c0;
   S_out[r] = st.S;
+  B_out[r] = B;
   E_out[r] = st.E;
 }
 
@@ -163,7 +167,7 @@ void launch_direct(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
                    RowStates& st) {
   const unsigned blocks = static_cast<unsigned>((nrows + kStage - 1) / kStage);
   direct_kernel<T, D><<<blocks, kStage>>>(mix.mu_dev, dl.cprime, dl.inv2v_j, dl.inv2v, mix.n, rows, nrows,
-                                          dl.lp.c0, st.m.get(), st.S.get(), st.E.get(), st.A.get());
+                                          dl.lp.c0, st.m.get(), st.S.get(), st.E.get(), st.A.get(), st.B.get());
   check(cudaGetLastError(), "direct_kernel launch");
 }
 

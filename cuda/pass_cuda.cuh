@@ -119,21 +119,31 @@ template <class T>
 void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st);
 
 // rows[r] = y[r / copies] + u(r) - centre, u the kernel draw (r % copies) of
-// query index0 + r / copies at evaluation `eval` (zero when h = 0): one warp
-// per row, two passes over the stream for the uniform ball's norm.
+// query index0 + r / copies at evaluation `eval`; zero when h = 0 and for the
+// pilot rows (r % copies >= draws, smooth_estimator.h). u_pre (orthogonal
+// draws, made by kernel_draws beforehand; q x draws x d) or the stream: one
+// warp per row, two passes over the stream for the uniform ball's norm.
 template <class T>
-__global__ void rows_kernel(const double* __restrict__ y, int64_t q, int64_t copies, int64_t d,
+__global__ void rows_kernel(const double* __restrict__ y, int64_t q, int64_t copies, int64_t draws, int64_t d,
                             const double* __restrict__ centre, double h, int kind, bool antithetic,
-                            uint64_t seed, uint32_t index0, uint32_t eval, T* rows) {
+                            uint64_t seed, uint32_t index0, uint32_t eval, const double* __restrict__ u_pre,
+                            T* rows) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
   if (r >= q * copies) return;
   const int64_t i = r / copies;
   const uint32_t m = static_cast<uint32_t>(r % copies), index = index0 + static_cast<uint32_t>(i);
+  const bool perturbed = h > 0.0 && m < draws;
+  if (u_pre) {
+    const double* u = u_pre + (i * draws + (perturbed ? m : 0)) * d;
+    for (int64_t c = lane; c < d; c += 32)
+      rows[r * d + c] = static_cast<T>(y[i * d + c] + (perturbed ? u[c] : 0.0) - centre[c]);
+    return;
+  }
   const uint32_t base = kernel_base(m, antithetic);
   const int64_t nb = (d + 3) / 4;
   double scale = 0.0;
-  if (h > 0.0) {
+  if (perturbed) {
     double norm2 = 0.0;
     if (kind == kUniformBall) {
       for (int64_t b = lane; b < nb; b += 32) {
@@ -147,7 +157,7 @@ __global__ void rows_kernel(const double* __restrict__ y, int64_t q, int64_t cop
   }
   for (int64_t b = lane; b < nb; b += 32) {
     double z[4] = {0.0, 0.0, 0.0, 0.0};
-    if (h > 0.0) stream_normals4(seed, static_cast<uint32_t>(b), index, eval, kKernel, base, z);
+    if (perturbed) stream_normals4(seed, static_cast<uint32_t>(b), index, eval, kKernel, base, z);
     for (int k = 0; k < 4 && 4 * b + k < d; ++k) {
       const int64_t c = 4 * b + k;
       rows[r * d + c] = static_cast<T>(y[i * d + c] + scale * z[k] - centre[c]);
@@ -157,10 +167,31 @@ __global__ void rows_kernel(const double* __restrict__ y, int64_t q, int64_t cop
 
 inline unsigned blocks_for(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
 
-// smoothed_cuda.cu: the (smoothed) score of float64 device points, shared with the sampler.
+// Scratch of smoothed evaluations of up to q points with `copies` rows each
+// (draws plus the pilot row) and `draws` kernel draws.
+template <class T>
+struct SmoothScratch {
+  Buffer<T> rows;       // (q * copies, d)
+  RowStates st;         // q * copies rows
+  Buffer<double> se2;   // (q, d) variance of the mean per coordinate
+  Buffer<double> u;     // (q, draws, d) orthogonal draws (empty otherwise)
+  SmoothScratch(int64_t q, int64_t copies, int64_t draws, int64_t d, bool orthogonal)
+      : rows(static_cast<size_t>(q * copies * d)), st(q * copies, d), se2(static_cast<size_t>(q * d)),
+        u(orthogonal ? static_cast<size_t>(q * draws * d) : 0) {}
+};
+
+// Rows per point of a smoothed evaluation (draws and the pilot, smooth_estimator.h).
+template <class T>
+int64_t smooth_copies(const DeviceMixture<T>& mix, const SmoothOptions& sm, bool want_log_density) {
+  return effective_draws(sm) +
+         (smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, mix.has_variances, want_log_density) ? 1 : 0);
+}
+
+// smoothed_cuda.cu: the (smoothed) score of float64 device points y_dev
+// (q x d) with stream indices index0.., at evaluation sm.eval, into the
+// device outputs of out (cpu.h SmoothRowOutputs); shared with the sampler.
 template <class T>
 void smoothed_rows_cuda(const DeviceMixture<T>& mix, const double* y_dev, int64_t q, double t,
-                        const SmoothOptions& sm, uint32_t index0, Buffer<T>& rows, RowStates& st,
-                        double* score_dev, double* log_density_dev);
+                        const SmoothOptions& sm, uint32_t index0, SmoothScratch<T>& scratch, SmoothRowOutputs out);
 
 }  // namespace ledkde::cuda

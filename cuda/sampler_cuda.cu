@@ -66,25 +66,37 @@ __global__ void store_kernel(const double* __restrict__ y, int64_t count, T* out
 
 template <class T>
 bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out, T* trajectory,
-                 const PollFn& poll, bool on_device) {
+                 const PollFn& poll, bool on_device, double* mc_error) {
   check(cudaSetDevice(mix.device), "cudaSetDevice");
   const int64_t d = mix.d, K = static_cast<int64_t>(cfg.times.size()) - 1;
-  const int64_t max_draws = cfg.max_draws();
-  const int64_t chunk = std::max<int64_t>(1, kMaxRows / max_draws);
+  const int64_t max_copies = cfg.max_draws(mix.has_variances);
+  const int64_t chunk = std::max<int64_t>(1, kMaxRows / max_copies);
   const int64_t evals = K * (cfg.method == kOdeHeun ? 2 : 1) + (cfg.denoise_last ? 1 : 0);
   const int64_t nchunks = (n_samples + chunk - 1) / chunk;
   const int64_t total = nchunks * evals;
   int64_t done = 0;
   SmoothOptions sm = cfg.smooth_options();
-  Buffer<T> rows(static_cast<size_t>(std::min(chunk, n_samples) * max_draws * d));
-  RowStates st(std::min(chunk, n_samples) * max_draws, d);
-  const size_t cap = static_cast<size_t>(std::min(chunk, n_samples) * d);
-  Buffer<double> y(cap), y2(cap), s(cap), s2(cap);
-  std::vector<double> host(cap);
-  auto eval = [&](const double* at, int64_t qb, int64_t grid, uint32_t evaln, double* res, uint32_t index0) {
+  const int64_t rows_cap = std::min(chunk, n_samples);
+  SmoothScratch<T> scratch(rows_cap, max_copies, cfg.n_kernel, d, cfg.orthogonal);
+  const size_t cap = static_cast<size_t>(rows_cap * d);
+  Buffer<double> y(cap), y2(cap), s(cap), s2(cap), rel(mc_error ? rows_cap : 0);
+  std::vector<double> host(cap), rel_host(mc_error ? rows_cap : 0);
+  // Per error slot, the sum over samples of the relative standard errors
+  // (summed on the host in sample order: the same whatever the chunking).
+  const int64_t slots = cfg.error_slots();
+  std::vector<double> err_sums(mc_error ? slots : 0, 0.0);
+  auto eval = [&](const double* at, int64_t qb, int64_t grid, uint32_t evaln, int64_t slot, double* res,
+                  uint32_t index0) {
     sm.bandwidth = cfg.bandwidth[grid];
     sm.eval = evaln;
-    smoothed_rows_cuda(mix, at, qb, cfg.times[grid], sm, index0, rows, st, res, nullptr);
+    SmoothRowOutputs o;
+    o.score = res;
+    if (mc_error) o.relative_se = rel.get();
+    smoothed_rows_cuda(mix, at, qb, cfg.times[grid], sm, index0, scratch, o);
+    if (mc_error) {
+      rel.download(rel_host.data(), static_cast<size_t>(qb));
+      for (int64_t i = 0; i < qb; ++i) err_sums[slot] += rel_host[i];
+    }
     ++done;
   };
   // Writes the chunk's states (qb samples from i0) to dst (rows of n_samples).
@@ -113,14 +125,14 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
     keep(0, i0, qb);
     for (int64_t k = 0; k < K; ++k) {
       const double D = cfg.times[k] - cfg.times[k + 1];
-      eval(y.get(), qb, k, static_cast<uint32_t>(2 * k), s.get(), index0);
+      eval(y.get(), qb, k, static_cast<uint32_t>(2 * k), k, s.get(), index0);
       if (cfg.method == kEulerMaruyama) {
         em_kernel<<<grid_for(nb4), 256>>>(y.get(), s.get(), qb, d, D, index0, cfg.seed, static_cast<uint32_t>(k));
       } else if (cfg.method == kOdeEuler) {
         axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.5 * D, count);
       } else {
         axpy_kernel<<<grid_for(count), 256>>>(y2.get(), y.get(), s.get(), 0.5 * D, count);
-        eval(y2.get(), qb, k + 1, static_cast<uint32_t>(2 * k + 1), s2.get(), index0);
+        eval(y2.get(), qb, k + 1, static_cast<uint32_t>(2 * k + 1), k, s2.get(), index0);
         axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.25 * D, count);
         axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s2.get(), 0.25 * D, count);
       }
@@ -130,20 +142,23 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
       if (poll && !poll(done, total)) return false;
     }
     if (cfg.denoise_last) {
-      eval(y.get(), qb, K, static_cast<uint32_t>(2 * K), s.get(), index0);
+      eval(y.get(), qb, K, static_cast<uint32_t>(2 * K), K, s.get(), index0);
       axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), cfg.times[K], count);
       check(cudaGetLastError(), "denoise launch");
     }
     store(i0, qb, out);
   }
   check(cudaDeviceSynchronize(), "sampler run");
+  if (mc_error)
+    for (int64_t slot = 0; slot < slots; ++slot)
+      mc_error[slot] = err_sums[slot] / static_cast<double>(n_samples * cfg.evaluations_in_slot(slot));
   if (poll) poll(done, total);
   return true;
 }
 
 template bool sample_cuda(const DeviceMixture<float>&, int64_t, const SamplerConfig&, float*, float*, const PollFn&,
-                          bool);
+                          bool, double*);
 template bool sample_cuda(const DeviceMixture<double>&, int64_t, const SamplerConfig&, double*, double*,
-                          const PollFn&, bool);
+                          const PollFn&, bool, double*);
 
 }  // namespace ledkde::cuda

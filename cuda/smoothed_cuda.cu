@@ -1,50 +1,108 @@
-// Kernel-smoothed score and LED-KDE log-density on the GPU: the n_kernel
-// perturbed copies of every query are the rows of one pass over the data.
+// Kernel-smoothed score and LED-KDE log-density on the GPU: the kernel draws
+// of every query (and, when the estimator needs it, one unperturbed pilot row
+// per query) are the rows of one pass over the data; the estimators of
+// smooth_estimator.h (the same functions as the CPU's) turn the rows' states
+// into the means and their standard errors.
 #include "pass_cuda.cuh"
 
 namespace ledkde::cuda {
 
 namespace {
 
-// score[i] = mean over copies of A / S; log_density[i] = mean of m + log S.
-__global__ void average_kernel(const double* __restrict__ S, const double* __restrict__ m,
-                               const double* __restrict__ A, int64_t q, int64_t copies, int64_t d,
-                               double* score, double* log_density) {
-  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (e >= q * d) return;
-  const int64_t i = e / d, c = e % d;
-  double s = 0.0, ld = 0.0;
-  for (int64_t k = 0; k < copies; ++k) {
-    const int64_t r = i * copies + k;
-    s += A[r * d + c] / S[r];  // division, as on the CPU: h = 0 gives the plain score exactly
-    ld += m[r] + log(S[r]);
-  }
-  score[e] = s / static_cast<double>(copies);
-  if (log_density && c == 0) log_density[i] = ld / static_cast<double>(copies);
+// The orthogonal draws of each query (one thread per query, q x draws x d).
+__global__ void draws_kernel(int64_t q, int64_t draws, int64_t d, uint64_t seed, uint32_t index0, uint32_t eval,
+                             bool antithetic, int kind, double h, double* u) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= q) return;
+  kernel_draws(seed, index0 + static_cast<uint32_t>(i), eval, draws, antithetic, true, kind, h, d, u + i * draws * d);
 }
+
+// The parameters of the estimate common to all queries of an evaluation.
+struct EstimateParams {
+  int64_t q, copies, draws, d;
+  double h, t;
+  int estimator;
+  bool antithetic, per_variance, pilot;
+};
+
+// One thread per (query, coordinate): the score estimate and the variance of its mean.
+template <class T>
+__global__ void score_kernel(EstimateParams p, const double* __restrict__ S, const double* __restrict__ A,
+                             const double* __restrict__ B, const T* __restrict__ rows, const double* __restrict__ y,
+                             const double* __restrict__ centre, double* score, double* se2) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= p.q * p.d) return;
+  const int64_t i = e / p.d, k = e % p.d;
+  const int64_t r0 = i * p.copies, rp = r0 + p.draws;
+  const double beta = control_beta(p.h, p.estimator, p.per_variance, p.t, p.pilot, p.pilot ? B[rp] : 0.0,
+                                   p.pilot ? S[rp] : 1.0);
+  const ScoreDraws<T> f{A + r0 * p.d, S + r0, rows + r0 * p.d, p.d, k, y[e] - centre[k], beta};
+  unit_mean_se2(p.draws, p.antithetic, f, score[e], se2[e]);
+}
+
+// One thread per query: the score's standard error and relative error, the
+// log-density estimate and its standard error.
+template <class T>
+__global__ void query_kernel(EstimateParams p, const double* __restrict__ mx, const double* __restrict__ S,
+                             const double* __restrict__ A, const T* __restrict__ rows, const double* __restrict__ y,
+                             const double* __restrict__ centre, const double* __restrict__ score,
+                             const double* __restrict__ se2, SmoothRowOutputs out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.q) return;
+  const int64_t r0 = i * p.copies, rp = r0 + p.draws, d = p.d;
+  if (out.score && (out.score_se || out.relative_se)) {
+    double v = 0.0, n2 = 0.0;
+    for (int64_t k = 0; k < d; ++k) {
+      v += se2[i * d + k];
+      n2 += score[i * d + k] * score[i * d + k];
+    }
+    if (out.score_se) out.score_se[i] = sqrt(v);
+    if (out.relative_se) out.relative_se[i] = relative_error(sqrt(v), sqrt(n2));
+  }
+  if (out.log_density) {
+    const LogDensityDraws<T> f{mx + r0, S + r0, p.pilot ? A + rp * d : nullptr, p.pilot ? S[rp] : 1.0,
+                               rows + r0 * d, y + i * d, centre, d};
+    double mean, v;
+    unit_mean_se2(p.draws, p.antithetic, f, mean, v);
+    out.log_density[i] = mean;
+    if (out.log_density_se) out.log_density_se[i] = sqrt(v);
+  }
+}
+
+unsigned grid_of(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
 
 }  // namespace
 
-
-// Shared with the sampler: the (smoothed) score of q points y_dev (float64,
-// q x d) with stream indices index0.. at evaluation sm.eval, into score_dev
-// (q x d) and, when not null, log_density_dev (q,). rows/states are scratch
-// sized for q * copies rows.
 template <class T>
 void smoothed_rows_cuda(const DeviceMixture<T>& mix, const double* y_dev, int64_t q, double t,
-                        const SmoothOptions& sm, uint32_t index0, Buffer<T>& rows, RowStates& st,
-                        double* score_dev, double* log_density_dev) {
-  const int64_t copies = effective_draws(sm), d = mix.d;
-  const int64_t nrows = q * copies;
-  rows_kernel<T><<<blocks_for(nrows), kWarps * 32>>>(y_dev, q, copies, d, mix.centre_dev, sm.bandwidth,
+                        const SmoothOptions& sm, uint32_t index0, SmoothScratch<T>& scratch, SmoothRowOutputs out) {
+  const int64_t draws = effective_draws(sm), d = mix.d;
+  const bool pilot =
+      smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, mix.has_variances, out.log_density != nullptr);
+  const int64_t copies = draws + (pilot ? 1 : 0), nrows = q * copies;
+  const bool orthogonal = sm.orthogonal && sm.bandwidth > 0.0;
+  if (orthogonal) {
+    draws_kernel<<<grid_of(q, 64), 64>>>(q, draws, d, sm.seed, index0, sm.eval, sm.antithetic, sm.kernel,
+                                         sm.bandwidth, scratch.u.get());
+    check(cudaGetLastError(), "draws_kernel launch");
+  }
+  rows_kernel<T><<<blocks_for(nrows), kWarps * 32>>>(y_dev, q, copies, draws, d, mix.centre_dev, sm.bandwidth,
                                                      sm.kernel, sm.antithetic, sm.seed, index0, sm.eval,
-                                                     rows.get());
+                                                     orthogonal ? scratch.u.get() : nullptr, scratch.rows.get());
   check(cudaGetLastError(), "rows_kernel launch");
-  run_pass(mix, rows.get(), nrows, t, st);
-  const int64_t total = q * d;
-  average_kernel<<<static_cast<unsigned>((total + 255) / 256), 256>>>(st.S.get(), st.m.get(), st.A.get(), q,
-                                                                      copies, d, score_dev, log_density_dev);
-  check(cudaGetLastError(), "average_kernel launch");
+  RowStates& st = scratch.st;
+  run_pass(mix, scratch.rows.get(), nrows, t, st);
+  const EstimateParams p{q, copies, draws, d, sm.bandwidth, t, sm.estimator, sm.antithetic, mix.has_variances, pilot};
+  if (out.score) {
+    score_kernel<T><<<grid_of(q * d, 256), 256>>>(p, st.S.get(), st.A.get(), st.B.get(), scratch.rows.get(), y_dev,
+                                                  mix.centre_dev, out.score, scratch.se2.get());
+    check(cudaGetLastError(), "score_kernel launch");
+  }
+  if (out.log_density || out.score_se || out.relative_se) {
+    query_kernel<T><<<grid_of(q, 128), 128>>>(p, st.m.get(), st.S.get(), st.A.get(), scratch.rows.get(), y_dev,
+                                              mix.centre_dev, out.score, scratch.se2.get(), out);
+    check(cudaGetLastError(), "query_kernel launch");
+  }
 }
 
 namespace {
@@ -66,42 +124,52 @@ void convert(const From* in, int64_t count, To* out) {
 
 template <class T>
 void smoothed_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, double t, const SmoothOptions& sm,
-                     T* score_dev, T* log_density_dev) {
+                     SmoothOutputs<T> out_dev) {
   if (q == 0) return;
   check(cudaSetDevice(mix.device), "cudaSetDevice");
-  const int64_t d = mix.d, copies = effective_draws(sm);
-  Buffer<double> yd(static_cast<size_t>(q * d)), sd(static_cast<size_t>(q * d)), ldd(q);
+  const int64_t d = mix.d, draws = effective_draws(sm);
+  const int64_t copies = smooth_copies(mix, sm, out_dev.log_density != nullptr);
+  Buffer<double> yd(static_cast<size_t>(q * d)), sd(static_cast<size_t>(q * d)), ldd(q), sse(q), lse(q);
   convert(y_dev, q * d, yd.get());
-  Buffer<T> rows(static_cast<size_t>(q * copies * d));
-  RowStates st(q * copies, d);
-  smoothed_rows_cuda(mix, yd.get(), q, t, sm, 0u, rows, st, sd.get(), ldd.get());
-  convert(sd.get(), q * d, score_dev);
-  convert(ldd.get(), q, log_density_dev);
+  SmoothScratch<T> scratch(q, copies, draws, d, sm.orthogonal);
+  SmoothRowOutputs o;
+  if (out_dev.score) o.score = sd.get();
+  if (out_dev.score_se) o.score_se = sse.get();
+  if (out_dev.log_density) o.log_density = ldd.get();
+  if (out_dev.log_density_se) o.log_density_se = lse.get();
+  smoothed_rows_cuda(mix, yd.get(), q, t, sm, 0u, scratch, o);
+  convert(o.score, q * d, out_dev.score);
+  convert(o.score_se, q, out_dev.score_se);
+  convert(o.log_density, q, out_dev.log_density);
+  convert(o.log_density_se, q, out_dev.log_density_se);
   check(cudaDeviceSynchronize(), "smoothed score");
 }
 
 template <class T>
 void smoothed_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
-                   T* score, T* log_density) {
+                   SmoothOutputs<T> out) {
   if (q == 0) return;
   check(cudaSetDevice(mix.device), "cudaSetDevice");
   const size_t qd = static_cast<size_t>(q * mix.d);
-  Buffer<T> y_dev(qd), s_dev(score ? qd : 0), ld_dev(log_density ? q : 0);
+  Buffer<T> y_dev(qd), s_dev(out.score ? qd : 0), ld_dev(out.log_density ? q : 0),
+      sse_dev(out.score_se ? q : 0), lse_dev(out.log_density_se ? q : 0);
   y_dev.upload(y, qd);
-  smoothed_device(mix, y_dev.get(), q, t, sm, score ? s_dev.get() : nullptr,
-                  log_density ? ld_dev.get() : nullptr);
-  if (score) s_dev.download(score, qd);
-  if (log_density) ld_dev.download(log_density, q);
+  SmoothOutputs<T> o{out.score ? s_dev.get() : nullptr, out.log_density ? ld_dev.get() : nullptr,
+                     out.score_se ? sse_dev.get() : nullptr, out.log_density_se ? lse_dev.get() : nullptr};
+  smoothed_device(mix, y_dev.get(), q, t, sm, o);
+  if (out.score) s_dev.download(out.score, qd);
+  if (out.log_density) ld_dev.download(out.log_density, q);
+  if (out.score_se) sse_dev.download(out.score_se, q);
+  if (out.log_density_se) lse_dev.download(out.log_density_se, q);
 }
 
-#define LEDKDE_INSTANTIATE(T)                                                                      \
-  template void smoothed_rows_cuda(const DeviceMixture<T>&, const double*, int64_t, double,        \
-                                   const SmoothOptions&, uint32_t, Buffer<T>&, RowStates&, double*, \
-                                   double*);                                                         \
-  template void smoothed_cuda(const DeviceMixture<T>&, const T*, int64_t, double,                  \
-                              const SmoothOptions&, T*, T*);                                       \
-  template void smoothed_device(const DeviceMixture<T>&, const T*, int64_t, double,                \
-                                const SmoothOptions&, T*, T*);
+#define LEDKDE_INSTANTIATE(T)                                                                          \
+  template void smoothed_rows_cuda(const DeviceMixture<T>&, const double*, int64_t, double,            \
+                                   const SmoothOptions&, uint32_t, SmoothScratch<T>&, SmoothRowOutputs); \
+  template void smoothed_cuda(const DeviceMixture<T>&, const T*, int64_t, double, const SmoothOptions&, \
+                              SmoothOutputs<T>);                                                       \
+  template void smoothed_device(const DeviceMixture<T>&, const T*, int64_t, double, const SmoothOptions&, \
+                                SmoothOutputs<T>);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

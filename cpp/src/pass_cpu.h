@@ -78,17 +78,6 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
 
 namespace ledkde {
 
-// What smoothed_rows writes (float64; null: not wanted): score (qb x d),
-// its standard error (qb,) and relative standard error |se| / |score| (qb,),
-// log-density (qb,) and its standard error (qb,).
-struct SmoothRowOutputs {
-  double* score = nullptr;
-  double* score_se = nullptr;
-  double* relative_se = nullptr;
-  double* log_density = nullptr;
-  double* log_density_se = nullptr;
-};
-
 // The (smoothed) score of qb points y (float64, qb x d) whose stream indices
 // are index0, index0 + 1, ...: the estimate (smooth_estimator.h) from the
 // kernel draws at y + u; with h = 0 the plain score.

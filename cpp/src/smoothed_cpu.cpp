@@ -35,15 +35,18 @@ void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
   pass_rows(mix, lp, qb * copies, ws, o);
-  std::vector<double> ld(static_cast<size_t>(M)), lin(pilot ? static_cast<size_t>(M) : 0), S(static_cast<size_t>(M));
+  std::vector<double> mx(static_cast<size_t>(M)), S(static_cast<size_t>(M));
   for (int64_t i = 0; i < qb; ++i) {
     const int64_t r0 = i * copies, rp = r0 + M;  // first draw, pilot
+    for (int64_t m = 0; m < M; ++m) {
+      mx[m] = ws.st[r0 + m].m;
+      S[m] = ws.st[r0 + m].S;
+    }
     const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot,
                                      pilot ? ws.B[rp] : 0.0, pilot ? ws.st[rp].S : 1.0);
-    double se2_sum = 0.0, norm2 = 0.0;
     if (out.score) {
       double* s = out.score + i * d;
-      for (int64_t m = 0; m < M; ++m) S[m] = ws.st[r0 + m].S;
+      double se2_sum = 0.0, norm2 = 0.0;
       for (int64_t k = 0; k < d; ++k) {
         const ScoreDraws<T> f{ws.A.data() + r0 * d, S.data(), ws.rows.data() + r0 * d, d, k,
                               y[i * d + k] - mix.centre[k], beta};
@@ -56,21 +59,11 @@ void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double
       if (out.relative_se) out.relative_se[i] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
     }
     if (out.log_density) {
-      for (int64_t m = 0; m < M; ++m) ld[m] = lse_log_density(ws.st[r0 + m]);
-      if (pilot) {
-        // The linear term s_t(y) . (r_m - y_c), s_t(y) from the pilot row.
-        const double* Ap = ws.A.data() + rp * d;
-        const double Sp = ws.st[rp].S;
-        for (int64_t m = 0; m < M; ++m) {
-          const T* row = ws.rows.data() + (r0 + m) * d;
-          double acc = 0.0;
-          for (int64_t k = 0; k < d; ++k)
-            acc += (Ap[k] / Sp) * (static_cast<double>(row[k]) - (y[i * d + k] - mix.centre[k]));
-          lin[m] = acc;
-        }
-      }
+      const LogDensityDraws<T> f{mx.data(), S.data(), pilot ? ws.A.data() + rp * d : nullptr,
+                                 pilot ? ws.st[rp].S : 1.0, ws.rows.data() + r0 * d, y + i * d,
+                                 mix.centre.data(), d};
       double mean, se2;
-      unit_mean_se2(M, sm.antithetic, LogDensityDraws{ld.data(), pilot ? lin.data() : nullptr}, mean, se2);
+      unit_mean_se2(M, sm.antithetic, f, mean, se2);
       out.log_density[i] = lp.c0 + mean;
       if (out.log_density_se) out.log_density_se[i] = std::sqrt(se2);
     }

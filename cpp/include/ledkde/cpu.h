@@ -143,6 +143,18 @@ struct SmoothOutputs {
   T* log_density_se = nullptr;  // (q,)
 };
 
+// What one smoothed evaluation of float64 points writes (host memory for the
+// CPU, device memory for CUDA; float64; null: not wanted): score (q x d), its
+// standard error (q,) and relative standard error |se| / |score| (q,),
+// log-density (q,) and its standard error (q,).
+struct SmoothRowOutputs {
+  double* score = nullptr;
+  double* score_se = nullptr;
+  double* relative_se = nullptr;
+  double* log_density = nullptr;
+  double* log_density_se = nullptr;
+};
+
 // Merge state b into a (q queries, d wide), and finalize a state into
 // log-density (before normalization by the log-mass), score, entropy, max weight.
 void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b);

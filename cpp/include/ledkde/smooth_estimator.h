@@ -72,11 +72,12 @@ LEDKDE_HD void mean_var_add(MeanVar& a, double x) {
 LEDKDE_HD double mean_var_se2(const MeanVar& a) { return a.n > 1.0 ? a.m2 / ((a.n - 1.0) * a.n) : 0.0; }
 
 // Mean and squared standard error of f(0..M-1) over independent units: the
-// draws, or the pair means (f(2k) + f(2k+1)) / 2 with antithetic draws.
+// draws, or the pair means (f(2k) + f(2k+1)) / 2 with antithetic draws (a
+// single draw, as with h = 0, is its own unit).
 template <class F>
 LEDKDE_HD void unit_mean_se2(int64_t M, bool antithetic, const F& f, double& mean, double& se2) {
   MeanVar a = mean_var_init();
-  if (antithetic)
+  if (antithetic && M > 1)
     for (int64_t k = 0; 2 * k + 1 < M; ++k) mean_var_add(a, 0.5 * (f(2 * k) + f(2 * k + 1)));
   else
     for (int64_t m = 0; m < M; ++m) mean_var_add(a, f(m));
@@ -99,12 +100,27 @@ struct ScoreDraws {
   }
 };
 
-// The log-density estimate of draw m: log p_t(r_m) minus the linear term
-// (lin null: none). ld and lin are indexed by draw.
+// The log-density estimate of draw m: log p_t(r_m) = mx + log S, minus the
+// linear term s_t(y) . (r_m - y_c) with s_t(y) = Ap / Sp from the pilot row
+// (Ap null: no linear term). mx, S and rows point at the query's first draw.
+template <class RowT>
 struct LogDensityDraws {
-  const double* ld;
-  const double* lin;
-  LEDKDE_HD double operator()(int64_t m) const { return lin ? ld[m] - lin[m] : ld[m]; }
+  const double* mx;
+  const double* S;
+  const double* Ap;
+  double Sp;
+  const RowT* rows;
+  const double* y;       // (d,) the query
+  const double* centre;  // (d,)
+  int64_t d;
+  LEDKDE_HD double operator()(int64_t m) const {
+    const double v = mx[m] + log(S[m]);
+    if (!Ap) return v;
+    double lin = 0.0;
+    for (int64_t k = 0; k < d; ++k)
+      lin += (Ap[k] / Sp) * (static_cast<double>(rows[m * d + k]) - (y[k] - centre[k]));
+    return v - lin;
+  }
 };
 
 // Relative standard error |se| / |s| of a score (0 when both are 0).
