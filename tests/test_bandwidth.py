@@ -1,0 +1,68 @@
+"""Held-out bandwidth selection, the default rule, and the sample-quality figures."""
+
+import numpy as np
+import pytest
+
+import ledkde
+
+
+def test_wilson_interval_known_values():
+    # k = 0: the upper end is z^2 / (n + z^2); k = n mirrors it.
+    lo, hi = ledkde.wilson_interval(0, 32)
+    assert lo == 0.0 and hi == pytest.approx(1.96**2 / (32 + 1.96**2))
+    lo, hi = ledkde.wilson_interval(32, 32)
+    assert hi == 1.0 and lo == pytest.approx(32 / (32 + 1.96**2))
+    lo, hi = ledkde.wilson_interval(10, 20)
+    assert lo == pytest.approx(1 - hi)  # symmetric about 1/2
+    with pytest.raises(ValueError, match="n"):
+        ledkde.wilson_interval(0, 0)
+
+
+def _gmm(d, n, seed):
+    r = np.random.default_rng(seed)
+    target = ledkde.GaussianMixture(means=r.normal(size=(16, d)) * 3.0, weights=np.full(16, 1 / 16),
+                                    variances=np.full(16, 1.0))
+    return target.sample(n, r)
+
+
+def test_select_bandwidth_takes_the_least_smoothing_that_stops_memorization():
+    x = _gmm(16, 700, 1)
+    train, held = x[:500], x[500:]
+    sel = ledkde.select_bandwidth(train, held, factors=(0, 1, 2, 3), n_samples=16, steps=40, n_kernel=4)
+    fr = [r["factor"] for r in sel.table]
+    assert fr == [0, 1, 2, 3]
+    mem = {r["factor"]: r["memorized"] for r in sel.table}
+    assert mem[0] > 0.9  # the plain score copies training points
+    assert mem[sel.factor] <= 0.05
+    assert all(mem[f] > 0.05 for f in fr if f < sel.factor)
+    nn = ledkde.median_nn_distance(train)
+    assert sel.bandwidth == pytest.approx(sel.factor * nn / 4.0)
+    assert "(chosen)" in str(sel)
+
+
+def test_select_bandwidth_names_bad_arguments():
+    x = _gmm(4, 60, 2)
+    with pytest.raises(ValueError, match="held_out"):
+        ledkde.select_bandwidth(x, x[:, :3])
+    with pytest.raises(ValueError, match="n_kernel"):
+        ledkde.select_bandwidth(x, x, n_kernel=3)
+    with pytest.raises(ValueError, match="factors"):
+        ledkde.select_bandwidth(x, x, factors=(-1,))
+    with pytest.raises(ValueError, match="max_memorized"):
+        ledkde.select_bandwidth(x, x, max_memorized=1.5)
+
+
+def test_bandwidth_rule_grows_with_dimension_against_nn_over_sqrt_d():
+    for d in (4, 64, 784):
+        x = np.random.default_rng(d).random((200, d))
+        nn = ledkde.median_nn_distance(x)
+        assert ledkde.bandwidth_rule(x) == pytest.approx(0.9 * d**0.3 * nn / np.sqrt(d))
+
+
+def test_sample_quality_of_copies_and_of_new_points():
+    x = _gmm(8, 600, 3)
+    train, held = x[:400], x[400:]
+    copies = ledkde.sample_quality(train[:50], train, held)
+    assert copies["memorized"] == 1.0 and copies["train_d1"] == 0.0
+    new = ledkde.sample_quality(held[:50], train, held[50:])
+    assert new["memorized"] < 0.2 and new["train_d1"] > 0.3
