@@ -165,7 +165,9 @@ def write_pairs_grid(path: str, runs, data: np.ndarray, shape, held_out: np.ndar
     labels = ["SAMPLE", "NEAREST TRAIN"] + (["NEAREST HELD-OUT"] if held_out is not None else [])
     label_w = max(text_image(s).shape[1] for s in labels) + 6
     blocks = []
-    for r_i, (samples, nearest, nearest_ho) in enumerate(runs):
+    for r_i, run in enumerate(runs):
+        samples, nearest = run[0], run[1]
+        nearest_ho = run[2] if len(run) > 2 else None
         n = len(samples)
         groups = (n + per_row - 1) // per_row
         gh = len(labels) * (h + 2) + 6
