@@ -7,10 +7,10 @@ import textwrap
 
 def test_one_million_components_under_one_gigabyte():
     # Q = 1000, N = 1,000,000, d = 16 (issue 2). Run in a fresh interpreter and
-    # read its peak resident set size (ru_maxrss, KiB on Linux). A Q x N float32
-    # matrix alone would take 4 GB.
+    # read its peak resident set size (VmHWM, KiB). Not ru_maxrss: Linux carries
+    # that across fork + exec, so it reported the pytest process's own peak once
+    # earlier tests had made it large. A Q x N float32 matrix alone would take 4 GB.
     code = textwrap.dedent("""
-        import resource
         import numpy as np
         import ledkde
         rng = np.random.default_rng(0)
@@ -18,7 +18,8 @@ def test_one_million_components_under_one_gigabyte():
         y = rng.normal(size=(1000, 16)).astype(np.float32)
         out = ledkde.evaluate(y, data, 0.5, outputs=("score", "log_density"))
         assert np.isfinite(out["score"]).all() and np.isfinite(out["log_density"]).all()
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        with open("/proc/self/status") as fh:
+            print(next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")))
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak_mib = int(res.stdout.strip().splitlines()[-1]) / 1024
