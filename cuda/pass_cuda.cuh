@@ -180,13 +180,6 @@ struct SmoothScratch {
         u(orthogonal ? static_cast<size_t>(q * draws * d) : 0) {}
 };
 
-// Rows per point of a smoothed evaluation (draws and the pilot, smooth_estimator.h).
-template <class T>
-int64_t smooth_copies(const DeviceMixture<T>& mix, const SmoothOptions& sm, bool want_log_density) {
-  return effective_draws(sm) +
-         (smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, mix.has_variances, want_log_density) ? 1 : 0);
-}
-
 // smoothed_cuda.cu: the (smoothed) score of float64 device points y_dev
 // (q x d) with stream indices index0.., at evaluation sm.eval, into the
 // device outputs of out (cpu.h SmoothRowOutputs); shared with the sampler.

@@ -149,9 +149,7 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
     store(i0, qb, out);
   }
   check(cudaDeviceSynchronize(), "sampler run");
-  if (mc_error)
-    for (int64_t slot = 0; slot < slots; ++slot)
-      mc_error[slot] = err_sums[slot] / static_cast<double>(n_samples * cfg.evaluations_in_slot(slot));
+  if (mc_error) cfg.finish_errors(err_sums.data(), n_samples, mc_error);
   if (poll) poll(done, total);
   return true;
 }

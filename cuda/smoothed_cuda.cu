@@ -77,8 +77,7 @@ template <class T>
 void smoothed_rows_cuda(const DeviceMixture<T>& mix, const double* y_dev, int64_t q, double t,
                         const SmoothOptions& sm, uint32_t index0, SmoothScratch<T>& scratch, SmoothRowOutputs out) {
   const int64_t draws = effective_draws(sm), d = mix.d;
-  const bool pilot =
-      smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, mix.has_variances, out.log_density != nullptr);
+  const bool pilot = has_pilot(sm, mix.has_variances, out.log_density != nullptr);
   const int64_t copies = draws + (pilot ? 1 : 0), nrows = q * copies;
   const bool orthogonal = sm.orthogonal && sm.bandwidth > 0.0;
   if (orthogonal) {
@@ -128,7 +127,7 @@ void smoothed_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, dou
   if (q == 0) return;
   check(cudaSetDevice(mix.device), "cudaSetDevice");
   const int64_t d = mix.d, draws = effective_draws(sm);
-  const int64_t copies = smooth_copies(mix, sm, out_dev.log_density != nullptr);
+  const int64_t copies = rows_per_point(sm, mix.has_variances, out_dev.log_density != nullptr);
   Buffer<double> yd(static_cast<size_t>(q * d)), sd(static_cast<size_t>(q * d)), ldd(q), sse(q), lse(q);
   convert(y_dev, q * d, yd.get());
   SmoothScratch<T> scratch(q, copies, draws, d, sm.orthogonal);

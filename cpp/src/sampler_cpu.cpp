@@ -148,12 +148,12 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   }
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
-  if (mc_error && !cancelled)
-    for (int64_t slot = 0; slot < slots; ++slot) {
-      double sum = 0.0;
-      for (int64_t tile = 0; tile < ntiles; ++tile) sum += err_sums[tile * slots + slot];
-      mc_error[slot] = sum / static_cast<double>(n_samples * cfg.evaluations_in_slot(slot));
-    }
+  if (mc_error && !cancelled) {
+    std::vector<double> sums(static_cast<size_t>(slots), 0.0);
+    for (int64_t tile = 0; tile < ntiles; ++tile)
+      for (int64_t slot = 0; slot < slots; ++slot) sums[slot] += err_sums[tile * slots + slot];
+    cfg.finish_errors(sums.data(), n_samples, mc_error);
+  }
   if (!cancelled && poll) poll(done.load(), total);
   return !cancelled;
 }

@@ -17,7 +17,7 @@ void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double
                    const PassOptions& opt, SmoothRowOutputs out) {
   const int64_t d = mix.d, M = effective_draws(sm);
   const bool per_var = !mix.var.empty();
-  const bool pilot = smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, per_var, out.log_density != nullptr);
+  const bool pilot = has_pilot(sm, per_var, out.log_density != nullptr);
   const int64_t copies = M + (pilot ? 1 : 0);
   ws.rows.resize(static_cast<size_t>(qb * copies * d));
   ws.u.assign(static_cast<size_t>(M * d), 0.0);
@@ -78,9 +78,7 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
   TilePack<T> pack;
   const PassOptions opt = with_tile_pack(mix, opt_in, pack);
   const int64_t d = mix.d;
-  const int64_t copies =
-      effective_draws(sm) +
-      (smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, !mix.var.empty(), out.log_density) ? 1 : 0);
+  const int64_t copies = rows_per_point(sm, !mix.var.empty(), out.log_density != nullptr);
   const int64_t tq = std::max<int64_t>(1, opt.tile_q / copies);
   const int64_t ntiles = (q + tq - 1) / tq;
   struct Scratch {

@@ -193,19 +193,18 @@ def cmd_sample(args) -> int:
         x, err = ledkde.sample(mix, args.n_samples, bandwidth=bw, n_kernel=m, antithetic=anti and m > 1,
                                return_error=True, progress=_Progress(label.split(",")[0], show), **common)
         wall = time.perf_counter() - t0
-        mem = ledkde.memorization(x, mix, held_out=held_out, threads=args.threads)
+        # The nearest images for the grid; the figures from sample_quality.
+        nearest = ledkde.nearest_neighbors(x, mix, 1, threads=args.threads).indices[:, 0]
         nearest_ho = (ledkde.nearest_neighbors(x, held_out, 1, threads=args.threads).indices[:, 0]
                       if held_out is not None else None)
-        runs.append((x, mem.nearest, nearest_ho))
-        lo, hi = ledkde.wilson_interval(int(mem.memorized.sum()), len(x))
-        r = {"bandwidth": float(bw), "bandwidth_factor": float(bw * np.sqrt(d) / nn) if nn > 0 else None,
-             "n_kernel": int(m), "memorized_fraction": mem.fraction, "memorized_ci95": [lo, hi],
-             "median_train_d1_over_nn": float(np.median(mem.d1)) / nn if nn > 0 else None,
-             "distinct_nearest": mem.distinct_nearest,
+        runs.append((x, nearest, nearest_ho))
+        q = sample_quality(x, mix, held_out, nn=nn, threads=args.threads)
+        r = {"bandwidth": float(bw), "bandwidth_factor": float(bw * np.sqrt(d) / nn),
+             "n_kernel": int(m), "memorized_fraction": q["memorized"], "memorized_ci95": q["memorized_ci95"],
+             "median_train_d1_over_nn": q["train_d1"], "distinct_nearest": q["diversity"],
              "mc_relative_error_mean": float(err.mean()), "mc_relative_error_last": float(err[-1]),
              "wall_time_s": wall}
         if held_out is not None:
-            q = sample_quality(x, data, held_out, nn=nn, threads=args.threads)
             r.update({"median_held_out_d1_over_nn": q["held_out_d1"], "energy_to_held_out_over_nn": q["energy"]})
         report[label] = r
     settings = {"data": args.data, "n_train": n, "n_held_out": n_ho, "d": d, "median_nn_distance": nn,

@@ -31,7 +31,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, mid - half)), float(min(1.0, mid + half))
 
 
-def sample_quality(samples, data, held_out, *, nn: float | None = None, threads=None) -> dict:
+def sample_quality(samples, data, held_out=None, *, nn: float | None = None, threads=None) -> dict:
     """What a researcher reads off a set of samples (all distances in units of NN,
     the data's median nearest-neighbour distance):
 
@@ -39,21 +39,24 @@ def sample_quality(samples, data, held_out, *, nn: float | None = None, threads=
     median distance to the nearest held-out point (how close to *unseen* data the
     samples are); train_d1: the median distance to the nearest training point;
     diversity: distinct nearest training points over samples; energy: the energy
-    distance to the held-out set (in NN units).
+    distance to the held-out set (in NN units). Without held_out those two are None.
     """
     samples = np.asarray(samples)
     nn = median_nn_distance(data, threads=threads) if nn is None else float(nn)
+    if not nn > 0:
+        raise ValueError("data: the median nearest-neighbour distance is 0 (more than half the points "
+                         "are duplicates), so distances cannot be given in its units; remove the duplicates")
     mem = memorization(samples, data, held_out=held_out, threads=threads)
     k = int(mem.memorized.sum())
     lo, hi = wilson_interval(k, len(samples))
     return {
         "memorized": mem.fraction,
         "memorized_ci95": [lo, hi],
-        "held_out_d1": float(np.median(mem.held_out_d1)) / nn,
+        "held_out_d1": None if held_out is None else float(np.median(mem.held_out_d1)) / nn,
         "train_d1": float(np.median(mem.d1)) / nn,
         "diversity": mem.distinct_nearest,
-        "energy": energy_distance(samples.astype(np.float64), np.asarray(held_out, dtype=np.float64),
-                                  max_points=2000) / nn,
+        "energy": None if held_out is None else energy_distance(
+            samples.astype(np.float64), np.asarray(held_out, dtype=np.float64), max_points=2000) / nn,
     }
 
 

@@ -158,8 +158,8 @@ def write_pairs_grid(path: str, runs, data: np.ndarray, shape, held_out: np.ndar
     rows "sample", "nearest train" (its nearest training image) and, when held_out
     is given, "nearest held-out" (its nearest held-out image).
 
-    runs : list of (samples (n, d), nearest training indices (n,), nearest held-out
-    indices (n,) or None); titles : one label per run.
+    runs : list of (samples (n, d), nearest training indices (n,)[, nearest held-out
+    indices (n,)]); titles : one label per run.
     """
     h, w = shape
     labels = ["SAMPLE", "NEAREST TRAIN"] + (["NEAREST HELD-OUT"] if held_out is not None else [])

@@ -259,8 +259,9 @@ ESTIMATORS = {"naive": 0, "control": 1}
 
 def smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error=False):
     """The checked kernel-smoothing arguments: (h, M, kernel code, estimator code,
-    antithetic, orthogonal, seed). Shared by the smoothed scores and the sampler."""
-    h = _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True) if np.ndim(bandwidth) == 0 else None
+    antithetic, orthogonal, seed). Shared by the smoothed scores and the sampler
+    (which passes its largest bandwidth)."""
+    h = _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True)
     m = _checks.positive_int("n_kernel", n_kernel)
     k = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))]
     e = ESTIMATORS[_checks.choice("estimator", estimator, tuple(ESTIMATORS))]
@@ -269,7 +270,7 @@ def smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, 
             raise TypeError(f"{name}: expected True or False, got {type(v).__name__}")
     if antithetic and m % 2:
         raise ValueError(f"n_kernel: must be even with antithetic=True (pairs u, -u), got {m}")
-    if return_error and (h is None or h > 0) and m < (4 if antithetic else 2):
+    if return_error and h > 0 and m < (4 if antithetic else 2):
         raise ValueError(f"n_kernel: a standard error needs at least two independent draws "
                          f"({'two antithetic pairs, n_kernel >= 4' if antithetic else 'n_kernel >= 2'}), got {m}")
     return h, m, k, e, bool(antithetic), bool(orthogonal), _checks.seed(seed)

@@ -37,6 +37,17 @@ def _logits(y, data, t, log_weights, variances):
     return log_a - d2 / (2 * v) - 0.5 * d * np.log(2 * np.pi * v), v
 
 
+def _posterior(y, data, t, log_weights, variances):
+    """Posterior weights w (Q, N), variances v (N,) and log-density (Q,)."""
+    l, v = _logits(y, data, t, log_weights, variances)
+    # Softmax by the maximum: the weights sum to 1 even when the logits are
+    # so large that adding log(sum) to them is lost in rounding.
+    top = l.max(axis=1, keepdims=True)
+    e = np.exp(l - top)
+    tot = e.sum(axis=1, keepdims=True)
+    return e / tot, v, (top + np.log(tot))[:, 0]
+
+
 def evaluate(y, data, t, *, log_weights=None, variances=None):
     """All per-query quantities of SPEC section 1 as a dict (float64).
 
@@ -52,14 +63,7 @@ def evaluate(y, data, t, *, log_weights=None, variances=None):
     block = max(1, (1 << 22) // max(1, n))
     for i in range(0, q, block):
         yb = y[i:i + block]
-        l, v = _logits(yb, data, t, log_weights, variances)
-        # Softmax by the maximum: the weights sum to 1 even when the logits are
-        # so large that adding log(sum) to them is lost in rounding.
-        top = l.max(axis=1, keepdims=True)
-        e = np.exp(l - top)
-        tot = e.sum(axis=1, keepdims=True)
-        w = e / tot
-        lse = (top + np.log(tot))[:, 0]
+        w, v, lse = _posterior(yb, data, t, log_weights, variances)
         # score = sum_i w_i (mu_i - y) / v_i
         sc = (w / v) @ data - yb * (w / v).sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -180,13 +184,9 @@ def init_index(seed, samples, n):
 # --------------------------------------------------------------------------- smoothed scores
 def _score_and_inverse_variance(y, data, t, log_weights, variances):
     """The score (Q, d), log-density (Q,) and b(y) = sum_i w_i / v_i (Q,)."""
-    l, v = _logits(y, data, t, log_weights, variances)
-    top = l.max(axis=1, keepdims=True)
-    e = np.exp(l - top)
-    tot = e.sum(axis=1, keepdims=True)
-    w = e / tot
+    w, v, lse = _posterior(y, data, t, log_weights, variances)
     b = (w / v).sum(axis=1)
-    return (w / v) @ np.asarray(data, dtype=np.float64) - y * b[:, None], (top + np.log(tot))[:, 0], b
+    return (w / v) @ np.asarray(data, dtype=np.float64) - y * b[:, None], lse, b
 
 
 def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, log_weights,

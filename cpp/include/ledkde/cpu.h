@@ -165,6 +165,16 @@ void finalize_states_cpu(int64_t q, int64_t d, PartialState s, double* log_densi
 // bandwidth is zero (all draws would be the plain score).
 inline int64_t effective_draws(const SmoothOptions& sm) { return sm.bandwidth > 0.0 ? sm.n_kernel : 1; }
 
+// Whether a smoothed evaluation adds the pilot row per point (smooth_estimator.h).
+inline bool has_pilot(const SmoothOptions& sm, bool per_variance, bool want_log_density) {
+  return smooth_needs_pilot(sm.bandwidth, sm.estimator, sm.antithetic, per_variance, want_log_density);
+}
+
+// Rows per point of a smoothed evaluation: the draws and the pilot row.
+inline int64_t rows_per_point(const SmoothOptions& sm, bool per_variance, bool want_log_density) {
+  return effective_draws(sm) + (has_pilot(sm, per_variance, want_log_density) ? 1 : 0);
+}
+
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
                   SmoothOutputs<T> out, const PassOptions& opt);
@@ -202,8 +212,12 @@ struct SamplerConfig {
   // Most rows one evaluation takes per sample: n_kernel (plus the pilot row,
   // smooth_estimator.h) if any step smooths, else 1.
   int64_t max_draws(bool per_variance) const {
+    SmoothOptions sm = smooth_options();
     for (double h : bandwidth)
-      if (h > 0.0) return n_kernel + (smooth_needs_pilot(h, estimator, antithetic, per_variance, false) ? 1 : 0);
+      if (h > 0.0) {
+        sm.bandwidth = h;
+        return rows_per_point(sm, per_variance, false);
+      }
     return 1;
   }
   // Entries of a run's mc_error: one per step and one for the final denoising.
@@ -211,6 +225,11 @@ struct SamplerConfig {
   // Score evaluations that error slot `slot` averages over (per sample).
   int evaluations_in_slot(int64_t slot) const {
     return (method == kOdeHeun && slot < static_cast<int64_t>(times.size()) - 1) ? 2 : 1;
+  }
+  // mc_error[slot] from the sums over all samples of the relative errors of each slot.
+  void finish_errors(const double* sums, int64_t n_samples, double* mc_error) const {
+    for (int64_t slot = 0; slot < error_slots(); ++slot)
+      mc_error[slot] = sums[slot] / static_cast<double>(n_samples * evaluations_in_slot(slot));
   }
 };
 
