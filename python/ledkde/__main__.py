@@ -95,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--schedule", default="geometric", choices=["geometric", "uniform", "edm"])
     s.add_argument("--method", default="euler_maruyama", choices=["euler_maruyama", "ode_euler", "ode_heun"])
     s.add_argument("--t-max", type=_positive_float, default=None,
-                   help="largest time (default: 10 x the largest per-coordinate variance, at least 1)")
+                   help="largest time (default: the largest squared distance of a training point from the mean; "
+                        "at least 10 x the largest per-coordinate variance and 1)")
     s.add_argument("--t-min", type=_positive_float, default=None,
                    help="smallest time (default: 1e-4 x the squared median nearest-neighbour distance)")
     s.add_argument("--bandwidth", type=_bandwidth, default="auto",

