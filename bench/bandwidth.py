@@ -55,7 +55,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--check", action="store_true", help="MNIST N=4000 again with 8x draws and seed 1")
     p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--factors", default="0,2,3,4,5,6,7,10")
+    p.add_argument("--factors", default="0,2,3,4,5,6,7,8,10,12,14")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     factors = [float(f) for f in args.factors.split(",")]

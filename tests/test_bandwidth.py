@@ -1,9 +1,13 @@
 """Held-out bandwidth selection, the default rule, and the sample-quality figures."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import ledkde
+from ledkde._bandwidth import sampler_defaults
 
 
 def test_wilson_interval_known_values():
@@ -52,11 +56,33 @@ def test_select_bandwidth_names_bad_arguments():
         ledkde.select_bandwidth(x, x, max_memorized=1.5)
 
 
-def test_bandwidth_rule_grows_with_dimension_against_nn_over_sqrt_d():
+def test_bandwidth_rule_is_the_fit_to_the_measured_sweep():
+    """The rule stays within 1.5x of every factor bench/bandwidth.py chose (bench/bandwidth.json):
+    changing it without measuring again fails here."""
+    sweep = json.loads((Path(__file__).parents[1] / "bench" / "bandwidth.json").read_text())
+    assert len(sweep) >= 5
+    for name, res in sweep.items():
+        d = int(name.split("d=")[1].split()[0]) if "gmm" in name else 784
+        rule = ledkde.bandwidth_rule(np.zeros((2, d)), nn=1.0) * np.sqrt(d)
+        assert res["factor"] / 1.5 <= rule <= res["factor"] * 1.5, name
     for d in (4, 64, 784):
         x = np.random.default_rng(d).random((200, d))
         nn = ledkde.median_nn_distance(x)
-        assert ledkde.bandwidth_rule(x) == pytest.approx(0.9 * d**0.3 * nn / np.sqrt(d))
+        assert ledkde.bandwidth_rule(x) == pytest.approx(ledkde.bandwidth_rule(x, nn=nn))
+
+
+def test_default_grid_starts_where_no_training_point_is_favoured():
+    """Sparse images, half of them faint: from N(0, t_max I) the plain sampler must pick bright
+    and faint images alike (with t_max = 10 x the per-coordinate variance it picked 20% bright)."""
+    r = np.random.default_rng(0)
+    x = (r.random((400, 200)) * (r.random((400, 200)) < 0.2)).astype(np.float32)
+    x[:200] *= 0.3
+    nn = ledkde.median_nn_distance(x)
+    grid = sampler_defaults(x, nn)
+    assert grid["t_max"] >= ((x - x.mean(axis=0)) ** 2).sum(axis=1).max() * (1 - 1e-6)
+    s = ledkde.sample(x, 128, steps=60, seed=0, **grid)
+    bright = (ledkde.memorization(s, x).nearest >= 200).mean()
+    assert 0.3 < bright < 0.7  # 128 samples: the standard deviation of the fraction is 0.044
 
 
 def test_sample_quality_of_copies_and_of_new_points():

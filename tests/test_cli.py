@@ -104,7 +104,7 @@ def test_summary_reports_held_out_figures_and_the_monte_carlo_error(tmp_path):
     assert plain["memorized_ci95"] == pytest.approx(list(ledkde.wilson_interval(k, 10)))
     # The default bandwidth is the measured rule on the training part.
     nn = s["median_nn_distance"]
-    assert smooth["bandwidth"] == pytest.approx(0.9 * 64**0.3 * nn / 8, rel=1e-6)
+    assert smooth["bandwidth"] == pytest.approx(ledkde.bandwidth_rule(np.zeros((2, 64)), nn=nn), rel=1e-6)
     for r_ in runs.values():
         assert 0 <= r_["median_held_out_d1_over_nn"] and np.isfinite(r_["energy_to_held_out_over_nn"])
     assert "nearest held-out image" in (out / "summary.md").read_text()
