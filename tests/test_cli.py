@@ -108,3 +108,21 @@ def test_summary_reports_held_out_figures_and_the_monte_carlo_error(tmp_path):
     for r_ in runs.values():
         assert 0 <= r_["median_held_out_d1_over_nn"] and np.isfinite(r_["energy_to_held_out_over_nn"])
     assert "nearest held-out image" in (out / "summary.md").read_text()
+
+
+def test_check_draws_says_which_figures_8x_the_draws_reproduce(tmp_path):
+    data = np.random.default_rng(5).random((150, 32)).astype(np.float32)
+    np.save(tmp_path / "d.npy", data)
+    out = tmp_path / "out"
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "8", "--steps", "20", "--n-kernel", "4",
+              "--held-out", "30", "--check-draws", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    a, b = runs["smoothed"], runs["smoothed, 8x draws"]
+    assert (a["n_kernel"], b["n_kernel"]) == (4, 32) and a["bandwidth"] == b["bandwidth"]
+    lines = [ln for ln in (out / "summary.md").read_text().splitlines() if ln.startswith("- ")]
+    assert len(lines) == 4
+    overlap = a["memorized_ci95"][0] <= b["memorized_ci95"][1] and b["memorized_ci95"][0] <= a["memorized_ci95"][1]
+    assert lines[0].startswith("- memorized:") and lines[0].endswith(": reproduced") == overlap
+    x, y = a["distinct_nearest"], b["distinct_nearest"]
+    assert lines[3].endswith(": reproduced") == (abs(x - y) <= max(0.1 * max(x, y), 0.02))

@@ -244,6 +244,7 @@ def cmd_sample(args) -> int:
                      f"{r['median_train_d1_over_nn']:.3f} | "
                      + (f"{r['median_held_out_d1_over_nn']:.3f} | {r['energy_to_held_out_over_nn']:.3f} | " if ho else "")
                      + f"{r['distinct_nearest']:.2f} | {r['mc_relative_error_mean']:.2e} | {r['wall_time_s']:.1f} |")
+    lines += ["", *_draws_check(report)]
     if selection is not None:
         lines += ["", f"Bandwidth chosen on the held-out points ({selection.criterion}):", "", str(selection)]
     if "samples.png" in files:
@@ -260,6 +261,29 @@ def cmd_sample(args) -> int:
               + f"MC error {r['mc_relative_error_mean']:.1e}  ({r['wall_time_s']:.1f} s)")
     print(f"wrote {', '.join(os.path.join(args.out, f) for f in files)}")
     return 0
+
+
+def _draws_check(report: dict) -> list:
+    """Which figures of the smoothed run a run with 8x the draws reproduces (--check-draws)."""
+    if "smoothed, 8x draws" not in report:
+        return ["Only the memorized fraction is known to be robust to the Monte Carlo draws at this bandwidth "
+                "(README, \"What smoothing does here\"); run with --check-draws to see which of the smoothed "
+                "run's other figures a run with 8x the draws reproduces."]
+    a, b = report["smoothed"], report["smoothed, 8x draws"]
+    out = ["With 8x the draws (reproduced: memorized intervals overlap; other figures within 10% or 0.02):", ""]
+    keys = [("memorized_fraction", "memorized"), ("median_held_out_d1_over_nn", "held-out d1 / NN"),
+            ("energy_to_held_out_over_nn", "energy to held-out / NN"), ("distinct_nearest", "diversity")]
+    for key, name in keys:
+        if key not in a:
+            continue
+        x, y = a[key], b[key]
+        if key == "memorized_fraction":
+            ok = a["memorized_ci95"][0] <= b["memorized_ci95"][1] and b["memorized_ci95"][0] <= a["memorized_ci95"][1]
+        else:
+            ok = abs(x - y) <= max(0.1 * max(abs(x), abs(y)), 0.02)
+        verdict = "reproduced" if ok else "NOT reproduced: at this many draws it is Monte Carlo noise, not smoothing"
+        out.append(f"- {name}: {x:.3g} with {a['n_kernel']} draws, {y:.3g} with {b['n_kernel']}: {verdict}")
+    return out
 
 
 def cmd_experiment(args) -> int:
