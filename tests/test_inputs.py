@@ -98,6 +98,6 @@ def test_mixture_and_states_reject_misuse():
     raises(TypeError, "^dtype: float32 would lose precision", ledkde.Mixture, X, dtype=np.float32)
     a = ledkde.partial_state(Y, X, 1.0)
     b = ledkde.partial_state(Y + 1, X, 1.0)
-    raises(ValueError, "^states: the states were computed for different queries", ledkde.merge_states, [a, b])
+    raises(ValueError, r"^states\[1\]: computed for other queries", ledkde.merge_states, [a, b])
     raises(ValueError, "^states: give at least one", ledkde.merge_states, [])
     raises(ValueError, "^outputs: expected one of", ledkde.evaluate, Y, X, 1.0, outputs=("gradient",))

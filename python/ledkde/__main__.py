@@ -147,7 +147,8 @@ def cmd_sample(args) -> int:
     from ._data import write_pairs_grid
 
     data, shape = _load(args.data)
-    data = np.ascontiguousarray(data, dtype=np.float32)
+    # float32 unless the file holds float64 (kept: nothing is converted with loss).
+    data = np.ascontiguousarray(data, dtype=np.float64 if data.dtype == np.float64 else np.float32)
     n_ho = args.held_out if args.held_out is not None else (1000 if args.data == "mnist" else len(data) // 5)
     if n_ho < 0 or n_ho > len(data) - 2:
         raise ValueError(f"--held-out: must lie in [0, {len(data) - 2}], got {n_ho}")

@@ -137,13 +137,76 @@ def time_for_dtype(name: str, t: float, dtype) -> float:
     return t
 
 
-def positive_int(name: str, value, *, minimum: int = 1) -> int:
+# Squared lengths (of data points and queries from the data's mean, of the noise
+# t d, of the kernel draws h^2 d) above which the working type cannot form
+# |y - x|^2 without overflow, and the largest logit |y - x|^2 / (2 t) it can hold
+# with room for the sums of a pass (float32: 3.4e38; float64: 1.8e308).
+MAX_SQUARED = {np.dtype(np.float32): 1e36, np.dtype(np.float64): 1e300}
+MAX_LOGIT = {np.dtype(np.float32): 1e37, np.dtype(np.float64): 1e305}
+
+
+def _dtype_hint(dtype) -> str:
+    return "; pass float64 arrays, or rescale the data" if np.dtype(dtype) == np.float32 else "; rescale the data"
+
+
+def squared_scale(name: str, value: float, dtype, what: str) -> float:
+    """Refuse a squared length the working type cannot square and sum."""
+    lim = MAX_SQUARED[np.dtype(dtype)]
+    if not value <= lim:
+        raise ValueError(f"{name}: {what} reaches {value:.3g}, above {lim:g}, where {np.dtype(dtype).name} "
+                         f"distances overflow{_dtype_hint(dtype)}")
+    return value
+
+
+def logit_range(name: str, t: float, extent: float, dtype) -> float:
+    """Refuse a time so small that |y - x|^2 / (2 t) can overflow, for points and queries
+    within ``extent`` of the data's mean (so |y - x| <= 2 extent)."""
+    top = (2.0 * extent) ** 2 / (2.0 * t)
+    lim = MAX_LOGIT[np.dtype(dtype)]
+    if not top <= lim:
+        raise ValueError(f"{name}: {t:g} is too small for queries and points up to {extent:.3g} from the data's "
+                         f"mean: |y - x|^2 / (2t) can reach {top:.3g}, above {lim:g}, where {np.dtype(dtype).name} "
+                         f"logits overflow{_dtype_hint(dtype)}")
+    return t
+
+
+def extent(arr: np.ndarray, centre: np.ndarray) -> float:
+    """max_i |arr_i - centre| in float64, a block of rows at a time (no full float64 copy)."""
+    top = 0.0
+    for i in range(0, arr.shape[0], 4096):
+        block = arr[i:i + 4096].astype(np.float64) - centre
+        top = max(top, float(np.einsum("ij,ij->i", block, block).max(initial=0.0)))
+    return float(np.sqrt(top))
+
+
+def kernel_reach(h: float, d: int, gaussian: bool) -> float:
+    """How far a kernel draw can take a query: h for the uniform ball; for N(0, h^2 I)
+    h (sqrt(d) + 8), beyond which a draw's length has probability below 1e-14."""
+    return h * (np.sqrt(d) + 8.0) if gaussian else h
+
+
+def positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = None, why: str = "") -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     v = int(value)
     if v < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name}: must be at most {maximum}{why}, got {v}")
     return v
+
+
+# More worker threads than this is a mistake, not a machine (the engines also
+# never start more workers than there are tasks).
+MAX_THREADS = 4096
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (a large number where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 1 << 50
 
 
 def threads(value) -> int:
@@ -152,7 +215,7 @@ def threads(value) -> int:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # pragma: no cover - not Linux
             return max(1, os.cpu_count() or 1)
-    return positive_int("threads", value)
+    return positive_int("threads", value, maximum=MAX_THREADS)
 
 
 # Query rows x components per tile. 256 x 512 measured best for the score
@@ -160,6 +223,8 @@ def threads(value) -> int:
 # samples so that a few hundred samples still give every core a tile.
 TILE_PASS = (256, 512)
 TILE_SAMPLER = (128, 512)
+# A tile of logits per worker: at most 2**24 cells (128 MiB in float64).
+MAX_TILE_SIDE, MAX_TILE_CELLS = 1 << 20, 1 << 24
 
 
 def tiles(value, default=TILE_PASS) -> tuple[int, int]:
@@ -169,7 +234,12 @@ def tiles(value, default=TILE_PASS) -> tuple[int, int]:
         tq, tn = value
     except (TypeError, ValueError):
         raise TypeError("tile: expected a pair (tile_q, tile_n) of positive integers") from None
-    return positive_int("tile[0] (tile_q)", tq), positive_int("tile[1] (tile_n)", tn)
+    tq = positive_int("tile[0] (tile_q)", tq, maximum=MAX_TILE_SIDE)
+    tn = positive_int("tile[1] (tile_n)", tn, maximum=MAX_TILE_SIDE)
+    if tq * tn > MAX_TILE_CELLS:
+        raise ValueError(f"tile: tile_q x tile_n must be at most {MAX_TILE_CELLS} (each worker holds one tile of "
+                         f"logits), got {tq} x {tn}")
+    return tq, tn
 
 
 def seed(value) -> int:

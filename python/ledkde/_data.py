@@ -70,10 +70,18 @@ def load_npy(path: str) -> tuple[np.ndarray, tuple[int, int] | None]:
         shape = (side, side) if side * side == arr.shape[1] else None
     else:
         raise DataError(f"{path}: expected an array of shape (N, d) or (N, H, W), got {arr.shape}")
-    if arr.dtype.kind not in "fiu":
-        raise DataError(f"{path}: expected numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
+        raise DataError(f"{path}: expected float16/32/64 or integer values, got dtype {arr.dtype} "
+                        "(converting it would lose precision)")
+    if arr.dtype.kind in "iu" and arr.size and (arr.max() > 255 or arr.min() < 0):
+        raise DataError(f"{path}: integer values are read as 8-bit images (0-255), but they range over "
+                        f"[{arr.min()}, {arr.max()}]; save floats instead")
     if arr.dtype.kind in "iu" and arr.size and arr.max() > 1:
         arr = arr.astype(np.float32) / np.float32(255.0)  # 8-bit images
+    elif arr.dtype.kind in "iu" or arr.dtype == np.float16:
+        arr = arr.astype(np.float32)  # lossless
+    if arr.size and not np.isfinite(arr).all():
+        raise DataError(f"{path}: contains NaN or infinite values")
     return np.ascontiguousarray(arr), shape
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _checks, _device, reference
-from ._scores import Mixture, _mixture_for, smooth_args
+from ._scores import KERNELS, Mixture, _mixture_for, smooth_args
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
 SCHEDULES = ("uniform", "geometric", "edm")
 INITS = {"gaussian": 0, "empirical": 1}
+MAX_STEPS = 10**8
 
 
 def time_grid(t_max, t_min, steps, schedule="geometric", *, rho=7.0) -> np.ndarray:
@@ -22,11 +25,14 @@ def time_grid(t_max, t_min, steps, schedule="geometric", *, rho=7.0) -> np.ndarr
     t_min = _checks.positive_scalar("t_min", t_min)
     if t_min >= t_max:
         raise ValueError(f"t_min: must be below t_max, got t_min={t_min} >= t_max={t_max}")
-    steps = _checks.positive_int("steps", steps)
+    steps = _checks.positive_int("steps", steps, maximum=MAX_STEPS, why=" (a grid of times is kept in memory)")
     _checks.choice("schedule", schedule, SCHEDULES)
     rho = _checks.positive_scalar("rho", rho)
     g = reference.time_grid(t_max, t_min, steps, schedule, rho)
     g[0], g[-1] = t_max, t_min  # exact end points whatever the rounding
+    if not (np.diff(g) < 0).all():
+        raise ValueError(f"steps: {steps} steps from t_max={t_max:g} to t_min={t_min:g} repeat times in float64 "
+                         "(the grid is finer than the numbers can tell apart); use fewer steps")
     return g
 
 
@@ -55,8 +61,14 @@ def _bandwidths(bandwidth, times: np.ndarray) -> np.ndarray:
     """Bandwidth at each of the K+1 grid times."""
     K = len(times) - 1
     if callable(bandwidth):
-        vals = np.array([bandwidth(float(t)) for t in times], dtype=np.float64)
         src = "bandwidth (callable)"
+        vals = np.empty(K + 1)
+        for i, t in enumerate(times):
+            v = bandwidth(float(t))
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+                raise TypeError(f"{src}: must return a real number for each t, returned {type(v).__name__} "
+                                f"at t={t:g}")
+            vals[i] = float(v)
     elif np.ndim(bandwidth) == 0:
         vals = np.full(K + 1, _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True))
         src = "bandwidth"
@@ -127,11 +139,27 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     if progress is not None and not callable(progress):
         raise TypeError("progress: expected a callable (done, total) or None")
     if isinstance(data, Mixture):
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            raise ValueError(f"dtype: the Mixture works in {data.dtype.name}, not {np.dtype(dtype).name}; build "
+                             "the Mixture with the dtype you want")
         mix = _mixture_for(data, log_weights, variances, np.zeros((1, data.d), dtype=data.dtype))
     else:
         arr = _checks.as_array("data", _device.to_host("data", data))  # Mixture() checks it
         mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
-    _checks.time_for_dtype("t_min" if isinstance(schedule, str) else "schedule", float(times[-1]), mix.dtype)
+    need = n_samples * mix.d * mix.dtype.itemsize * (1 + len(keep))
+    if need > _checks.physical_memory():
+        raise ValueError(f"n_samples: {n_samples} samples{' and their trajectory' if keep else ''} need "
+                         f"{need / 2**30:.3g} GiB, more than this machine's memory "
+                         f"({_checks.physical_memory() / 2**30:.3g} GiB); draw them in batches")
+    t_name = "t_min" if isinstance(schedule, str) else "schedule"
+    _checks.time_for_dtype(t_name, float(times[-1]), mix.dtype)
+    # Samples start about sqrt(t_max d) from the data and the kernel draws reach further.
+    _checks.squared_scale("t_max" if isinstance(schedule, str) else "schedule", float(times[0]) * mix.d, mix.dtype,
+                          "the starting noise's squared length t_max d")
+    _checks.squared_scale("bandwidth", float(hs.max()) ** 2 * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
+    reach = mix._extent + 2 * np.sqrt(float(times[0]) * mix.d) + _checks.kernel_reach(
+        float(hs.max()), mix.d, kcode == KERNELS["gaussian"])
+    _checks.logit_range(t_name, float(times[-1]), reach, mix.dtype)
     tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
     args = (mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode, ecode, antithetic, orthogonal,
             icode, bool(denoise_last), seed, keep, bool(return_error), progress, _checks.threads(threads), tq, tn)

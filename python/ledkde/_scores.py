@@ -40,13 +40,21 @@ class Mixture:
         var = _checks.variances(variances, n)
         if dtype is None:
             dtype = _checks.natural_float(arr)
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
         if _checks.natural_float(arr) == np.float64 and dtype == np.float32:
             raise TypeError("dtype: float32 would lose precision of float64 data; convert the data yourself")
         self.dtype = dtype
         self.n, self.d = n, d
+        # The data's mean and the largest distance from it: what the range checks of
+        # every call need (ledkde._checks.MAX_SQUARED / MAX_LOGIT).
+        self._centre = arr.mean(axis=0, dtype=np.float64)
+        self._extent = _checks.extent(arr, self._centre)
+        _checks.squared_scale("data", self._extent**2, dtype, "the squared distance of a point from the data's mean")
         self.has_weights = lw is not None
         self.has_variances = var is not None
         # _pack=False (one-shot calls with few queries): skip laying the data out
@@ -93,23 +101,32 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
                    dtype=_checks.working_dtype(arr, y_arr), _pack=y_arr.shape[0] >= _pack_min_queries(d))
 
 
-def _mixture_and_time(data, log_weights, variances, y_like, t):
-    """The Mixture for queries shaped and typed like ``y_like``, and the checked time."""
+def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True)):
+    """The Mixture for queries shaped and typed like ``y_like``, and the checked time.
+    kernel: (h, gaussian) of the kernel draws, which take the pass beyond y."""
     mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
                        variances, y_like)
     if y_like.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_like.shape[1]}, but the data have dimension {mix.d}")
-    return mix, _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
+    t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
+    _checks.squared_scale("t", t * mix.d, mix.dtype, "the noise's squared length t d")
+    h, gaussian = kernel
+    _checks.squared_scale("bandwidth", h * h * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
+    reach = _checks.kernel_reach(h, mix.d, gaussian)
+    ext_y = _checks.extent(y_like, mix._centre) if y_like.size else 0.0
+    _checks.squared_scale("y", ext_y**2, mix.dtype, "the squared distance of a query from the data's mean")
+    _checks.logit_range("t", t, max(ext_y + reach, mix._extent), mix.dtype)
+    return mix, t
 
 
-def _prepare(y, data, t, log_weights, variances, device):
+def _prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True)):
     where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
     y_arr = _checks.array2d("y", _device.to_host("y", y), allow_empty=True)
-    mix, t = _mixture_and_time(data, log_weights, variances, y_arr, t)
+    mix, t = _mixture_and_time(data, log_weights, variances, y_arr, t, kernel)
     return _checks.to_working(y_arr, mix.dtype), mix, t, where
 
 
-def _gpu_prepare(y, data, t, log_weights, variances, device):
+def _gpu_prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True)):
     """The zero-copy path for queries already on a GPU: (y in the working dtype
     on its device, Mixture, t, device engine, CUDA module, cupy, device index)."""
     where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
@@ -118,7 +135,7 @@ def _gpu_prepare(y, data, t, log_weights, variances, device):
     if where.index != yg.device.id:  # device="auto" already chose y's own device
         raise ValueError(f"y: lives on cuda:{yg.device.id}, but device={device!r} was asked for")
     # Only y's dtype and dimension matter for the Mixture's working dtype.
-    mix, t = _mixture_and_time(data, log_weights, variances, np.empty((0, yg.shape[1]), dtype=yg.dtype), t)
+    mix, t = _mixture_and_time(data, log_weights, variances, np.empty((0, yg.shape[1]), dtype=yg.dtype), t, kernel)
     with cp.cuda.Device(where.index):
         y_w = cp.ascontiguousarray(yg, dtype=mix.dtype)  # a copy only to convert; y is never written
     return y_w, mix, t, mix._engine(where), where.module(), cp, where.index
@@ -126,6 +143,16 @@ def _gpu_prepare(y, data, t, log_weights, variances, device):
 
 def _ptr(a) -> int:
     return 0 if a is None else a.data.ptr
+
+
+def _outputs(outputs) -> list:
+    if isinstance(outputs, str):
+        return [outputs]
+    try:
+        return list(outputs)
+    except TypeError:
+        raise TypeError(f"outputs: expected a name or a sequence of names from {', '.join(OUTPUTS)}, "
+                        f"got {type(outputs).__name__}") from None
 
 
 def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), log_weights=None,
@@ -139,7 +166,7 @@ def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), l
     float32, else float64). device : ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``
     (see ``ledkde.cuda_available``); GPU inputs give CuPy results.
     """
-    outs = list(outputs) if not isinstance(outputs, str) else [outputs]
+    outs = _outputs(outputs)
     if not outs:
         raise ValueError("outputs: ask for at least one of " + ", ".join(OUTPUTS))
     for o in outs:
@@ -207,31 +234,77 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
     """The unfinalized pass of :func:`evaluate` over ``data`` (one shard of a data set).
 
     Log-weights are used as given (not normalized), so that shards combine: give
-    each shard its own slice of the log-weights. Merge the states of all shards
-    with :func:`merge_states`, then :func:`finalize`. The states are NumPy arrays
-    whatever the device, so shards computed on different GPUs (``device="cuda:N"``)
-    merge on the host.
+    each shard its own slice of the log-weights; a shard whose log-weights are all
+    -inf gives the empty state, which merges as the identity. Merge the states of
+    all shards with :func:`merge_states`, then :func:`finalize`. The states are
+    NumPy arrays whatever the device, so shards computed on different GPUs
+    (``device="cuda:N"``) merge on the host. The state keeps its own copy of ``y``.
     """
+    if log_weights is not None:
+        lw = _checks.as_array("log_weights", log_weights)
+        if lw.size and lw.dtype.kind == "f" and np.isneginf(lw).all():
+            # A shard without weight: the identity of merge_states (checked like any other call).
+            y_w, mix, t, _ = _prepare(y, data, t, None, variances, device)
+            if lw.shape != (mix.n,):
+                raise ValueError(f"log_weights: expected shape ({mix.n},) to match data, got {lw.shape}")
+            q = y_w.shape[0]
+            return PassState(np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros((q, mix.d)), -np.inf,
+                             np.array(y_w, copy=True), t)
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
     tq, tn = _checks.tiles(tile)
     m, S, E, A = where.module().partial(mix._engine(where), y_w, t, _checks.threads(threads), tq, tn)
-    return PassState(m, S, E, A, float(mix._core.log_mass), y_w, t)
+    return PassState(m, S, E, A, float(mix._core.log_mass), np.array(y_w, copy=True), t)
+
+
+def _check_state(name: str, s) -> PassState:
+    """A PassState whose arrays the compiled merge and finalize can read safely."""
+    if not isinstance(s, PassState):
+        raise TypeError(f"{name}: expected a PassState (from partial_state), got {type(s).__name__}")
+    y = s.y
+    if not isinstance(y, np.ndarray) or y.ndim != 2 or y.dtype.kind != "f":
+        raise ValueError(f"{name}: y must be a 2-D float array of the queries")
+    q, d = y.shape
+    for field, shape in (("log_max", (q,)), ("sum", (q,)), ("ent", (q,)), ("score_num", (q, d))):
+        a = getattr(s, field)
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
+            raise ValueError(f"{name}: {field} must be a float64 array of shape {shape} for {q} queries in "
+                             f"dimension {d}, got {getattr(a, 'dtype', type(a).__name__)} "
+                             f"{getattr(a, 'shape', '')}")
+    if not isinstance(s.log_mass, (float, np.floating)) or np.isnan(s.log_mass) or s.log_mass == np.inf:
+        raise ValueError(f"{name}: log_mass must be a float below +inf")
+    if not isinstance(s.t, (float, np.floating)) or not np.isfinite(s.t) or s.t <= 0:
+        raise ValueError(f"{name}: t must be a finite time > 0")
+    return s
+
+
+def _is_empty(s: PassState) -> bool:
+    return s.log_mass == -np.inf and not s.sum.any()
 
 
 def merge_states(states: Iterable[PassState]) -> PassState:
-    """Merge the states of disjoint shards (associative; same queries and time)."""
-    states = list(states)
+    """Merge the states of disjoint shards (associative; same queries and time).
+    Empty states (shards without weight) are the identity."""
+    if isinstance(states, PassState):
+        states = [states]
+    try:
+        states = list(states)
+    except TypeError:
+        raise TypeError(f"states: expected an iterable of PassState, got {type(states).__name__}") from None
     if not states:
         raise ValueError("states: give at least one PassState")
+    for i, s in enumerate(states):
+        _check_state(f"states[{i}]", s)
     first = states[0]
-    for s in states[1:]:
-        if not isinstance(s, PassState):
-            raise TypeError("states: every entry must be a PassState")
+    for i, s in enumerate(states[1:], start=1):
         if s.t != first.t or s.y.shape != first.y.shape or not np.array_equal(s.y, first.y):
-            raise ValueError("states: the states were computed for different queries or times")
-    m, S, E, A = first.log_max, first.sum, first.ent, first.score_num
-    log_mass = first.log_mass
-    for s in states[1:]:
+            raise ValueError(f"states[{i}]: computed for other queries or another time than states[0]")
+    full = [s for s in states if not _is_empty(s)]
+    if not full:
+        return PassState(first.log_max.copy(), first.sum.copy(), first.ent.copy(), first.score_num.copy(),
+                         -np.inf, first.y, first.t)
+    m, S, E, A = full[0].log_max, full[0].sum, full[0].ent, full[0].score_num
+    log_mass = full[0].log_mass
+    for s in full[1:]:
         m, S, E, A = _core.merge_states(m, S, E, A, s.log_max, s.sum, s.ent, s.score_num)
         log_mass = float(np.logaddexp(log_mass, s.log_mass))
     return PassState(m, S, E, A, log_mass, first.y, first.t)
@@ -239,7 +312,10 @@ def merge_states(states: Iterable[PassState]) -> PassState:
 
 def finalize(state: PassState, outputs: Sequence[str] = OUTPUTS) -> dict[str, np.ndarray]:
     """The outputs of :func:`evaluate` from a (merged) :class:`PassState`, in float64."""
-    outs = [outputs] if isinstance(outputs, str) else list(outputs)
+    _check_state("state", state)
+    if _is_empty(state):
+        raise ValueError("state: every shard had zero weight (all log-weights -inf); there is no density")
+    outs = _outputs(outputs)
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)
     ld, sc, ent, mw = _core.finalize_state(state.log_max, state.sum, state.ent, state.score_num)
@@ -282,7 +358,8 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
                                                seed, return_error)
     want_ld = not want_score
     if _device.is_gpu_array(y) and device != "cpu":
-        y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device)
+        y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device,
+                                                                 kernel=(h, k == KERNELS["gaussian"]))
         q, d = y_w.shape
         with cp.cuda.Device(index):
             out = cp.empty((q, d) if want_score else (q,), dtype=mix.dtype)
@@ -293,7 +370,7 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
                                 ptr if want_score else 0, 0 if want_score else ptr,
                                 eptr if want_score else 0, 0 if want_score else eptr)
         return (out, err) if return_error else out
-    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, kernel=(h, k == KERNELS["gaussian"]))
     tq, tn = _checks.tiles(tile)
     sc, ld, sse, lse = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, est, anti, orth, sd, 0,
                                                want_score, want_ld, bool(return_error),

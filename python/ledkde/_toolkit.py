@@ -91,6 +91,12 @@ def memorization(samples, data, *, held_out=None, ratio: float = 1.0 / 3.0, thre
     r = _checks.positive_scalar("ratio", ratio)
     if r >= 1:
         raise ValueError(f"ratio: must be below 1, got {r}")
+    samples = _checks.array2d("samples", samples, allow_empty=True)
+    d = data.d if isinstance(data, Mixture) else _checks.array2d("data", data).shape[1]
+    if samples.shape[1] != d:
+        raise ValueError(f"samples: has dimension {samples.shape[1]}, but the data have dimension {d}")
+    if held_out is not None:
+        held_out = _checks.array2d("held_out", held_out, d=samples.shape[1])
     nb = nearest_neighbors(samples, data, 2, threads=threads)
     d1 = nb.distances[:, 0].astype(np.float64)
     d2 = nb.distances[:, 1].astype(np.float64)
@@ -110,6 +116,7 @@ def median_nn_distance(data, *, max_points: int = 2000, seed: int = 0, threads=N
     (a point's nearest is itself, so its second-nearest is the neighbour).
     """
     arr = _checks.array2d("data", data)
+    max_points = _checks.positive_int("max_points", max_points, minimum=2)
     if arr.shape[0] < 2:
         raise ValueError("data: need at least 2 points for a nearest-neighbour distance")
     pick = arr
@@ -140,6 +147,19 @@ def collapse_time(data, *, method: str = "entropy") -> float:
     if n < 2:
         raise ValueError("data: need at least 2 points")
     centred = arr - arr.mean(axis=0)
+    # The spectrum is scale-covariant: solve for data / scale, then t_C scales by scale^2
+    # (data x 1e200 would overflow the Gram matrix otherwise).
+    scale = float(np.abs(centred).max())
+    if scale == 0:
+        raise ValueError("data: all points are the same, so the weights never spread and there is no collapse time")
+    t_c = scale**2 * _collapse_unit(centred / scale, n, d, method) if scale < 1e150 else np.inf
+    if not np.isfinite(t_c):
+        raise ValueError(f"data: spread over {scale:.3g}, its collapse time is beyond the float64 range; rescale "
+                         "the data")
+    return float(t_c)
+
+
+def _collapse_unit(centred: np.ndarray, n: int, d: int, method: str) -> float:
     if method == "isotropic":
         s2 = float((centred**2).sum() / ((n - 1) * d))
         return s2 / np.expm1(2.0 * np.log(n) / d)
@@ -190,6 +210,11 @@ class GaussianMixture:
 
     def sample(self, n: int, rng: np.random.Generator, t: float = 0.0) -> np.ndarray:
         """n exact draws of p_t (the mixture convolved with N(0, t I))."""
+        n = _checks.positive_int("n", n, minimum=0)
+        t = _checks.positive_scalar("t", t, allow_zero=True)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
         sd = np.sqrt(self.variances[comp] + t)[:, None]
         return self.means[comp] + sd * rng.standard_normal((n, self.d))
@@ -263,8 +288,17 @@ def effective_dataset_size(n_values: np.ndarray, plain_mse: np.ndarray, target_m
     Returns inf when even the largest N stays above the target, and the smallest N
     when the target is above every measured MSE.
     """
-    n_values = np.asarray(n_values, dtype=np.float64)
-    plain_mse = np.asarray(plain_mse, dtype=np.float64)
+    n_values = _checks.as_array("n_values", n_values).astype(np.float64)
+    plain_mse = _checks.as_array("plain_mse", plain_mse).astype(np.float64)
+    if n_values.ndim != 1 or n_values.size < 2:
+        raise ValueError(f"n_values: expected a 1-D array of at least 2 sizes, got shape {n_values.shape}")
+    if plain_mse.shape != n_values.shape:
+        raise ValueError(f"plain_mse: expected shape {n_values.shape} (one per size in n_values), got {plain_mse.shape}")
+    if not np.isfinite(n_values).all() or (n_values <= 0).any() or (np.diff(n_values) <= 0).any():
+        raise ValueError("n_values: sizes must be finite, > 0 and increasing")
+    if not np.isfinite(plain_mse).all() or (plain_mse <= 0).any():
+        raise ValueError("plain_mse: errors must be finite and > 0 (they are interpolated in logs)")
+    target_mse = _checks.positive_scalar("target_mse", target_mse)
     if target_mse >= plain_mse[0]:
         return float(n_values[0])
     below = np.nonzero(plain_mse <= target_mse)[0]
@@ -278,20 +312,29 @@ def effective_dataset_size(n_values: np.ndarray, plain_mse: np.ndarray, target_m
 
 # --------------------------------------------------------------------------- sample quality
 def energy_distance(x, y, *, max_points: int = 4000, seed: int = 0) -> float:
-    """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| between two samples (>= 0).
+    """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| between two samples.
 
-    U-statistic within each sample (the diagonal left out); samples larger than
-    max_points are subsampled at random. Zero in expectation when both come from
-    the same distribution.
+    U-statistic within each sample (the diagonal left out), hence unbiased: zero in
+    expectation when both come from the same distribution, so an estimate can fall
+    slightly below 0 (by about its own noise). Samples larger than max_points are
+    subsampled at random. Distances are formed after moving both samples to their
+    pooled mean, so points far from the origin lose no precision.
     """
-    rng = np.random.default_rng(seed)
+    max_points = _checks.positive_int("max_points", max_points, minimum=2)
+    rng = np.random.default_rng(_checks.seed(seed))
     xs = [np.asarray(_checks.array2d(name, a), dtype=np.float64) for name, a in (("x", x), ("y", y))]
     if xs[0].shape[1] != xs[1].shape[1]:
         raise ValueError(f"y: has dimension {xs[1].shape[1]}, but x has dimension {xs[0].shape[1]}")
     xs = [a[rng.choice(len(a), max_points, replace=False)] if len(a) > max_points else a for a in xs]
-    a, b = xs
-    if len(a) < 2 or len(b) < 2:
+    if len(xs[0]) < 2 or len(xs[1]) < 2:
         raise ValueError("x, y: need at least 2 points each")
+    centre = np.concatenate(xs).mean(axis=0)
+    a, b = xs[0] - centre, xs[1] - centre
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
+    if scale > 0:  # |p|^2 must not overflow: distances scale with the data
+        a, b = a / scale, b / scale
+    else:
+        scale = 1.0
 
     def mean_dist(p, q, same):
         d2 = (p**2).sum(1)[:, None] + (q**2).sum(1)[None, :] - 2 * p @ q.T
@@ -301,4 +344,4 @@ def energy_distance(x, y, *, max_points: int = 4000, seed: int = 0) -> float:
             return dist.sum() / (len(p) * (len(p) - 1))
         return dist.mean()
 
-    return float(2 * mean_dist(a, b, False) - mean_dist(a, a, True) - mean_dist(b, b, True))
+    return float(scale * (2 * mean_dist(a, b, False) - mean_dist(a, a, True) - mean_dist(b, b, True)))

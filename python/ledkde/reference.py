@@ -314,7 +314,8 @@ def time_grid(t_max, t_min, steps, schedule="geometric", rho=7.0):
     if schedule == "uniform":
         return t_max + k * (t_min - t_max)
     if schedule == "geometric":
-        return t_max * (t_min / t_max) ** k
+        # In logs: (t_min / t_max) ** k underflows for end points far apart (1e300 to 1e-280).
+        return np.exp(np.log(t_max) + k * (np.log(t_min) - np.log(t_max)))
     if schedule == "edm":
         s_max, s_min = np.sqrt(t_max), np.sqrt(t_min)
         sig = (s_max ** (1 / rho) + k * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
