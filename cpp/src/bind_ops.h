@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ledkde/cpu.h"
+#include "parallel.h"
 
 namespace ledkde::bind {
 
@@ -48,6 +49,39 @@ inline SmoothOptions smooth_options(double bandwidth, int64_t n_kernel, int kern
   return sm;
 }
 
+// Ctrl-C for a call that runs with the GIL released: the pass asks check()
+// every 20 ms from the calling thread (parallel_for), which takes the GIL and
+// looks for a signal; run() raises what the signal handler raised.
+struct Interrupt {
+  std::optional<py::error_already_set> failure;
+
+  std::function<bool()> check() {
+    return [this]() {
+      py::gil_scoped_acquire acquire;
+      if (PyErr_CheckSignals() == 0) return false;
+      failure.emplace();  // takes the pending Python error (KeyboardInterrupt)
+      return true;
+    };
+  }
+
+  // Runs f with the GIL released and the options' interrupt set.
+  template <class F>
+  void run(PassOptions& opt, F&& f) {
+    opt.interrupted = check();
+    bool cancelled = false;
+    {
+      py::gil_scoped_release release;
+      try {
+        f();
+      } catch (const Cancelled&) {
+        cancelled = true;
+      }
+    }
+    if (failure) throw std::move(*failure);
+    if (cancelled) throw std::runtime_error("the call was cancelled");
+  }
+};
+
 // A new array of the given shape (its data pointer in *ptr), or None.
 template <class T>
 py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
@@ -74,10 +108,8 @@ void bind_ops(py::module_& m) {
         py::object en = maybe<T>(outputs & kOutEntropy, {q}, &o.entropy);
         py::object mw = maybe<T>(outputs & kOutMaxWeight, {q}, &o.max_weight);
         const T* py_ = y.data();
-        {
-          py::gil_scoped_release release;
-          B::evaluate(mix, py_, q, t, o, pass_options(threads, tile_q, tile_n));
-        }
+        PassOptions po = pass_options(threads, tile_q, tile_n);
+        Interrupt().run(po, [&] { B::evaluate(mix, py_, q, t, o, po); });
         return py::make_tuple(ld, sc, dn, en, mw);
       },
       py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("outputs"), py::arg("threads"),
@@ -91,10 +123,8 @@ void bind_ops(py::module_& m) {
         F64 mm({q}), S({q}), E({q}), A({q, d});
         PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data()};
         const T* py_ = y.data();
-        {
-          py::gil_scoped_release release;
-          B::partial(mix, py_, q, t, st, pass_options(threads, tile_q, tile_n));
-        }
+        PassOptions po = pass_options(threads, tile_q, tile_n);
+        Interrupt().run(po, [&] { B::partial(mix, py_, q, t, st, po); });
         return py::make_tuple(mm, S, E, A);
       },
       py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("threads"), py::arg("tile_q"),
@@ -114,10 +144,8 @@ void bind_ops(py::module_& m) {
         py::object sse = maybe<T>(want_score && want_errors, {q}, &o.score_se);
         py::object lse = maybe<T>(want_ld && want_errors, {q}, &o.log_density_se);
         const T* py_ = y.data();
-        {
-          py::gil_scoped_release release;
-          B::smoothed(mix, py_, q, t, sm, o, pass_options(threads, tile_q, tile_n));
-        }
+        PassOptions po = pass_options(threads, tile_q, tile_n);
+        Interrupt().run(po, [&] { B::smoothed(mix, py_, q, t, sm, o, po); });
         return py::make_tuple(sc, ld, sse, lse);
       },
       py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),

@@ -68,10 +68,8 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
         const T* py_ = y.data();
         int64_t* pi = idx.mutable_data();
         T* pd = dist.mutable_data();
-        {
-          py::gil_scoped_release release;
-          knn_cpu<T>(mix, py_, q, k, pi, pd, pass_options(threads, tile_q, tile_n));
-        }
+        PassOptions po = pass_options(threads, tile_q, tile_n);
+        Interrupt().run(po, [&] { knn_cpu<T>(mix, py_, q, k, pi, pd, po); });
         return py::make_tuple(dist, idx);
       },
       py::arg("mixture"), py::arg("y"), py::arg("k"), py::arg("threads"), py::arg("tile_q"),

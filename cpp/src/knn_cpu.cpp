@@ -45,7 +45,8 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
   // The row kernels return c' - d2 * k0; with c' = 0 and k0 = -1 that is the
   // (approximate) squared distance itself.
   const T k0 = T(-1);
-  WorkspaceLease<T> ws(static_cast<size_t>(std::max(1, opt.threads)));
+  WorkspaceLease<T> ws(static_cast<size_t>(worker_count(opt.threads, ntiles)));
+  StopFlag stop(opt.interrupted);
   parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
     Workspace<T>& w = ws[worker];
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
@@ -64,6 +65,7 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
       delta[i] = direct ? 0.0 : kappa * eps * (s + mix.norm2_max);
     }
     for (int64_t n0 = 0; n0 < n; n0 += tn) {
+      if (stop.poll()) return;  // cancelled
       const int64_t nb = std::min(tn, n - n0);
       if (!direct) blas::gemm_nt(qb, nb, d, w.rows.data(), d, mix.mu.data() + n0 * d, d, w.G.data(), tn);
       for (int64_t i = 0; i < qb; ++i) {
@@ -89,7 +91,7 @@ void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* i
         index[(i0 + i) * k + r] = top[i].best[r].second;
         dist[(i0 + i) * k + r] = static_cast<T>(std::sqrt(top[i].best[r].first));
       }
-  });
+  }, &stop);
 }
 
 template void knn_cpu(const Mixture<float>&, const float*, int64_t, int64_t, int64_t*, float*,

@@ -199,6 +199,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row
   if (n_end < 0) n_end = n;
   for (int64_t n0 = n_begin; n0 < n_end; n0 += tn) {
+    if (opt.stop && opt.stop->poll()) return;  // cancelled: the caller discards the rows
     const int64_t nb = std::min(tn, n_end - n0);
     const T* mu = mix.mu.data() + n0 * d;
     // Most rows had many near-maximum candidates on their last tile (large t:

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "ledkde/philox.h"
+#include "parallel.h"
 #include "pass_cpu.h"
 
 namespace ledkde {
@@ -49,6 +50,11 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   std::atomic<bool> stop{false};
   std::exception_ptr error;
   std::mutex error_mutex;
+
+  // The passes leave their loop within 20 ms of a cancelled run.
+  StopFlag pass_stop([&stop] { return stop.load(); });
+  PassOptions opt_stop = opt;
+  opt_stop.stop = &pass_stop;
 
   auto run_tile = [&](int64_t tile) {
     const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
@@ -86,7 +92,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
       SmoothRowOutputs ro;
       ro.score = res.data();
       if (mc_error) ro.relative_se = rel.data();
-      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt, ro);
+      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt_stop, ro);
       if (mc_error)
         for (int64_t i = 0; i < qb; ++i) err_sums[tile * slots + slot] += rel[i];
       done.fetch_add(1);
@@ -130,7 +136,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
       stop.store(true);
     }
   };
-  const int nw = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(opt.threads, ntiles)));
+  const int nw = worker_count(opt.threads, ntiles);
   std::vector<std::thread> pool;
   std::atomic<int> running{nw};
   for (int w = 0; w < nw; ++w)

@@ -36,16 +36,18 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
   const int64_t nshards =
       std::max<int64_t>(1, std::min((kTargetTasks + ntiles - 1) / ntiles, n_tiles_data));
   const int64_t shard_tiles = (n_tiles_data + nshards - 1) / nshards;  // data tiles per shard
-  const int nw = std::max(1, opt.threads);
-  WorkspaceLease<T> ws(static_cast<size_t>(nw));
+  StopFlag stop(opt.interrupted);
+  PassOptions o = opt;
+  o.stop = &stop;
+  WorkspaceLease<T> ws(static_cast<size_t>(worker_count(opt.threads, ntiles * nshards)));
   if (nshards == 1) {
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
       Workspace<T>& w = ws[worker];
       const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
       centre_rows(mix, y + i0 * d, qb, w);
-      pass_rows(mix, lp, qb, w, opt);
-      emit(i0, qb, w);
-    });
+      pass_rows(mix, lp, qb, w, o);
+      if (!stop.stopped()) emit(i0, qb, w);
+    }, &stop);
     return;
   }
   // One state per (query tile, shard); then merge the shards of each tile.
@@ -55,12 +57,12 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
     Workspace<T>& w = ws[worker];
     centre_rows(mix, y + i0 * d, qb, w);
-    pass_rows(mix, lp, qb, w, opt, std::min(mix.n, shard * shard_tiles * tn),
+    pass_rows(mix, lp, qb, w, o, std::min(mix.n, shard * shard_tiles * tn),
               std::min(mix.n, (shard + 1) * shard_tiles * tn));
     Workspace<T>& out = part[task];
     out.st.swap(w.st);
     out.A.swap(w.A);
-  });
+  }, &stop);
   for (int64_t tile = 0; tile < ntiles; ++tile) {
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
     Workspace<T>& acc = part[tile * nshards];

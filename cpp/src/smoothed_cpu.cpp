@@ -85,7 +85,10 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     Workspace<T> ws;
     std::vector<double> y, s, ld, sse, lse;
   };
-  std::vector<Scratch> scratch(static_cast<size_t>(std::max(1, opt.threads)));
+  std::vector<Scratch> scratch(static_cast<size_t>(worker_count(opt.threads, ntiles)));
+  StopFlag stop(opt.interrupted);
+  PassOptions o = opt;
+  o.stop = &stop;
   parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
     Scratch& w = scratch[worker];
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
@@ -99,7 +102,8 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     ro.score_se = out.score_se ? w.sse.data() : nullptr;
     ro.log_density = out.log_density ? w.ld.data() : nullptr;
     ro.log_density_se = out.log_density_se ? w.lse.data() : nullptr;
-    smoothed_rows(mix, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, opt, ro);
+    smoothed_rows(mix, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, o, ro);
+    if (stop.stopped()) return;  // cancelled: nothing is written
     for (int64_t i = 0; i < qb; ++i) {
       if (out.log_density) out.log_density[i0 + i] = static_cast<T>(w.ld[i]);
       if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(w.lse[i]);
@@ -107,7 +111,7 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
       if (out.score)
         for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(w.s[i * d + k]);
     }
-  });
+  }, &stop);
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                   \

@@ -41,6 +41,8 @@ struct TilePack {
   bool empty() const { return packed.empty(); }
 };
 
+class StopFlag;  // parallel.h (CPU only)
+
 struct PassOptions {
   int threads = 1;        // worker threads (>= 1)
   int64_t tile_q = 128;   // query rows per tile
@@ -50,6 +52,12 @@ struct PassOptions {
   // sampler and the smoothed score build one for any d, since their many
   // passes repay the packing where a single pass would not.
   const TilePack<float>* tiles = nullptr;
+  // Stopping (CPU passes): `interrupted` says whether the caller wants the
+  // call to stop (the bindings: was Ctrl-C pressed?). The CPU entry points
+  // turn it into a StopFlag (parallel.h) that the passes poll between tiles
+  // of components; a stopped call throws Cancelled.
+  std::function<bool()> interrupted;
+  StopFlag* stop = nullptr;
 };
 
 // Up to this dimension the pass computes distances by coordinate differences
