@@ -185,3 +185,34 @@ def test_collapse_time_and_energy_distance_are_scale_covariant():
     # Far from the origin and far out in scale: the same number (it was -0.1 off at 1e8).
     np.testing.assert_allclose(ledkde.energy_distance(a + 1e8, b + 1e8), e, rtol=1e-8)
     np.testing.assert_allclose(ledkde.energy_distance(a * 1e200, b * 1e200), e * 1e200, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- many kernel draws
+@pytest.mark.parametrize("kw", [dict(antithetic=True), dict(), dict(orthogonal=True, antithetic=True),
+                                dict(estimator="naive"), dict(variances=np.full(20, 0.1))])
+def test_draws_beyond_one_pass_are_chunked_exactly(kw):
+    """More draws than one pass holds (8192 rows) go through it in chunks: the same estimate."""
+    y, m = Y[:3], 16386
+    got = ledkde.smoothed_score(y, X, 0.3, bandwidth=0.5, n_kernel=m, return_error=True, threads=2, **kw)
+    one = ledkde.smoothed_score(y, X, 0.3, bandwidth=0.5, n_kernel=m, return_error=True, threads=1, **kw)
+    want = ledkde.reference.smoothed_score(y, X, 0.3, bandwidth=0.5, n_kernel=m, return_error=True, **kw)
+    for a, b, c in zip(got, one, want):
+        np.testing.assert_array_equal(a, b)  # thread-count independent
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-13)
+    ld = ledkde.led_kde_log_density(y, X, 0.3, bandwidth=0.5, n_kernel=m, return_error=True, **kw)
+    want = ledkde.reference.led_kde_log_density(y, X, 0.3, bandwidth=0.5, n_kernel=m, return_error=True, **kw)
+    np.testing.assert_allclose(ld[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(ld[1], want[1], rtol=1e-9, atol=1e-15)
+
+
+def test_a_million_draws_of_one_query_stay_in_bounded_memory():
+    code = ("import numpy as np, ledkde\n"
+            "x = np.random.default_rng(0).normal(size=(20, 3))\n"
+            "ledkde.smoothed_score(x[:1], x, 0.3, bandwidth=0.5, n_kernel=10**6)\n"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    peak_mib = int(res.stdout.strip()) / 1024
+    assert peak_mib < 400, f"peak {peak_mib:.0f} MiB (4 GB before the draws were chunked)"
+    raises(ValueError, "^n_kernel: must be at most 1073741824", ledkde.smoothed_score, Y, X, 1.0, bandwidth=0.1,
+           n_kernel=2**31)

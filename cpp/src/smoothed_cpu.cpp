@@ -3,7 +3,9 @@
 // pilot row per query) are the rows of one pass over the data; the
 // estimators of smooth_estimator.h turn the rows' states into the means and
 // their standard errors.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ledkde/smooth_estimator.h"
 #include "parallel.h"
@@ -11,10 +13,26 @@
 
 namespace ledkde {
 
+namespace {
+
+// Rows of one pass at most: a worker's memory stays O(rows (d + tile_n)) for
+// any number of draws (10^6 draws of one query once took 4 GB).
+constexpr int64_t kMaxPassRows = 8192;
+
+SmoothRowOutputs offset(SmoothRowOutputs o, int64_t i, int64_t d) {
+  if (o.score) o.score += i * d;
+  if (o.score_se) o.score_se += i;
+  if (o.relative_se) o.relative_se += i;
+  if (o.log_density) o.log_density += i;
+  if (o.log_density_se) o.log_density_se += i;
+  return o;
+}
+
+// All draws of qb queries in one pass.
 template <class T>
-void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
-                   uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
-                   const PassOptions& opt, SmoothRowOutputs out) {
+void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
+                    uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
+                    const PassOptions& opt, SmoothRowOutputs out) {
   const int64_t d = mix.d, M = effective_draws(sm);
   const bool per_var = !mix.var.empty();
   const bool pilot = has_pilot(sm, per_var, out.log_density != nullptr);
@@ -67,6 +85,103 @@ void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double
       out.log_density[i] = lp.c0 + mean;
       if (out.log_density_se) out.log_density_se[i] = std::sqrt(se2);
     }
+  }
+}
+
+// One query whose draws do not fit one pass: its draws go through the pass
+// in chunks of whole units (pairs, orthogonal blocks), in order, and each
+// running mean and variance (Welford, as unit_mean_se2) carries over from
+// chunk to chunk: the estimate is that of one pass over all the draws.
+template <class T>
+void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, uint32_t index,
+                      const SmoothOptions& sm, Workspace<T>& ws, const PassOptions& opt,
+                      SmoothRowOutputs out) {
+  const int64_t d = mix.d, M = effective_draws(sm);
+  const bool per_var = !mix.var.empty();
+  const bool pilot = has_pilot(sm, per_var, out.log_density != nullptr);
+  const int64_t unit = kernel_draw_unit(sm.antithetic, sm.orthogonal, d);
+  const int64_t C = std::max(unit, kMaxPassRows / unit * unit);
+  PassOptions o = opt;
+  o.entropy = false;
+  std::vector<double> yc(static_cast<size_t>(d));
+  for (int64_t k = 0; k < d; ++k) yc[k] = y[k] - mix.centre[k];
+  double Bp = 0.0, Sp = 1.0;
+  std::vector<double> Ap;
+  if (pilot) {  // the unperturbed row first: beta and the log-density's linear term need it
+    ws.rows.resize(static_cast<size_t>(d));
+    for (int64_t k = 0; k < d; ++k) ws.rows[k] = static_cast<T>(yc[k]);
+    pass_rows(mix, lp, 1, ws, o);
+    Bp = ws.B[0];
+    Sp = ws.st[0].S;
+    Ap.assign(ws.A.begin(), ws.A.begin() + d);
+  }
+  const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot, Bp, Sp);
+  const bool pairs = sm.antithetic && M > 1;
+  std::vector<MeanVar> acc(static_cast<size_t>(out.score ? d : 0), mean_var_init());
+  MeanVar acc_ld = mean_var_init();
+  std::vector<double> u(static_cast<size_t>(C * d)), mx(static_cast<size_t>(C)), S(static_cast<size_t>(C));
+  auto add_units = [&](MeanVar& a, int64_t c, const auto& f) {
+    if (pairs)
+      for (int64_t k = 0; 2 * k + 1 < c; ++k) mean_var_add(a, 0.5 * (f(2 * k) + f(2 * k + 1)));
+    else
+      for (int64_t m = 0; m < c; ++m) mean_var_add(a, f(m));
+  };
+  for (int64_t m0 = 0; m0 < M; m0 += C) {
+    if (opt.stop && opt.stop->poll()) return;  // cancelled
+    const int64_t c = std::min(C, M - m0);
+    kernel_draws_range(sm.seed, index, sm.eval, m0, c, sm.antithetic, sm.orthogonal, sm.kernel, sm.bandwidth, d,
+                       u.data());
+    ws.rows.resize(static_cast<size_t>(c * d));
+    for (int64_t m = 0; m < c; ++m)
+      for (int64_t k = 0; k < d; ++k) ws.rows[m * d + k] = static_cast<T>(y[k] + u[m * d + k] - mix.centre[k]);
+    pass_rows(mix, lp, c, ws, o);
+    for (int64_t m = 0; m < c; ++m) {
+      mx[m] = ws.st[m].m;
+      S[m] = ws.st[m].S;
+    }
+    for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k)
+      add_units(acc[k], c, ScoreDraws<T>{ws.A.data(), S.data(), ws.rows.data(), d, k, yc[k], beta});
+    if (out.log_density)
+      add_units(acc_ld, c,
+                LogDensityDraws<T>{mx.data(), S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows.data(), y,
+                                   mix.centre.data(), d});
+  }
+  if (out.score) {
+    double se2_sum = 0.0, norm2 = 0.0;
+    for (int64_t k = 0; k < d; ++k) {
+      out.score[k] = acc[k].mean;
+      se2_sum += mean_var_se2(acc[k]);
+      norm2 += acc[k].mean * acc[k].mean;
+    }
+    if (out.score_se) out.score_se[0] = std::sqrt(se2_sum);
+    if (out.relative_se) out.relative_se[0] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
+  }
+  if (out.log_density) {
+    out.log_density[0] = lp.c0 + acc_ld.mean;
+    if (out.log_density_se) out.log_density_se[0] = std::sqrt(mean_var_se2(acc_ld));
+  }
+}
+
+}  // namespace
+
+// The draws of qb queries: in one pass when they fit kMaxPassRows rows, else
+// in blocks of queries, else (one query's draws alone are too many) in chunks.
+template <class T>
+void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
+                   uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
+                   const PassOptions& opt, SmoothRowOutputs out) {
+  const int64_t d = mix.d;
+  const int64_t copies = rows_per_point(sm, !mix.var.empty(), out.log_density != nullptr);
+  if (qb * copies <= kMaxPassRows) {
+    smoothed_block(mix, lp, y, qb, index0, sm, ws, opt, out);
+  } else if (copies <= kMaxPassRows) {
+    const int64_t per = kMaxPassRows / copies;
+    for (int64_t i0 = 0; i0 < qb; i0 += per)
+      smoothed_block(mix, lp, y + i0 * d, std::min(per, qb - i0), index0 + static_cast<uint32_t>(i0), sm, ws, opt,
+                     offset(out, i0, d));
+  } else {
+    for (int64_t i = 0; i < qb; ++i)
+      smoothed_chunked(mix, lp, y + i * d, index0 + static_cast<uint32_t>(i), sm, ws, opt, offset(out, i, d));
   }
 }
 

@@ -338,7 +338,7 @@ def smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, 
     antithetic, orthogonal, seed). Shared by the smoothed scores and the sampler
     (which passes its largest bandwidth)."""
     h = _checks.positive_scalar("bandwidth", bandwidth, allow_zero=True)
-    m = _checks.positive_int("n_kernel", n_kernel)
+    m = _checks.positive_int("n_kernel", n_kernel, maximum=2**30, why=" (the draws' stream index is 32-bit)")
     k = KERNELS[_checks.choice("kernel", kernel, tuple(KERNELS))]
     e = ESTIMATORS[_checks.choice("estimator", estimator, tuple(ESTIMATORS))]
     for name, v in (("antithetic", antithetic), ("orthogonal", orthogonal), ("return_error", return_error)):

@@ -138,16 +138,19 @@ LEDKDE_HD double relative_error(double se, double norm) {
 // each draw is still distributed as K_h, but the draws of a block are
 // orthogonal (orthogonal random features), which lowers the variance of the
 // mean along smooth directions. Antithetic: draw 2k + 1 = -draw 2k.
-LEDKDE_HD void kernel_draws(uint64_t seed, uint32_t index, uint32_t eval, int64_t M, bool antithetic, bool orthogonal,
-                            int kind, double h, int64_t d, double* u) {
+LEDKDE_HD void kernel_draws_range(uint64_t seed, uint32_t index, uint32_t eval, int64_t m0, int64_t count,
+                                  bool antithetic, bool orthogonal, int kind, double h, int64_t d, double* u) {
+  // Draws m0 .. m0 + count - 1 into u (count x d). m0 and count must be whole
+  // units: pairs with antithetic draws, and blocks of d base draws (d pairs)
+  // with orthogonal ones (kernel_draw_unit).
   if (!orthogonal) {
-    for (int64_t m = 0; m < M; ++m)
-      kernel_draw(seed, index, eval, static_cast<uint32_t>(m), antithetic, kind, h, d, u + m * d);
+    for (int64_t m = 0; m < count; ++m)
+      kernel_draw(seed, index, eval, static_cast<uint32_t>(m0 + m), antithetic, kind, h, d, u + m * d);
     return;
   }
-  const int64_t nbase = antithetic ? M / 2 : M, stride = antithetic ? 2 : 1;
-  for (int64_t j = 0; j < nbase; ++j) {
-    double* v = u + j * stride * d;
+  const int64_t stride = antithetic ? 2 : 1, j0 = m0 / stride, j1 = (m0 + count) / stride;
+  for (int64_t j = j0; j < j1; ++j) {
+    double* v = u + (j - j0) * stride * d;
     stream_normal_vector(seed, index, eval, kKernel, static_cast<uint32_t>(j), d, v);
     double g2 = 0.0;
     for (int64_t c = 0; c < d; ++c) g2 += v[c] * v[c];
@@ -155,10 +158,10 @@ LEDKDE_HD void kernel_draws(uint64_t seed, uint32_t index, uint32_t eval, int64_
                            ? h * std::pow(stream_uniform_after(seed, d, index, eval, kKernel, static_cast<uint32_t>(j)),
                                           1.0 / static_cast<double>(d))
                            : h * std::sqrt(g2);
-    const int64_t first = j - j % d;  // first base draw of this block
+    const int64_t first = j - j % d;  // first base draw of this block (>= j0: whole blocks)
     for (int pass = 0; pass < 2; ++pass)
       for (int64_t p = first; p < j; ++p) {
-        const double* w = u + p * stride * d;
+        const double* w = u + (p - j0) * stride * d;
         double vw = 0.0, ww = 0.0;
         for (int64_t c = 0; c < d; ++c) {
           vw += v[c] * w[c];
@@ -173,8 +176,18 @@ LEDKDE_HD void kernel_draws(uint64_t seed, uint32_t index, uint32_t eval, int64_
     for (int64_t c = 0; c < d; ++c) v[c] *= scale;
   }
   if (antithetic)
-    for (int64_t j = 0; j < nbase; ++j)
+    for (int64_t j = 0; j < j1 - j0; ++j)
       for (int64_t c = 0; c < d; ++c) u[(2 * j + 1) * d + c] = -u[2 * j * d + c];
+}
+
+// The number of draws that make whole units for kernel_draws_range.
+LEDKDE_HD int64_t kernel_draw_unit(bool antithetic, bool orthogonal, int64_t d) {
+  return (antithetic ? 2 : 1) * (orthogonal ? d : 1);
+}
+
+LEDKDE_HD void kernel_draws(uint64_t seed, uint32_t index, uint32_t eval, int64_t M, bool antithetic, bool orthogonal,
+                            int kind, double h, int64_t d, double* u) {
+  kernel_draws_range(seed, index, eval, 0, M, antithetic, orthogonal, kind, h, d, u);
 }
 
 }  // namespace ledkde
