@@ -216,3 +216,22 @@ def test_a_million_draws_of_one_query_stay_in_bounded_memory():
     assert peak_mib < 400, f"peak {peak_mib:.0f} MiB (4 GB before the draws were chunked)"
     raises(ValueError, "^n_kernel: must be at most 1073741824", ledkde.smoothed_score, Y, X, 1.0, bandwidth=0.1,
            n_kernel=2**31)
+
+
+# --------------------------------------------------------------------------- the reference
+def test_the_reference_is_as_exact_as_the_engine():
+    """Scores from coordinate differences: t = 1e-30 next to a point (was 1.4e-2 off) and data far from the
+    origin (was 1.1e-7 off) are exact to rounding in both."""
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    y = x[:1] + 1e-14
+    exact = (x[0] - y) / 1e-30  # the nearest point holds all the weight
+    for got in (ledkde.reference.score(y, x, 1e-30), ledkde.score(y, x, 1e-30)):
+        np.testing.assert_allclose(got, exact, rtol=1e-12)
+    xo = x + 1e8
+    yo = xo[:2] + 0.3
+    # The same problem moved back to the origin (exact shifts of representable numbers).
+    want = ledkde.reference.score(yo - 1e8, xo - 1e8, 0.5)
+    for got in (ledkde.reference.score(yo, xo, 0.5), ledkde.score(yo, xo, 0.5)):
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+    sm = ledkde.reference.smoothed_score(yo, xo, 0.5, bandwidth=0.1, n_kernel=4)
+    np.testing.assert_allclose(sm, ledkde.smoothed_score(yo, xo, 0.5, bandwidth=0.1, n_kernel=4), rtol=1e-10)

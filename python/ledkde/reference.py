@@ -37,6 +37,18 @@ def _logits(y, data, t, log_weights, variances):
     return log_a - d2 / (2 * v) - 0.5 * d * np.log(2 * np.pi * v), v
 
 
+def _weighted_differences(y, data, coef):
+    """sum_i coef[q, i] (data_i - y_q), shape (Q, d), from coordinate differences (chunked)."""
+    q, d = y.shape
+    n = data.shape[0]
+    out = np.empty((q, d))
+    step = max(1, _CHUNK // max(1, n * d))
+    for i in range(0, q, step):
+        diff = data[None, :, :] - y[i:i + step, None, :]
+        out[i:i + step] = np.einsum("qn,qnd->qd", coef[i:i + step], diff)
+    return out
+
+
 def _posterior(y, data, t, log_weights, variances):
     """Posterior weights w (Q, N), variances v (N,) and log-density (Q,)."""
     l, v = _logits(y, data, t, log_weights, variances)
@@ -64,8 +76,10 @@ def evaluate(y, data, t, *, log_weights=None, variances=None):
     for i in range(0, q, block):
         yb = y[i:i + block]
         w, v, lse = _posterior(yb, data, t, log_weights, variances)
-        # score = sum_i w_i (mu_i - y) / v_i
-        sc = (w / v) @ data - yb * (w / v).sum(axis=1, keepdims=True)
+        # score = sum_i w_i (mu_i - y) / v_i, from the differences mu_i - y
+        # themselves: (w/v) @ mu - y sum(w/v) cancels badly when v is tiny or
+        # the data lie far from the origin.
+        sc = _weighted_differences(yb, data, w / v)
         with np.errstate(divide="ignore", invalid="ignore"):
             ent = -np.where(w > 0, w * np.log(w), 0.0).sum(axis=1)
         out["log_density"].append(lse)
@@ -185,8 +199,8 @@ def init_index(seed, samples, n):
 def _score_and_inverse_variance(y, data, t, log_weights, variances):
     """The score (Q, d), log-density (Q,) and b(y) = sum_i w_i / v_i (Q,)."""
     w, v, lse = _posterior(y, data, t, log_weights, variances)
-    b = (w / v).sum(axis=1)
-    return (w / v) @ np.asarray(data, dtype=np.float64) - y * b[:, None], lse, b
+    y = np.asarray(y, dtype=np.float64)
+    return _weighted_differences(y, np.asarray(data, dtype=np.float64), w / v), lse, (w / v).sum(axis=1)
 
 
 def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, log_weights,
@@ -194,8 +208,11 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
     """Per-draw estimates of the smoothed score (Q, M, d) and log-density (Q, M)."""
     q, d = y.shape
     u = kernel_draws(seed, q, eval_index, n_kernel, d, bandwidth, kernel, antithetic, index0, orthogonal)
-    pts = (y[:, None, :] + u).reshape(q * n_kernel, d)
-    s, ld, _ = _score_and_inverse_variance(pts, data, t, log_weights, variances)
+    pts = y[:, None, :] + u
+    # The perturbation the points really carry (y + u is rounded at y's scale):
+    # the control terms must cancel exactly that one.
+    u = pts - y[:, None, :]
+    s, ld, _ = _score_and_inverse_variance(pts.reshape(q * n_kernel, d), data, t, log_weights, variances)
     s, ld = s.reshape(q, n_kernel, d), ld.reshape(q, n_kernel)
     if estimator == "control":
         if variances is None:
