@@ -41,8 +41,8 @@ def sample_quality(samples, data, held_out=None, *, nn: float | None = None, thr
     diversity: distinct nearest training points over samples; energy: the energy
     distance to the held-out set (in NN units). Without held_out those two are None.
     """
-    samples = np.asarray(samples)
-    nn = median_nn_distance(data, threads=threads) if nn is None else float(nn)
+    samples = _checks.array2d("samples", samples)
+    nn = median_nn_distance(data, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
     if not nn > 0:
         raise ValueError("data: the median nearest-neighbour distance is 0 (more than half the points "
                          "are duplicates), so distances cannot be given in its units; remove the duplicates")
@@ -100,7 +100,7 @@ def bandwidth_rule(data, *, nn: float | None = None, threads=None) -> float:
     better choice.
     """
     arr = _checks.array2d("data", data)
-    nn = median_nn_distance(arr, threads=threads) if nn is None else float(nn)
+    nn = median_nn_distance(arr, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
     d = arr.shape[1]
     return RULE_A * d**RULE_B * nn / np.sqrt(d)
 

@@ -161,7 +161,7 @@ def squared_scale(name: str, value: float, dtype, what: str) -> float:
 def logit_range(name: str, t: float, extent: float, dtype) -> float:
     """Refuse a time so small that |y - x|^2 / (2 t) can overflow, for points and queries
     within ``extent`` of the data's mean (so |y - x| <= 2 extent)."""
-    top = (2.0 * extent) ** 2 / (2.0 * t)
+    top = (2.0 * extent) * (2.0 * extent) / (2.0 * t)
     lim = MAX_LOGIT[np.dtype(dtype)]
     if not top <= lim:
         raise ValueError(f"{name}: {t:g} is too small for queries and points up to {extent:.3g} from the data's "
@@ -170,13 +170,33 @@ def logit_range(name: str, t: float, extent: float, dtype) -> float:
     return t
 
 
+def norm(v: np.ndarray) -> float:
+    """|v| without overflow in the squares (v float64, 1-D)."""
+    top = float(np.abs(v).max(initial=0.0))
+    return top * float(np.sqrt(((v / top) ** 2).sum())) if top > 0 else 0.0
+
+
 def extent(arr: np.ndarray, centre: np.ndarray) -> float:
-    """max_i |arr_i - centre| in float64, a block of rows at a time (no full float64 copy)."""
+    """max_i |arr_i - centre| in float64, a block of rows at a time (no full float64
+    copy), without overflow in the squares."""
     top = 0.0
     for i in range(0, arr.shape[0], 4096):
         block = arr[i:i + 4096].astype(np.float64) - centre
-        top = max(top, float(np.einsum("ij,ij->i", block, block).max(initial=0.0)))
-    return float(np.sqrt(top))
+        scale = float(np.abs(block).max(initial=0.0))
+        if scale > 0:
+            block /= scale
+            top = max(top, scale * float(np.sqrt(np.einsum("ij,ij->i", block, block).max())))
+    return top
+
+
+def centre(name: str, arr: np.ndarray) -> np.ndarray:
+    """The mean of the rows in float64, refused where it overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = arr.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(c).all():
+        raise ValueError(f"{name}: values too large to average in float64 (up to {np.abs(arr).max():.3g}); "
+                         "rescale the data")
+    return c
 
 
 def kernel_reach(h: float, d: int, gaussian: bool) -> float:

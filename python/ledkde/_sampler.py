@@ -28,6 +28,8 @@ def time_grid(t_max, t_min, steps, schedule="geometric", *, rho=7.0) -> np.ndarr
     steps = _checks.positive_int("steps", steps, maximum=MAX_STEPS, why=" (a grid of times is kept in memory)")
     _checks.choice("schedule", schedule, SCHEDULES)
     rho = _checks.positive_scalar("rho", rho)
+    if not 0.1 <= rho <= 100.0:
+        raise ValueError(f"rho: the EDM grid's exponent must lie in [0.1, 100] (Karras et al. use 7), got {rho:g}")
     g = reference.time_grid(t_max, t_min, steps, schedule, rho)
     g[0], g[-1] = t_max, t_min  # exact end points whatever the rounding
     if not (np.diff(g) < 0).all():
@@ -156,9 +158,14 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     # Samples start about sqrt(t_max d) from the data and the kernel draws reach further.
     _checks.squared_scale("t_max" if isinstance(schedule, str) else "schedule", float(times[0]) * mix.d, mix.dtype,
                           "the starting noise's squared length t_max d")
-    _checks.squared_scale("bandwidth", float(hs.max()) ** 2 * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
+    _checks.squared_scale("bandwidth", float(hs.max()) * float(hs.max()) * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
     reach = mix._extent + 2 * np.sqrt(float(times[0]) * mix.d) + _checks.kernel_reach(
         float(hs.max()), mix.d, kcode == KERNELS["gaussian"])
+    if icode == INITS["gaussian"]:  # N(0, t_max I) starts at the origin, not at the data
+        origin = _checks.norm(mix._centre)
+        _checks.squared_scale("init", origin * origin, mix.dtype, "'gaussian' starts at the origin; its squared distance "
+                              "from the data's mean")
+        reach += origin
     _checks.logit_range(t_name, float(times[-1]), reach, mix.dtype)
     tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
     args = (mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode, ecode, antithetic, orthogonal,

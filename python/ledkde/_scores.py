@@ -52,9 +52,9 @@ class Mixture:
         self.n, self.d = n, d
         # The data's mean and the largest distance from it: what the range checks of
         # every call need (ledkde._checks.MAX_SQUARED / MAX_LOGIT).
-        self._centre = arr.mean(axis=0, dtype=np.float64)
+        self._centre = _checks.centre("data", arr)
         self._extent = _checks.extent(arr, self._centre)
-        _checks.squared_scale("data", self._extent**2, dtype, "the squared distance of a point from the data's mean")
+        _checks.squared_scale("data", self._extent * self._extent, dtype, "the squared distance of a point from the data's mean")
         self.has_weights = lw is not None
         self.has_variances = var is not None
         # _pack=False (one-shot calls with few queries): skip laying the data out
@@ -101,6 +101,13 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
                    dtype=_checks.working_dtype(arr, y_arr), _pack=y_arr.shape[0] >= _pack_min_queries(d))
 
 
+def _query_extent(name: str, y_like: np.ndarray, mix: Mixture) -> float:
+    """The queries' largest distance from the data's mean, refused where its square overflows."""
+    ext = _checks.extent(y_like, mix._centre) if y_like.size else 0.0
+    _checks.squared_scale(name, ext * ext, mix.dtype, "the squared distance of a query from the data's mean")
+    return ext
+
+
 def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True)):
     """The Mixture for queries shaped and typed like ``y_like``, and the checked time.
     kernel: (h, gaussian) of the kernel draws, which take the pass beyond y."""
@@ -113,8 +120,7 @@ def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True
     h, gaussian = kernel
     _checks.squared_scale("bandwidth", h * h * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
     reach = _checks.kernel_reach(h, mix.d, gaussian)
-    ext_y = _checks.extent(y_like, mix._centre) if y_like.size else 0.0
-    _checks.squared_scale("y", ext_y**2, mix.dtype, "the squared distance of a query from the data's mean")
+    ext_y = _query_extent("y", y_like, mix)
     _checks.logit_range("t", t, max(ext_y + reach, mix._extent), mix.dtype)
     return mix, t
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _checks
 from ._loader import _core
-from ._scores import Mixture, _mixture_for, score, smoothed_score
+from ._scores import Mixture, _mixture_for, _query_extent, score, smoothed_score
 
 
 class Neighbors(NamedTuple):
@@ -32,6 +32,7 @@ def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighb
     mix = _mixture_for(data, None, None, y_arr)
     if y_arr.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
+    _query_extent("y", y_arr, mix)
     k = _checks.positive_int("k", k)
     if k > mix.n:
         raise ValueError(f"k: asks for {k} neighbours but the data have only {mix.n} points")
@@ -121,7 +122,7 @@ def median_nn_distance(data, *, max_points: int = 2000, seed: int = 0, threads=N
         raise ValueError("data: need at least 2 points for a nearest-neighbour distance")
     pick = arr
     if len(arr) > max_points:
-        pick = arr[np.random.default_rng(seed).choice(len(arr), max_points, replace=False)]
+        pick = arr[np.random.default_rng(_checks.seed(seed)).choice(len(arr), max_points, replace=False)]
     return float(np.median(nearest_neighbors(pick, arr, 2, threads=threads).distances[:, 1]))
 
 
