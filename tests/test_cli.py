@@ -22,7 +22,7 @@ def test_sample_writes_grid_and_summary(tmp_path):
     np.save(tmp_path / "d.npy", data)
     out = tmp_path / "out"
     res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "12", "--steps", "40",
-              "--n-kernel", "4", "--held-out", "0", "--out", str(out))
+              "--n-kernel", "4", "--held-out", "0", "--image-shape", "8x8", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""  # no progress bar when not on a terminal
     summary = json.loads((out / "summary.json").read_text())
@@ -93,7 +93,7 @@ def test_summary_reports_held_out_figures_and_the_monte_carlo_error(tmp_path):
     np.save(tmp_path / "d.npy", data)
     out = tmp_path / "out"
     res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "10", "--steps", "30",
-              "--n-kernel", "4", "--held-out", "30", "--out", str(out))
+              "--n-kernel", "4", "--held-out", "30", "--image-shape", "8x8", "--out", str(out))
     assert res.returncode == 0, res.stderr
     summary = json.loads((out / "summary.json").read_text())
     s, runs = summary["settings"], summary["runs"]
@@ -126,3 +126,39 @@ def test_check_draws_says_which_figures_8x_the_draws_reproduce(tmp_path):
     assert lines[0].startswith("- memorized:") and lines[0].endswith(": reproduced") == overlap
     x, y = a["distinct_nearest"], b["distinct_nearest"]
     assert lines[3].endswith(": reproduced") == (abs(x - y) <= max(0.1 * max(x, y), 0.02))
+
+
+def test_the_main_job_saves_its_samples_and_says_why_it_draws_no_picture(tmp_path):
+    data = np.random.default_rng(8).random((120, 16)).astype(np.float32)
+    np.save(tmp_path / "d.npy", data)
+    out = tmp_path / "out"
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "6", "--steps", "10", "--n-kernel", "4",
+              "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for label in ("plain", "smoothed"):
+        x = np.load(out / f"samples_{label}.npy")
+        assert x.shape == (6, 16)
+        train = data[np.sort(np.random.default_rng(0).permutation(120)[24:])]
+        rep = ledkde.memorization(x, train)
+        assert rep.fraction == summary["runs"][label]["memorized_fraction"]
+    # 16 numbers per row are not images unless the user says so.
+    assert not (out / "samples.png").exists()
+    assert "No picture: the data are neither images nor 2-D (d = 16)" in (out / "summary.md").read_text()
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "6", "--steps", "10", "--n-kernel", "4",
+              "--image-shape", "4x4", "--out", str(tmp_path / "img"))
+    assert res.returncode == 0 and (tmp_path / "img" / "samples.png").read_bytes().startswith(b"\x89PNG")
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--image-shape", "3x3", "--out", str(tmp_path / "bad"))
+    assert res.returncode == 2 and "--image-shape: 3x3 is not the data's dimension 16" in res.stderr
+
+
+def test_two_dimensional_data_get_a_scatter_plot(tmp_path):
+    r = np.random.default_rng(9)
+    data = (r.normal(size=(6, 2))[r.integers(0, 6, 200)] * 3 + 0.2 * r.normal(size=(200, 2))).astype(np.float32)
+    np.save(tmp_path / "d.npy", data)
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "20", "--steps", "20", "--n-kernel", "4",
+              "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    png = (tmp_path / "out" / "samples.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
+    assert "training points in gray" in (tmp_path / "out" / "summary.md").read_text()

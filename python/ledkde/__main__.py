@@ -1,9 +1,10 @@
-"""Command line: ``ledkde sample`` and ``ledkde experiment NAME`` (also ``python -m ledkde``).
+"""ledkde: sample a data set with its plain and its kernel-smoothed empirical score (also python -m ledkde).
 
-``sample`` draws samples with the plain empirical score and with the kernel-smoothed
-score, and writes an image grid (each sample beside its nearest training image) and a
-JSON + Markdown summary into an output folder. ``experiment`` runs one of the
-experiments of ``ledkde._experiments`` (PNG plots and a JSON of every number).
+"ledkde sample" draws samples with the plain empirical score and with the kernel-smoothed
+score, and writes them (.npy), a picture (images: each sample beside its nearest training
+and held-out images; 2-D data: a scatter plot) and a JSON + Markdown summary into an output
+folder. "ledkde experiment NAME" runs one of the experiments (PNG plots and a JSON of every
+number).
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return v
+
+
+def _image_shape(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 28x28, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return h, w
 
 
 def _bandwidth(text: str):
@@ -113,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=_positive_int, default=None, help="worker threads (default: all cores)")
     s.add_argument("--max-train", type=_positive_int, default=None, help="use only the first N training points")
+    s.add_argument("--image-shape", type=_image_shape, default=None,
+                   help="HxW: draw the rows of an (N, H*W) .npy file as H x W images (a file of shape "
+                        "(N, H, W) says it itself)")
     s.add_argument("--out", default="ledkde-out", help="output folder (default ./ledkde-out)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
@@ -144,9 +158,14 @@ def cmd_sample(args) -> int:
     import ledkde
 
     from ._bandwidth import bandwidth_rule, sample_quality, sampler_defaults, select_bandwidth
-    from ._data import write_pairs_grid
+    from ._data import write_pairs_grid, write_scatter
 
     data, shape = _load(args.data)
+    if args.image_shape is not None:
+        if args.image_shape[0] * args.image_shape[1] != data.shape[1]:
+            raise ValueError(f"--image-shape: {args.image_shape[0]}x{args.image_shape[1]} is not the data's "
+                             f"dimension {data.shape[1]}")
+        shape = args.image_shape
     # float32 unless the file holds float64 (kept: nothing is converted with loss).
     data = np.ascontiguousarray(data, dtype=np.float64 if data.dtype == np.float64 else np.float32)
     n_ho = args.held_out if args.held_out is not None else (1000 if args.data == "mnist" else len(data) // 5)
@@ -215,13 +234,28 @@ def cmd_sample(args) -> int:
                 "estimator": args.estimator, "antithetic": anti,
                 "bandwidth_rule": args.bandwidth if isinstance(args.bandwidth, str) else "given",
                 "seed": args.seed, "threads": args.threads or "all", "ledkde": ledkde.__version__}
-    files = ["summary.json", "summary.md"]
+    files = []
+    for (label, _), run in zip(report.items(), runs):
+        name = "samples_" + label.replace(", 8x draws", "_8x_draws") + ".npy"
+        np.save(os.path.join(args.out, name), run[0])
+        files.append(name)
+    files += ["summary.json", "summary.md"]
+    titles = [f"{label} h={r['bandwidth']:.3g} draws={r['n_kernel']} memorized "
+              f"{100 * r['memorized_fraction']:.0f}%" for label, r in report.items()]
+    picture = None
     if shape is not None and shape[0] * shape[1] == d:
-        titles = [f"{label} h={r['bandwidth']:.3g} draws={r['n_kernel']} memorized "
-                  f"{100 * r['memorized_fraction']:.0f}%" for label, r in report.items()]
         write_pairs_grid(os.path.join(args.out, "samples.png"), runs, data, shape, held_out=held_out,
                          titles=titles)
-        files.insert(0, "samples.png")
+        picture = "samples.png"
+    elif d == 2:
+        write_scatter(os.path.join(args.out, "samples.png"), [(data, run[0]) for run in runs],
+                      [t.split(" memorized")[0] for t in titles])
+        picture = "samples.png"
+    if picture:
+        files.insert(0, picture)
+    else:
+        print(f"no picture: the data are neither images nor 2-D (d = {d}); for images stored as rows, give "
+              "--image-shape HxW")
     summary = {"settings": settings, "runs": report}
     if selection is not None:
         summary["bandwidth_selection"] = {"criterion": selection.criterion, "factor": selection.factor,
@@ -248,10 +282,17 @@ def cmd_sample(args) -> int:
     lines += ["", *_draws_check(report)]
     if selection is not None:
         lines += ["", f"Bandwidth chosen on the held-out points ({selection.criterion}):", "", str(selection)]
-    if "samples.png" in files:
+    if picture and shape is not None:
         lines += ["", "![samples](samples.png)", "",
                   "One panel per run; in each column a sample, its nearest training image"
                   + (" and its nearest held-out image." if ho else ".")]
+    elif picture:
+        lines += ["", "![samples](samples.png)", "", "One panel per run: the training points in gray, the samples "
+                  "in black."]
+    else:
+        lines += ["", f"No picture: the data are neither images nor 2-D (d = {d}); for images stored as rows, "
+                  "give --image-shape HxW."]
+    lines += ["", "Samples: " + ", ".join(f for f in files if f.endswith(".npy")) + " (one row per sample)."]
     with open(os.path.join(args.out, "summary.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     for label, r in report.items():

@@ -56,7 +56,8 @@ def fashion_mnist(split: str = "train") -> tuple[np.ndarray, tuple[int, int]]:
 
 
 def load_npy(path: str) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """An (N, d) array from a .npy file; image shape guessed when d is a square."""
+    """An (N, d) array from a .npy file, with the image shape when the file holds (N, H, W)
+    images (an (N, d) array is not drawn as images unless the caller says its shape)."""
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -66,8 +67,7 @@ def load_npy(path: str) -> tuple[np.ndarray, tuple[int, int] | None]:
         shape = arr.shape[1:]
         arr = arr.reshape(arr.shape[0], -1)
     elif arr.ndim == 2:
-        side = int(round(np.sqrt(arr.shape[1])))
-        shape = (side, side) if side * side == arr.shape[1] else None
+        shape = None
     else:
         raise DataError(f"{path}: expected an array of shape (N, d) or (N, H, W), got {arr.shape}")
     if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
@@ -203,3 +203,24 @@ def write_pairs_grid(path: str, runs, data: np.ndarray, shape, held_out: np.ndar
     for b in blocks:
         out += [np.pad(b, ((0, 0), (0, width - b.shape[1])), constant_values=1.0), np.full((4, width), 0.6)]
     write_png(path, np.vstack(out[:-1]))
+
+
+def write_scatter(path: str, panels, titles, size: int = 260) -> None:
+    """2-D points, one labelled panel per entry of panels: (background (n, 2), points (m, 2)),
+    the background in light gray (the training data), the points in black. All panels share
+    the limits of everything drawn."""
+    every = np.concatenate([np.concatenate([b, p]) for b, p in panels])
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    out = []
+    for (back, pts), title in zip(panels, titles):
+        panel = np.ones((size + 16, size))
+        _paste(panel, 1.0 - text_image(title), 2, 2)
+        for arr, ink, r in ((back, 0.75, 1), (pts, 0.0, 2)):
+            px = ((np.asarray(arr, dtype=np.float64) - lo) / span * (size - 8) + 4).astype(int)
+            for x, y in px:
+                row = 16 + size - 1 - y
+                box = (slice(max(16, row - r), row + r), slice(max(0, x - r), x + r))
+                panel[box] = np.minimum(panel[box], ink)
+        out += [panel, np.full((size + 16, 4), 0.6)]
+    write_png(path, np.hstack(out[:-1]))
