@@ -3,12 +3,16 @@
 ``device="auto"`` (default) runs on the GPU when an input already lives there
 (a CuPy array, a PyTorch CUDA tensor, anything with ``__cuda_array_interface__``
 or a CUDA DLPack capsule), else on the CPU. ``"cpu"``, ``"cuda"`` and ``"cuda:N"``
-choose explicitly. GPU inputs give CuPy results; NumPy inputs give NumPy results.
+choose explicitly. GPU inputs give CuPy results; NumPy inputs give NumPy results;
+other CPU arrays that speak DLPack (PyTorch CPU tensors, JAX arrays, ...) give
+results of their own kind, through DLPack without a copy.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -95,11 +99,33 @@ def to_host(name: str, a):
     return cp.asnumpy(arr)
 
 
+_KDL_CPU = 1
+
+
+def _cpu_kind(a) -> Callable | None:
+    """For a CPU array that is not NumPy but speaks DLPack (a PyTorch CPU tensor, a JAX
+    array, ...): the function that makes results of its kind from NumPy arrays without a
+    copy (its library's from_dlpack). None for NumPy arrays and everything else."""
+    if a is None or isinstance(a, np.ndarray) or not hasattr(a, "__dlpack__"):
+        return None
+    try:
+        if a.__dlpack_device__()[0] != _KDL_CPU:
+            return None
+    except Exception:
+        return None
+    top = type(a).__module__.split(".")[0]
+    if top in ("jax", "jaxlib"):
+        import jax.numpy as jnp
+        return jnp.from_dlpack
+    return getattr(sys.modules.get(top), "from_dlpack", None)
+
+
 @dataclass(frozen=True)
 class Placement:
     kind: str          # "cpu" or "cuda"
     index: int         # CUDA device index
     gpu_output: bool   # return CuPy arrays
+    cpu_kind: Callable | None = None  # results as the input's CPU array kind (see _cpu_kind)
 
     def module(self):
         if self.kind == "cpu":
@@ -108,16 +134,22 @@ class Placement:
         return cuda_module()
 
     def output(self, value):
-        """Results as CuPy arrays when the inputs were GPU arrays."""
-        if not self.gpu_output or value is None:
+        """Results as CuPy arrays when the inputs were GPU arrays, as the inputs' own kind
+        when they were other DLPack CPU arrays, else NumPy."""
+        if value is None:
             return value
-        cp = _cupy("result")
+        if self.gpu_output:
+            convert = _cupy("result").asarray
+        elif self.kind == "cpu" and self.cpu_kind is not None:
+            convert = self.cpu_kind
+        else:
+            return value
         if isinstance(value, dict):
-            return {k: cp.asarray(v) for k, v in value.items()}
+            return {k: convert(v) for k, v in value.items()}
         if isinstance(value, tuple):
-            return type(value)(*(cp.asarray(v) for v in value)) if hasattr(value, "_fields") else tuple(
-                cp.asarray(v) for v in value)
-        return cp.asarray(value)
+            return type(value)(*(convert(v) for v in value)) if hasattr(value, "_fields") else tuple(
+                convert(v) for v in value)
+        return convert(value)
 
 
 def placement(device, *arrays) -> Placement:
@@ -152,4 +184,5 @@ def placement(device, *arrays) -> Placement:
                                "(no GPU, or no NVIDIA driver)")
         if not 0 <= index < count:
             raise ValueError(f"device: cuda:{index} does not exist; {count} CUDA device(s) are present")
-    return Placement(kind, index, on_gpu)
+    cpu_kind = None if on_gpu else next((k for k in map(_cpu_kind, arrays) if k is not None), None)
+    return Placement(kind, index, on_gpu, cpu_kind)

@@ -7,7 +7,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _device
 from ._loader import _core
 from ._scores import Mixture, _mixture_for, _query_extent, score, smoothed_score
 
@@ -38,7 +38,8 @@ def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighb
         raise ValueError(f"k: asks for {k} neighbours but the data have only {mix.n} points")
     tq, tn = _checks.tiles(tile)
     dist, idx = _core.knn(mix._core, _checks.to_working(y_arr, mix.dtype), k, _checks.threads(threads), tq, tn)
-    return Neighbors(dist, idx)
+    kind = _device._cpu_kind(y)  # a PyTorch CPU tensor in: tensors out
+    return Neighbors(kind(dist), kind(idx)) if kind is not None else Neighbors(dist, idx)
 
 
 @dataclass
