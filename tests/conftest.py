@@ -16,14 +16,3 @@ settings.load_profile(os.environ.get("LEDKDE_HYPOTHESIS", "default"))
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
-
-
-def make_problem(seed, q, n, d, t_scale, *, weights=False, variances=False, offset=0.0):
-    """Queries near the data at distance ~sqrt(t), data of unit scale, optional mixture parts."""
-    r = np.random.default_rng(seed)
-    data = r.normal(size=(n, d)) + offset
-    j = r.integers(0, n, size=q)
-    y = data[j] + np.sqrt(t_scale) * r.normal(size=(q, d))
-    lw = r.normal(size=n) * 2 if weights else None
-    var = r.uniform(0, 2 * t_scale, size=n) if variances else None
-    return y, data, lw, var

@@ -11,7 +11,7 @@ import pytest
 
 import ledkde
 import ledkde.reference as ref
-from conftest import make_problem
+from helpers import make_problem
 from ledkde import _device
 
 gpu = pytest.mark.skipif(not ledkde.cuda_available(), reason="no usable CUDA device on this machine")

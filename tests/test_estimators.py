@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 import ledkde
 import ledkde.reference as ref
 from ledkde import _core
-from conftest import make_problem
-from test_scores import RTOL
+from helpers import RTOL, make_problem
 
 OPTIONS = [(e, a, o) for e in ("naive", "control") for a in (False, True) for o in (False, True)]
 

@@ -21,7 +21,7 @@ SCHEDULES = ["uniform", "geometric", "edm"]
 def test_matches_reference_sampler_step_for_step(method, schedule, init):
     rng = np.random.default_rng(hash((method, schedule, init)) % 2**32)
     data = rng.normal(size=(30, 4))
-    times = ledkde.time_grid(3.0, 0.02, 12, schedule)
+    times = ref.time_grid(3.0, 0.02, 12, schedule)
     hs = 0.05 + 0.1 * np.sqrt(times)  # a time-dependent bandwidth
     keep = list(range(13))
     got, traj = ledkde.sample(data, 9, schedule=schedule, t_max=3.0, t_min=0.02, steps=12, method=method,
@@ -36,7 +36,7 @@ def test_matches_reference_sampler_step_for_step(method, schedule, init):
 def test_float32_run_follows_float64_reference(method):
     rng = np.random.default_rng(1)
     data = rng.normal(size=(50, 6)).astype(np.float32)
-    times = ledkde.time_grid(2.0, 0.05, 20, "edm")
+    times = ref.time_grid(2.0, 0.05, 20, "edm")
     got = ledkde.sample(data, 16, schedule=times, method=method, bandwidth=0.1, n_kernel=2, seed=2)
     want, _ = ref.sample(data, 16, times, np.full(21, 0.1), method=method, n_kernel=2, seed=2)
     assert got.dtype == np.float32
@@ -48,7 +48,7 @@ def test_float32_run_follows_float64_reference(method):
 def test_uniform_kernel_and_antithetic_in_the_sampler():
     rng = np.random.default_rng(2)
     data = rng.normal(size=(20, 3))
-    times = ledkde.time_grid(1.0, 0.01, 8)
+    times = ref.time_grid(1.0, 0.01, 8)
     got = ledkde.sample(data, 5, schedule=times, bandwidth=0.2, n_kernel=4, kernel="uniform", antithetic=True,
                         seed=9)
     want, _ = ref.sample(data, 5, times, np.full(9, 0.2), n_kernel=4, kernel="uniform", antithetic=True, seed=9)
@@ -58,7 +58,7 @@ def test_uniform_kernel_and_antithetic_in_the_sampler():
 def test_bandwidth_forms_agree():
     data = np.random.default_rng(3).normal(size=(20, 3))
     kw = dict(t_max=1.0, t_min=0.01, steps=6, n_kernel=2, seed=4)
-    times = ledkde.time_grid(1.0, 0.01, 6)
+    times = ref.time_grid(1.0, 0.01, 6)
     per_step = 0.1 * np.sqrt(times[:-1])
     a = ledkde.sample(data, 4, bandwidth=lambda t: 0.1 * np.sqrt(t), **kw)
     b = ledkde.sample(data, 4, bandwidth=0.1 * np.sqrt(times), **kw)
@@ -167,3 +167,12 @@ def test_ctrl_c_stops_a_long_run_within_a_second():
     with pytest.raises(KeyboardInterrupt):
         ledkde.sample(data, 512, t_max=1.0, t_min=0.01, steps=100000, progress=give_up)
     assert fired and time.perf_counter() - fired[0] < 1.0
+
+
+def test_time_grids_have_their_closed_forms():
+    """The grids against their definitions written out here (the sampler tests take the reference's)."""
+    k = np.arange(11) / 10
+    np.testing.assert_allclose(ledkde.time_grid(4.0, 0.01, 10, "uniform"), 4.0 + k * (0.01 - 4.0), rtol=1e-13)
+    np.testing.assert_allclose(ledkde.time_grid(4.0, 0.01, 10, "geometric"), 4.0 * 0.0025**k, rtol=1e-13)
+    sig = (2.0 ** (1 / 7) + k * (0.1 ** (1 / 7) - 2.0 ** (1 / 7))) ** 7
+    np.testing.assert_allclose(ledkde.time_grid(4.0, 0.01, 10, "edm"), sig**2, rtol=1e-13)

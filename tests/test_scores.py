@@ -7,9 +7,8 @@ from hypothesis import strategies as st
 
 import ledkde
 import ledkde.reference as ref
-from conftest import make_problem
+from helpers import ALL, RTOL, check_against_reference, make_problem, scale_of
 
-ALL = ("log_density", "score", "denoise", "entropy", "max_weight")
 
 # Tolerances, and why.
 # float64: every step is float64 with one rounding per operation; the logits of
@@ -22,41 +21,6 @@ ALL = ("log_density", "score", "denoise", "entropy", "max_weight")
 # carry an error bounded by the engine's gate (64 eps = 7.6e-6 in the logit),
 # and outputs are rounded to float32 once. Weights are then right to ~2e-5
 # relative, which gives the bounds below with a factor ~5 of headroom.
-RTOL = {np.float64: 1e-10, np.float32: 1e-4}
-
-
-def scale_of(y, data, t, var):
-    """Natural scale of the score: largest |mu - y| / v over the problem."""
-    return (np.ptp(np.vstack([y, data])) + 1e-300) / t
-
-
-def check_against_reference(y, data, t, lw, var, dtype, tile=None, prepared=False):
-    # prepared: through a Mixture built first (it lays float32 data out for the
-    # built-in tile products whatever the number of queries; a one-shot call
-    # with few queries uses BLAS).
-    yc, dc = y.astype(dtype), data.astype(dtype)
-    if prepared:
-        mix = ledkde.Mixture(dc, log_weights=lw, variances=var)
-        got = ledkde.evaluate(yc, mix, t, outputs=ALL, tile=tile)
-    else:
-        got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var, tile=tile)
-    want = ref.evaluate(yc.astype(np.float64), dc.astype(np.float64), t, log_weights=lw, variances=var)
-    rtol = RTOL[dtype]
-    for k in ALL:
-        assert got[k].dtype == dtype, k
-    s_scale = scale_of(yc, dc, t, var)
-    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=rtol * s_scale)
-    # The denoiser is y + t s: its error is t times the score's.
-    np.testing.assert_allclose(got["denoise"], want["denoise"], rtol=0,
-                               atol=rtol * (t * s_scale + np.abs(yc).max()))
-    # log p: relative to its own size (float32 output rounding is 6e-8 of it).
-    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=rtol, atol=rtol)
-    # Entropy is in [0, log N], max weight in [1/N, 1]: absolute tolerances.
-    n = dc.shape[0]
-    np.testing.assert_allclose(got["entropy"], want["entropy"], rtol=0, atol=rtol * 50 * (1 + np.log(n)))
-    np.testing.assert_allclose(got["max_weight"], want["max_weight"], rtol=0, atol=rtol * 50)
-
-
 dims = st.one_of(st.integers(1, 12), st.sampled_from([31, 64, 100, 300, 784]))
 
 
@@ -367,8 +331,7 @@ def _run_with_kernels(script, variable, value):
 KERNEL_SET_SCRIPT = """
 import sys, numpy as np, ledkde
 sys.path.insert(0, {tests!r})
-from conftest import make_problem
-from test_scores import check_against_reference
+from helpers import check_against_reference, make_problem
 for d, n, t in ((9, 70, 0.3), (64, 700, 0.05), (100, 300, 2.0), (300, 200, 0.5)):
     for mixture in (False, True):
         y, data, lw, var = make_problem(d, 37, n, d, t, weights=mixture, variances=mixture)
@@ -391,8 +354,7 @@ def test_each_kernel_set_matches_reference(kernels):
 ROW_SET_SCRIPT = """
 import sys, numpy as np, ledkde
 sys.path.insert(0, {tests!r})
-from conftest import make_problem
-from test_scores import check_against_reference
+from helpers import check_against_reference, make_problem
 for d, n, t in ((1, 300, 0.01), (2, 900, 1e-3), (5, 300, 0.3), (8, 200, 2.0), (24, 700, 0.05)):
     for mixture in (False, True):
         y, data, lw, var = make_problem(d, 37, n, d, t, weights=mixture, variances=mixture, offset=100.0)

@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 
 import ledkde
 import ledkde.reference as ref
-from conftest import make_problem
-from test_scores import RTOL
+from helpers import RTOL, make_problem
 
 
 @given(seed=st.integers(0, 2**32 - 1), q=st.integers(1, 6), n=st.integers(1, 40),
