@@ -24,3 +24,23 @@ def test_one_million_components_under_one_gigabyte():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak_mib = int(res.stdout.strip().splitlines()[-1]) / 1024
     assert peak_mib < 1024, f"peak resident memory {peak_mib:.0f} MiB"
+
+
+def test_a_prepared_mixture_holds_two_copies_of_the_data_not_three():
+    """float32, 16 < d <= 1024: the centred rows (read by the second product) and the row panels of
+    the first product; the column panels of the second product are gone (they were a third copy)."""
+    code = (
+        "import numpy as np, ledkde\n"
+        "x = np.random.default_rng(0).random((40000, 512), dtype=np.float32)\n"
+        "def rss():\n"
+        "    return int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024\n"
+        "before = rss()\n"
+        "mix = ledkde.Mixture(x)\n"
+        "print((rss() - before) / x.nbytes, ledkde._core.TILE_GEMM_ISA)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    ratio, isa = res.stdout.split()
+    # Two copies with the tile products (rows + panels), one without (BLAS): a little over, for norms.
+    expected = 1.0 if isa == "none" else 2.0
+    assert float(ratio) < expected + 0.2, f"the prepared mixture holds {float(ratio):.2f}x the data ({isa})"

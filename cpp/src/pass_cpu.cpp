@@ -452,9 +452,8 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     if (!direct && own_gemm) {
       if constexpr (std::is_same_v<T, float>) {
         for (int64_t s = 0; s < nslots; ++s) ws.scale[s] = sum_scale * ws.F[ws.slots[s]];
-        tile_gemm::accumulate(ws.X.data(), tn, nslots, nb, tp->cols.data() + n0 * tile_gemm::kColPanel,
-                              n, d, ws.scale.data(), ws.A.data(), ws.slots.data(), ws.live.data(),
-                              nblk);
+        tile_gemm::accumulate(ws.X.data(), tn, nslots, nb, mu, d, d, ws.scale.data(), ws.A.data(),
+                              ws.slots.data(), ws.live.data(), nblk);
       }
     } else if (!direct) {
       if (nslots > 0) blas::gemm_nn(nslots, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
@@ -482,15 +481,12 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
     if (d <= kDirectMaxDim || !tile_gemm::available()) return tp;
     const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
     tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
-    tp.cols.resize(static_cast<size_t>(tile_gemm::col_panels(d) * n * tile_gemm::kColPanel));
     tp.norm2.resize(static_cast<size_t>(n));
     // Chunks of whole panels, in parallel.
     constexpr int64_t kChunkPanels = 64;
     parallel_for((panels + kChunkPanels - 1) / kChunkPanels, threads, [&](int64_t c, int) {
       const int64_t p0 = c * kChunkPanels, p1 = std::min(panels, p0 + kChunkPanels);
       tile_gemm::pack(mix.mu.data(), n, d, p0, p1, tp.packed.data());
-      tile_gemm::pack_cols(mix.mu.data(), d, p0 * tile_gemm::kPanel,
-                           std::min(n, p1 * tile_gemm::kPanel), n, tp.cols.data());
       for (int64_t j = p0 * tile_gemm::kPanel; j < std::min(n, p1 * tile_gemm::kPanel); ++j) {
         double s = 0.0;
         for (int64_t k = 0; k < d; ++k) s += static_cast<double>(mix.mu[j * d + k]) * mix.mu[j * d + k];
@@ -536,7 +532,9 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   // relative errors of eps |y - c| / |y - mu| in the distances of close
   // pairs. So only the matrix-product path centres.
   if (d <= kDirectMaxDim) std::fill(mix.centre.begin(), mix.centre.end(), 0.0);
-  mix.mu.resize(static_cast<size_t>(n * d));
+  // Padded: the second product reads up to kRowTail floats past a row (zeros after the last).
+  mix.mu.resize(static_cast<size_t>(n * d + tile_gemm::kRowTail));
+  std::fill(mix.mu.end() - tile_gemm::kRowTail, mix.mu.end(), T(0));
   mix.norm2.resize(n);
   std::vector<double> norm_max(nchunks, 0.0);
   parallel_for(nchunks, threads, [&](int64_t c, int) {

@@ -52,23 +52,6 @@ void pack(const float* mu, int64_t n, int64_t d, int64_t p_begin, int64_t p_end,
   }
 }
 
-void pack_cols(const float* mu, int64_t d, int64_t j_begin, int64_t j_end, int64_t ldc,
-               float* cols) {
-  const int64_t panels = col_panels(d);
-  // Row by row: the reads are sequential and each write is one whole panel
-  // row (kColPanel floats, a cache line).
-  for (int64_t j = j_begin; j < j_end; ++j) {
-    const float* src = mu + j * d;
-    for (int64_t c = 0; c < panels; ++c) {
-      const int64_t c0 = c * kColPanel;
-      const int64_t w = d - c0 < kColPanel ? (d - c0 > 0 ? d - c0 : 0) : kColPanel;
-      float* out = cols + (c * ldc + j) * kColPanel;
-      for (int64_t k = 0; k < w; ++k) out[k] = src[c0 + k];
-      for (int64_t k = w; k < kColPanel; ++k) out[k] = 0.0f;
-    }
-  }
-}
-
 void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int64_t nb,
                float* G, int64_t ldg) {
 #if defined(LEDKDE_TILE_GEMM)
@@ -78,14 +61,14 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
   std::abort();  // callers check available() first
 }
 
-void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A, const int64_t* row,
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu,
+                int64_t ldb, int64_t d, const double* scale, double* A, const int64_t* row,
                 const uint8_t* live, int64_t ld_live) {
 #if defined(LEDKDE_TILE_GEMM)
   if (kIsa == Isa::avx512)
-    return avx512::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, row, live, ld_live);
+    return avx512::accumulate(P, ldp, q, nb, mu, ldb, d, scale, A, row, live, ld_live);
   if (kIsa == Isa::avx2)
-    return avx2::accumulate(P, ldp, q, nb, cols, ldc, d, scale, A, row, live, ld_live);
+    return avx2::accumulate(P, ldp, q, nb, mu, ldb, d, scale, A, row, live, ld_live);
 #endif
   std::abort();
 }

@@ -17,7 +17,9 @@
 namespace ledkde::tile_gemm {
 
 constexpr int64_t kPanel = 32;     // components per row panel (first product)
-constexpr int64_t kColPanel = 16;  // columns per column panel (second product)
+// Floats the second product may read past a component's row (the last one's
+// included: the mixture pads its rows by this much).
+constexpr int64_t kRowTail = 32;
 // Blocks of components whose weights a row may have left all zero (see
 // rows::expansion_weights); the second product skips them.
 constexpr int64_t kLiveBlock = 64;
@@ -41,14 +43,6 @@ inline bool available() { return isa()[0] != 'n'; }
 void pack(const float* mu, int64_t n, int64_t d, int64_t p_begin, int64_t p_end,
           float* packed);
 
-// Column panels for the second product: cols[(c / kColPanel * ldc + j) *
-// kColPanel + c % kColPanel] = mu[j * d + c] for the components j in
-// [j_begin, j_end), zero for the columns past d; col_panels(d) panels of ldc
-// components each.
-inline int64_t col_panels(int64_t d) { return (d + 2 * kColPanel - 1) / (2 * kColPanel) * 2; }
-void pack_cols(const float* mu, int64_t d, int64_t j_begin, int64_t j_end, int64_t ldc,
-               float* cols);
-
 // G[i * ldg + j] = sum_k rows[i * d + k] * mu_j[k] (in float, in order of k)
 // for i < q, j < nb, where packed points at the panel of component 0 of the
 // tile. rows must be readable and G writable for kRowPad rows past q, and G
@@ -68,15 +62,15 @@ void dot_tiles_f64(const double* rows, int64_t q, int64_t d, const float* packed
                    double* G, int64_t ldg);
 
 // A[row[s] * d + c] += scale[s] * sum_{j < nb} P[s * ldp + j] * mu_j[c] for the
-// row slots s < q and c < d, where cols points at component 0 of the tile in
-// the column panels (see pack_cols; ldc components per panel). P must be
-// readable for kRowPad rows past q. Each sum over j runs in float, in order,
-// and is added in float64. live (q x ceil(nb / kLiveBlock), row stride
-// ld_live; null: all live) marks the blocks of kLiveBlock components where
-// slot s may have nonzero weights: components in blocks that no slot of a
-// micro-tile marks are skipped (their zero weights would add nothing).
-void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A, const int64_t* row,
-                const uint8_t* live, int64_t ld_live);
+// row slots s < q and c < d, where mu points at component 0 of the tile, its
+// rows ldb floats apart and readable for kRowTail floats past the last one.
+// P must be readable for kRowPad rows past q. Each sum over j runs in float,
+// in order, and is added in float64. live (q x ceil(nb / kLiveBlock), row
+// stride ld_live; null: all live) marks the blocks of kLiveBlock components
+// where slot s may have nonzero weights: components in blocks that no slot of
+// a micro-tile marks are skipped (their zero weights would add nothing).
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu, int64_t ldb,
+                int64_t d, const double* scale, double* A, const int64_t* row, const uint8_t* live,
+                int64_t ld_live);
 
 }  // namespace ledkde::tile_gemm

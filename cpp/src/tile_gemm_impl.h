@@ -29,7 +29,7 @@ constexpr int NR = 2;
 constexpr int64_t kMaxLiveBlocks = 64;  // tiles of up to 4096 components skip dead blocks
 static_assert(MR <= kRowPad, "micro-tile taller than the row padding");
 static_assert(NV % NR == 0, "micro-tile width must divide the row panel");
-static_assert(NR * W == kColPanel || W == kColPanel, "micro-tile width must fit the column panels");
+
 
 typedef float vf __attribute__((vector_size(W * sizeof(float))));
 
@@ -72,18 +72,17 @@ inline void dot_block(const float* r, int64_t d, const float* pk, float* g, int6
 }
 
 // A[row[i]] columns [0, ncols) += scale[i] * (P rows x nb) * (nb x NR W
-// columns of the column panels, vector v at b + v * bstride, stride kColPanel
-// per component) for i < rows, the sums in float, added in float64 (row stride
-// lda); only the blocks of kLiveBlock components marked in live (null: all)
-// are visited.
-inline void accumulate_block(const float* p, int64_t ldp, int64_t nb, const float* b,
-                             int64_t bstride, int64_t rows, int64_t ncols, const double* scale,
-                             double* A, const int64_t* row, int64_t lda, const uint8_t* live) {
+// columns of the components' rows, component j's at b + j * ldb) for i < rows,
+// the sums in float, added in float64 (row stride lda); only the blocks of
+// kLiveBlock components marked in live (null: all) are visited.
+inline void accumulate_block(const float* p, int64_t ldp, int64_t nb, const float* b, int64_t ldb,
+                             int64_t rows, int64_t ncols, const double* scale, double* A,
+                             const int64_t* row, int64_t lda, const uint8_t* live) {
   vf acc[MR][NR] = {};
   for (int64_t j0 = 0; j0 < nb; j0 += kLiveBlock) {
     if (live && !live[j0 / kLiveBlock]) continue;
     const int64_t j1 = min64(nb, j0 + kLiveBlock);
-    for (int64_t j = j0; j < j1; ++j) rank1_update(acc, p + j, ldp, b + j * kColPanel, bstride);
+    for (int64_t j = j0; j < j1; ++j) rank1_update(acc, p + j, ldp, b + j * ldb, W);
   }
   for (int64_t i = 0; i < rows; ++i) {
     float tmp[NR * W];
@@ -163,20 +162,19 @@ void dot_tiles(const float* rows, int64_t q, int64_t d, const float* packed, int
                           [&](const float* r, const float* pk, float* g) { dot_block(r, d, pk, g, ldg); });
 }
 
-void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* cols,
-                int64_t ldc, int64_t d, const double* scale, double* A, const int64_t* row,
-                const uint8_t* live, int64_t ld_live) {
-  // Blocks of NR W columns: within one column panel (AVX2: two vectors of
-  // 8), or across two neighbouring panels (AVX-512: a vector of 16 from each).
+void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float* mu, int64_t ldb,
+                int64_t d, const double* scale, double* A, const int64_t* row, const uint8_t* live,
+                int64_t ld_live) {
+  // Blocks of NR W columns, read straight from the components' rows (the
+  // last block of a row runs into the next row, or into the padding after
+  // the last one: those columns are computed and dropped).
   constexpr int64_t kBlock = NR * W;
-  constexpr int64_t kStride = W >= kColPanel ? -1 : W;  // -1: the next panel
-  const int64_t bstride = kStride < 0 ? ldc * kColPanel : kStride;
+  static_assert(kBlock <= kRowTail, "the mixture pads its rows for this block");
   const int64_t nblk = (nb + kLiveBlock - 1) / kLiveBlock;
   uint8_t any[kMaxLiveBlocks];
   const bool skip = live && nblk <= kMaxLiveBlocks;
   // A group of MR rows of P (MR x nb) stays in L1 while the column blocks
-  // stream past it; a block's components (nb x kBlock) are one contiguous
-  // stream in the column panels.
+  // stream past it (a block's components: nb strided reads of kBlock floats).
   for (int64_t i0 = 0; i0 < q; i0 += MR) {
     const int64_t rows = min64(MR, q - i0);
     if (skip) {
@@ -185,8 +183,7 @@ void accumulate(const float* P, int64_t ldp, int64_t q, int64_t nb, const float*
         for (int64_t k = 0; k < nblk; ++k) any[k] |= live[(i0 + r) * ld_live + k];
     }
     for (int64_t c0 = 0; c0 < d; c0 += kBlock) {
-      const float* b = cols + (c0 / kColPanel) * ldc * kColPanel + c0 % kColPanel;
-      accumulate_block(P + i0 * ldp, ldp, nb, b, bstride, rows, min64(kBlock, d - c0), scale + i0,
+      accumulate_block(P + i0 * ldp, ldp, nb, mu + c0, ldb, rows, min64(kBlock, d - c0), scale + i0,
                        A + c0, row + i0, d, skip ? any : nullptr);
     }
   }

@@ -33,10 +33,11 @@ constexpr int64_t kTargetTasks = 4;
 // The components laid out for the built-in tile products (cpp/src/tile_gemm.h;
 // float, kDirectMaxDim < d <= tile_gemm::kMaxDim, AVX2 or AVX-512): row panels
 // of 32 components for the first product (and the exact logits of a whole
-// tile), column panels of 16 coordinates for the second. Empty: the pass uses BLAS.
+// tile); the second product reads the rows of Mixture::mu itself. Empty: the
+// pass uses BLAS.
 template <class T>
 struct TilePack {
-  BigVector<T> packed, cols;
+  BigVector<T> packed;
   std::vector<double> norm2;  // (n,) |mu_j|^2 in float64 (exact logits from float64 products)
   bool empty() const { return packed.empty(); }
 };
