@@ -50,3 +50,19 @@ def test_a_call_after_an_interrupt_gives_the_right_answer():
     np.testing.assert_allclose(ledkde.score(small, DATA[:500].astype(np.float64), 0.5),
                                ledkde.reference.score(small, DATA[:500].astype(np.float64), 0.5), rtol=1e-10,
                                atol=1e-12)
+
+
+def test_ctrl_c_is_seen_with_many_threads():
+    """Only the calling thread can see a signal: with more workers than cores it must still ask."""
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(0.2, interrupt)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        ledkde.score(Y, DATA, 0.5, threads=32)
+    timer.join()
+    assert time.perf_counter() - fired[0] < 0.5

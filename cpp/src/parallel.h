@@ -27,18 +27,22 @@ inline int worker_count(int threads, int64_t ntasks) {
 }
 
 // A stop request from the caller (Ctrl-C), seen by every worker. Any worker
-// may call poll(), which is cheap: at most every 20 ms one caller asks
-// `interrupted` (the bindings take the GIL there and look for a signal), and
-// once that said yes every poll() returns true at once. The passes poll
-// between tiles of components, so a call stops within one tile's time.
+// may call poll(), which is cheap: at most every 20 ms the thread that made
+// the flag (the calling thread, worker 0 of parallel_for: Python sees signals
+// only there) asks `interrupted` (the bindings take the GIL there and look
+// for a signal), and once that said yes every poll() returns true at once.
+// With any_thread, whichever worker polls may ask (for a thread-safe
+// `interrupted`). The passes poll between tiles of components, so a call
+// stops within one tile's time.
 class StopFlag {
  public:
-  explicit StopFlag(std::function<bool()> interrupted)
-      : interrupted_(std::move(interrupted)), last_(ticks()) {}
+  explicit StopFlag(std::function<bool()> interrupted, bool any_thread = false)
+      : interrupted_(std::move(interrupted)), owner_(std::this_thread::get_id()), any_thread_(any_thread),
+        last_(ticks()) {}
 
   bool poll() {
     if (stop_.load(std::memory_order_relaxed)) return true;
-    if (!interrupted_) return false;
+    if (!interrupted_ || (!any_thread_ && std::this_thread::get_id() != owner_)) return false;
     const int64_t now = ticks();
     int64_t last = last_.load(std::memory_order_relaxed);
     // One caller per period; the others carry on.
@@ -57,6 +61,8 @@ class StopFlag {
         .count();
   }
   std::function<bool()> interrupted_;
+  std::thread::id owner_;
+  bool any_thread_;
   std::atomic<int64_t> last_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;

@@ -52,7 +52,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   std::mutex error_mutex;
 
   // The passes leave their loop within 20 ms of a cancelled run.
-  StopFlag pass_stop([&stop] { return stop.load(); });
+  StopFlag pass_stop([&stop] { return stop.load(); }, /*any_thread=*/true);
   PassOptions opt_stop = opt;
   opt_stop.stop = &pass_stop;
 
