@@ -2,14 +2,16 @@
 //
 // For a block of q query rows and each tile of tile_n components:
 //   1. G = rows * mu_tile^T       (matrix product: the built-in tile products
-//                                  of tile_gemm.h for float and d <= 512, else BLAS)
+//                                  of tile_gemm.h for float and d <= kMaxDim (1024)
+//                                  on AVX2 / AVX-512, else BLAS)
 //   2. approximate logits from |y|^2 + |mu|^2 - 2 G, and p = exp(l - m) with
 //      the online rescale, in one sweep shifted by the row's running maximum
 //      when no logit of the tile comes near that maximum (the usual case);
 //   3. otherwise the few components whose logit is near the row maximum and
 //      whose approximation error could matter get their distance recomputed
 //      exactly, by coordinate differences accumulated in float64, first;
-//   4. A += p * mu_tile / v        (matrix product, scaled per row into float64).
+//   4. A += p * mu_tile / v        (matrix product over the centred rows themselves,
+//                                  scaled per row into float64).
 // Memory: the rows, one (q x tile_n) tile of G and one of weights per worker.
 // For d <= kDirectMaxDim the products are too thin for a matrix product:
 // one fused sweep per row and tile computes the distances by coordinate

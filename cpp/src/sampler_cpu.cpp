@@ -1,7 +1,8 @@
 // Whole reverse-diffusion runs on the CPU (SPEC section 1, "Reverse-time
 // sampler"). Samples are independent, so the work is split into tiles of
 // samples and each worker runs every step of its tile: no barrier per step,
-// no Python per step. The calling thread only polls for progress and Ctrl-C.
+// no Python per step. The tiles run on parallel_for's workers (the calling
+// thread among them, which also reports progress and looks for Ctrl-C).
 //
 // Step k goes from t_k to t_{k+1}, D = t_k - t_{k+1}, score s at t_k with the
 // bandwidth of grid point k; kernel draws use stream step ("evaluation") 2k,
@@ -10,11 +11,7 @@
 //   ode_euler:      y += (D / 2) s
 //   ode_heun:       y~ = y + (D / 2) s;  y += (D / 4) (s + s(y~, t_{k+1}))
 #include <atomic>
-#include <chrono>
-#include <exception>
-#include <mutex>
 #include <cmath>
-#include <thread>
 
 #include "ledkde/philox.h"
 #include "parallel.h"
@@ -46,15 +43,13 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   const int64_t evals_per_step = cfg.method == kOdeHeun ? 2 : 1;
   const int64_t total = ntiles * (K * evals_per_step + (cfg.denoise_last ? 1 : 0));
 
-  std::atomic<int64_t> next{0}, done{0};
-  std::atomic<bool> stop{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-
-  // The passes leave their loop within 20 ms of a cancelled run.
-  StopFlag pass_stop([&stop] { return stop.load(); }, /*any_thread=*/true);
+  // Progress and Ctrl-C: `poll` is asked by the calling thread (worker 0 of
+  // parallel_for) at most every 20 ms, between tiles of components of its
+  // passes; returning false stops every worker within one such tile.
+  std::atomic<int64_t> done{0};
+  StopFlag stop([&] { return poll && !poll(done.load(), total); });
   PassOptions opt_stop = opt;
-  opt_stop.stop = &pass_stop;
+  opt_stop.stop = &stop;
 
   auto run_tile = [&](int64_t tile) {
     const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
@@ -99,7 +94,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
     };
     keep(0);
     for (int64_t k = 0; k < K; ++k) {
-      if (stop.load(std::memory_order_relaxed)) return;
+      if (stop.poll()) return;
       const double D = cfg.times[k] - cfg.times[k + 1];
       eval(y, k, static_cast<uint32_t>(2 * k), k, s);
       if (cfg.method == kEulerMaruyama) {
@@ -127,41 +122,19 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
     for (int64_t e = 0; e < qb * d; ++e) out[i0 * d + e] = static_cast<T>(y[e]);
   };
 
-  auto worker = [&]() {
-    try {
-      for (int64_t tile; !stop.load() && (tile = next.fetch_add(1)) < ntiles;) run_tile(tile);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-      stop.store(true);
-    }
-  };
-  const int nw = worker_count(opt.threads, ntiles);
-  std::vector<std::thread> pool;
-  std::atomic<int> running{nw};
-  for (int w = 0; w < nw; ++w)
-    pool.emplace_back([&]() {
-      worker();
-      running.fetch_sub(1);
-    });
-  bool cancelled = false;
-  while (running.load() > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (!cancelled && poll && !poll(done.load(), total)) {
-      cancelled = true;
-      stop.store(true);
-    }
+  try {
+    parallel_for(ntiles, opt.threads, [&](int64_t tile, int) { run_tile(tile); }, &stop);
+  } catch (const Cancelled&) {
+    return false;
   }
-  for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
-  if (mc_error && !cancelled) {
+  if (mc_error) {
     std::vector<double> sums(static_cast<size_t>(slots), 0.0);
     for (int64_t tile = 0; tile < ntiles; ++tile)
       for (int64_t slot = 0; slot < slots; ++slot) sums[slot] += err_sums[tile * slots + slot];
     cfg.finish_errors(sums.data(), n_samples, mc_error);
   }
-  if (!cancelled && poll) poll(done.load(), total);
-  return !cancelled;
+  if (poll) poll(done.load(), total);
+  return true;
 }
 
 template bool sample_cpu(const Mixture<float>&, int64_t, const SamplerConfig&, float*, float*,
