@@ -13,12 +13,9 @@
 #include <thread>
 #include <vector>
 
-namespace ledkde {
+#include "ledkde/cpu.h"  // PassOptions, Cancelled
 
-// Thrown by a pass that its caller asked to stop (PassOptions::interrupted).
-struct Cancelled : std::exception {
-  const char* what() const noexcept override { return "cancelled"; }
-};
+namespace ledkde {
 
 // Workers for ntasks tasks: never more than there are tasks, since each
 // worker holds a workspace (threads = 10^7 on a 4-row problem starts one).

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <vector>
 
@@ -42,7 +43,12 @@ struct TilePack {
   bool empty() const { return packed.empty(); }
 };
 
-class StopFlag;  // parallel.h (CPU only)
+class StopFlag;  // cpp/src/parallel.h (CPU only)
+
+// Thrown by a CPU call that its caller asked to stop (PassOptions::interrupted).
+struct Cancelled : std::exception {
+  const char* what() const noexcept override { return "cancelled"; }
+};
 
 struct PassOptions {
   int threads = 1;        // worker threads (>= 1)

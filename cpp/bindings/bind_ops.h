@@ -1,7 +1,7 @@
 // The operations every backend binds the same way: evaluate, partial,
 // smoothed, sample. A backend B supplies the mixture type B::Mix and static
-// functions with the CPU signatures (cpu.h); the CPU module (bindings.cpp) and
-// the CUDA module (cuda_bindings.cpp) both call bind_ops<B>, so the argument
+// functions with the CPU signatures (cpu.h); the CPU module (cpu_module.cpp) and
+// the CUDA module (cuda_module.cpp) both call bind_ops<B>, so the argument
 // handling exists once. Thin on purpose: every argument was validated by
 // python/ledkde/_checks.py, arrays arrive C-contiguous in the working dtype,
 // and each kernel runs with the GIL released. No mathematics here.
@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "ledkde/cpu.h"
-#include "parallel.h"
 
 namespace ledkde::bind {
 
