@@ -235,3 +235,14 @@ def test_the_reference_is_as_exact_as_the_engine():
         np.testing.assert_allclose(got, want, rtol=1e-13)
     sm = ledkde.reference.smoothed_score(yo, xo, 0.5, bandwidth=0.1, n_kernel=4)
     np.testing.assert_allclose(sm, ledkde.smoothed_score(yo, xo, 0.5, bandwidth=0.1, n_kernel=4), rtol=1e-10)
+
+
+def test_the_command_line_says_why_mostly_duplicated_data_cannot_be_scaled(tmp_path):
+    x = np.random.default_rng(0).random((100, 8)).astype(np.float32)
+    x[50:] = x[:50]
+    x[25:50] = x[:25]
+    np.save(tmp_path / "dup.npy", x)
+    res = subprocess.run([sys.executable, "-m", "ledkde", "sample", "--data", str(tmp_path / "dup.npy"),
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--data: more than half of the training points are duplicates" in res.stderr
