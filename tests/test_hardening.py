@@ -246,3 +246,10 @@ def test_the_command_line_says_why_mostly_duplicated_data_cannot_be_scaled(tmp_p
                           "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--data: more than half of the training points are duplicates" in res.stderr
+
+
+def test_threads_reach_the_preparation_of_the_mixture():
+    raises(ValueError, "^threads: must be at least 1", ledkde.Mixture, X, threads=0)
+    a = ledkde.score(Y, ledkde.Mixture(X, threads=1), 0.4)
+    np.testing.assert_array_equal(a, ledkde.score(Y, X, 0.4, threads=2))
+    raises(ValueError, "^threads: must be at most 4096", ledkde.nearest_neighbors, Y, X, threads=5000)

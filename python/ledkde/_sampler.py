@@ -147,7 +147,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
         mix = _mixture_for(data, log_weights, variances, np.zeros((1, data.d), dtype=data.dtype))
     else:
         arr = _checks.as_array("data", _device.to_host("data", data))  # Mixture() checks it
-        mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype)
+        mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype, threads=threads)
     need = n_samples * mix.d * mix.dtype.itemsize * (1 + len(keep))
     if need > _checks.physical_memory():
         raise ValueError(f"n_samples: {n_samples} samples{' and their trajectory' if keep else ''} need "

@@ -24,16 +24,17 @@ KERNELS = {"gaussian": 0, "uniform": 1}
 class Mixture:
     """Data prepared once for many calls: the components, centred, with their norms.
 
-    ``Mixture(data, log_weights=None, variances=None, dtype=None)``
+    ``Mixture(data, log_weights=None, variances=None, dtype=None, threads=None)``
 
     data : (N, d) array; the empirical case is ``mu_i = data[i]``, ``a_i = 1/N``,
     ``s2_i = 0``. log_weights : (N,) unnormalized log a_i. variances : (N,) s2_i >= 0.
     dtype : float32 or float64 working precision (default: float64 if ``data`` needs
-    it, else float32). Every function that takes ``data`` also takes a Mixture, so a
+    it, else float32). threads : workers of the preparation (default: all cores;
+    the calls that build a Mixture for you pass their own ``threads``). Every function that takes ``data`` also takes a Mixture, so a
     data set is centred and its norms computed only once.
     """
 
-    def __init__(self, data, *, log_weights=None, variances=None, dtype=None, _pack=True):
+    def __init__(self, data, *, log_weights=None, variances=None, dtype=None, threads=None, _pack=True):
         arr = _checks.array2d("data", _device.to_host("data", data))
         n, d = arr.shape
         lw = _checks.log_weights(log_weights, n)
@@ -59,7 +60,7 @@ class Mixture:
         self.has_variances = var is not None
         # _pack=False (one-shot calls with few queries): skip laying the data out
         # for the built-in tile products, which only repays over more work.
-        self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var, _checks.threads(None),
+        self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var, _checks.threads(threads),
                                    bool(_pack))
         self._on_device = {}  # CUDA device index -> device-resident copy
 
@@ -85,7 +86,7 @@ def _pack_min_queries(d: int) -> int:
     return 32 if d <= 512 else 256
 
 
-def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
+def _mixture_for(data, log_weights, variances, y_arr: np.ndarray, threads=None) -> Mixture:
     """The Mixture to use, in the working dtype of both data and queries."""
     if isinstance(data, Mixture):
         if log_weights is not None or variances is not None:
@@ -97,7 +98,7 @@ def _mixture_for(data, log_weights, variances, y_arr: np.ndarray) -> Mixture:
     # Only the dtype here: Mixture() checks the array (shape, finiteness) once.
     arr = _checks.as_array("data", data)
     d = arr.shape[-1] if arr.ndim else 0  # (Mixture() reports a bad shape)
-    return Mixture(arr, log_weights=log_weights, variances=variances,
+    return Mixture(arr, log_weights=log_weights, variances=variances, threads=threads,
                    dtype=_checks.working_dtype(arr, y_arr), _pack=y_arr.shape[0] >= _pack_min_queries(d))
 
 
@@ -108,11 +109,11 @@ def _query_extent(name: str, y_like: np.ndarray, mix: Mixture) -> float:
     return ext
 
 
-def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True)):
+def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True), threads=None):
     """The Mixture for queries shaped and typed like ``y_like``, and the checked time.
     kernel: (h, gaussian) of the kernel draws, which take the pass beyond y."""
     mix = _mixture_for(data if isinstance(data, Mixture) else _device.to_host("data", data), log_weights,
-                       variances, y_like)
+                       variances, y_like, threads)
     if y_like.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_like.shape[1]}, but the data have dimension {mix.d}")
     t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
@@ -125,14 +126,14 @@ def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True
     return mix, t
 
 
-def _prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True)):
+def _prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True), threads=None):
     where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
     y_arr = _checks.array2d("y", _device.to_host("y", y), allow_empty=True)
-    mix, t = _mixture_and_time(data, log_weights, variances, y_arr, t, kernel)
+    mix, t = _mixture_and_time(data, log_weights, variances, y_arr, t, kernel, threads)
     return _checks.to_working(y_arr, mix.dtype), mix, t, where
 
 
-def _gpu_prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True)):
+def _gpu_prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True), threads=None):
     """The zero-copy path for queries already on a GPU: (y in the working dtype
     on its device, Mixture, t, device engine, CUDA module, cupy, device index)."""
     where = _device.placement(device, y, None if isinstance(data, Mixture) else data)
@@ -141,7 +142,8 @@ def _gpu_prepare(y, data, t, log_weights, variances, device, kernel=(0.0, True))
     if where.index != yg.device.id:  # device="auto" already chose y's own device
         raise ValueError(f"y: lives on cuda:{yg.device.id}, but device={device!r} was asked for")
     # Only y's dtype and dimension matter for the Mixture's working dtype.
-    mix, t = _mixture_and_time(data, log_weights, variances, np.empty((0, yg.shape[1]), dtype=yg.dtype), t, kernel)
+    mix, t = _mixture_and_time(data, log_weights, variances, np.empty((0, yg.shape[1]), dtype=yg.dtype), t, kernel,
+                               threads)
     with cp.cuda.Device(where.index):
         y_w = cp.ascontiguousarray(yg, dtype=mix.dtype)  # a copy only to convert; y is never written
     return y_w, mix, t, mix._engine(where), where.module(), cp, where.index
@@ -178,13 +180,14 @@ def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), l
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)
     if _device.is_gpu_array(y) and device != "cpu":
-        y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device)
+        y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device,
+                                                              threads=threads)
         q, d = y_w.shape
         with cp.cuda.Device(index):
             res = {o: cp.empty((q, d) if o in ("score", "denoise") else (q,), dtype=mix.dtype) for o in outs}
             module.evaluate_ptr(engine, y_w.data.ptr, q, t, *(_ptr(res.get(o)) for o in OUTPUTS))
         return res
-    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, threads=threads)
     tq, tn = _checks.tiles(tile)
     bits = 0
     for o in outs:
@@ -250,13 +253,13 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
         lw = _checks.as_array("log_weights", log_weights)
         if lw.size and lw.dtype.kind == "f" and np.isneginf(lw).all():
             # A shard without weight: the identity of merge_states (checked like any other call).
-            y_w, mix, t, _ = _prepare(y, data, t, None, variances, device)
+            y_w, mix, t, _ = _prepare(y, data, t, None, variances, device, threads=threads)
             if lw.shape != (mix.n,):
                 raise ValueError(f"log_weights: expected shape ({mix.n},) to match data, got {lw.shape}")
             q = y_w.shape[0]
             return PassState(np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros((q, mix.d)), -np.inf,
                              np.array(y_w, copy=True), t)
-    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device)
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, threads=threads)
     tq, tn = _checks.tiles(tile)
     m, S, E, A = where.module().partial(mix._engine(where), y_w, t, _checks.threads(threads), tq, tn)
     return PassState(m, S, E, A, float(mix._core.log_mass), np.array(y_w, copy=True), t)
@@ -365,7 +368,7 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
     want_ld = not want_score
     if _device.is_gpu_array(y) and device != "cpu":
         y_w, mix, t, engine, module, cp, index = _gpu_prepare(y, data, t, log_weights, variances, device,
-                                                                 kernel=(h, k == KERNELS["gaussian"]))
+                                                                 kernel=(h, k == KERNELS["gaussian"]), threads=threads)
         q, d = y_w.shape
         with cp.cuda.Device(index):
             out = cp.empty((q, d) if want_score else (q,), dtype=mix.dtype)
@@ -376,7 +379,8 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
                                 ptr if want_score else 0, 0 if want_score else ptr,
                                 eptr if want_score else 0, 0 if want_score else eptr)
         return (out, err) if return_error else out
-    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, kernel=(h, k == KERNELS["gaussian"]))
+    y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, kernel=(h, k == KERNELS["gaussian"]),
+                                  threads=threads)
     tq, tn = _checks.tiles(tile)
     sc, ld, sse, lse = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, est, anti, orth, sd, 0,
                                                want_score, want_ld, bool(return_error),

@@ -29,7 +29,7 @@ def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighb
     among the k nearest measured again by coordinate differences in float64.
     """
     y_arr = _checks.array2d("y", y, allow_empty=True)
-    mix = _mixture_for(data, None, None, y_arr)
+    mix = _mixture_for(data, None, None, y_arr, threads)
     if y_arr.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
     _query_extent("y", y_arr, mix)
