@@ -43,7 +43,13 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
   py::class_<Mixture<T>>(m, mixture_name)
       .def_readonly("n", &Mixture<T>::n)
       .def_readonly("d", &Mixture<T>::d)
-      .def_readonly("log_mass", &Mixture<T>::log_mass);
+      .def_readonly("log_mass", &Mixture<T>::log_mass)
+      // The centre the components were moved by and their largest squared
+      // distance from it (float64): the range checks of the Python layer.
+      .def_readonly("norm2_max", &Mixture<T>::norm2_max)
+      .def_property_readonly("centre", [](const Mixture<T>& m) {
+        return py::array_t<double>(static_cast<py::ssize_t>(m.centre.size()), m.centre.data());
+      });
 
   m.def(
       "prepare",

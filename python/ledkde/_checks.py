@@ -179,24 +179,16 @@ def norm(v: np.ndarray) -> float:
 def extent(arr: np.ndarray, centre: np.ndarray) -> float:
     """max_i |arr_i - centre| in float64, a block of rows at a time (no full float64
     copy), without overflow in the squares."""
-    top = 0.0
+    top2 = 0.0
     for i in range(0, arr.shape[0], 4096):
         block = arr[i:i + 4096].astype(np.float64) - centre
-        scale = float(np.abs(block).max(initial=0.0))
-        if scale > 0:
-            block /= scale
-            top = max(top, scale * float(np.sqrt(np.einsum("ij,ij->i", block, block).max())))
-    return top
-
-
-def centre(name: str, arr: np.ndarray) -> np.ndarray:
-    """The mean of the rows in float64, refused where it overflows."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        c = arr.mean(axis=0, dtype=np.float64)
-    if not np.isfinite(c).all():
-        raise ValueError(f"{name}: values too large to average in float64 (up to {np.abs(arr).max():.3g}); "
-                         "rescale the data")
-    return c
+        with np.errstate(over="ignore"):
+            s2 = float(np.einsum("ij,ij->i", block, block).max(initial=0.0))
+        if not np.isfinite(s2):  # squares beyond float64: the same, scaled
+            scale = float(np.abs(block).max())
+            s2 = scale * scale * float(np.einsum("ij,ij->i", block / scale, block / scale).max())
+        top2 = max(top2, s2)
+    return float(np.sqrt(top2))
 
 
 def kernel_reach(h: float, d: int, gaussian: bool) -> float:

@@ -51,17 +51,18 @@ class Mixture:
             raise TypeError("dtype: float32 would lose precision of float64 data; convert the data yourself")
         self.dtype = dtype
         self.n, self.d = n, d
-        # The data's mean and the largest distance from it: what the range checks of
-        # every call need (ledkde._checks.MAX_SQUARED / MAX_LOGIT).
-        self._centre = _checks.centre("data", arr)
-        self._extent = _checks.extent(arr, self._centre)
-        _checks.squared_scale("data", self._extent * self._extent, dtype, "the squared distance of a point from the data's mean")
         self.has_weights = lw is not None
         self.has_variances = var is not None
         # _pack=False (one-shot calls with few queries): skip laying the data out
         # for the built-in tile products, which only repays over more work.
         self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var, _checks.threads(threads),
                                    bool(_pack))
+        # The centre the engine moved the data by and their largest distance from
+        # it (computed in float64 by the preparation): what the range checks of
+        # every call need (ledkde._checks.MAX_SQUARED / MAX_LOGIT).
+        _checks.squared_scale("data", self._core.norm2_max, dtype, "the squared distance of a point from the data's mean")
+        self._centre = np.asarray(self._core.centre)
+        self._extent = float(np.sqrt(self._core.norm2_max))
         self._on_device = {}  # CUDA device index -> device-resident copy
 
     def _engine(self, where: "_device.Placement"):
