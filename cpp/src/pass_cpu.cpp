@@ -34,12 +34,8 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// Logit errors below this are at the working precision's own rounding level
-// and are left alone; above it, near-maximum components are recomputed.
-// A fused sweep shifted by the running maximum accepts a tile whose own
-// maximum lies up to this far above the shift (weights up to e^16, far from
-// overflow in float); beyond it the tile is swept again from its maximum.
-constexpr double kMaxOvershoot = 16.0;
+// The exactness rules (logit tolerance, error bounds, candidate margins,
+// kMaxOvershoot) live in ledkde/exactness.h, shared with the CUDA pass.
 
 // The logit of component j at squared distance d2, in float64.
 template <class T>

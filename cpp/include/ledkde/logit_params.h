@@ -10,19 +10,9 @@
 #include <vector>
 
 #include "ledkde/cpu.h"
+#include "ledkde/exactness.h"
 
 namespace ledkde {
-
-// Error allowed in a logit before its weight is recomputed exactly: 64 eps of
-// the working precision.
-template <class T>
-constexpr double logit_tolerance() {
-  return 64.0 * std::numeric_limits<T>::epsilon();
-}
-
-// sqrt(d)-scaled factor of the expansion's rounding bound (expansion_error in
-// tile_math.h; knn uses it for distances).
-inline double expansion_kappa(int64_t d) { return 2.0 * std::sqrt(static_cast<double>(d)) + 4.0; }
 
 // Per-pass constants of the logits
 //   l_j(y) = c0 + c'_j - |y - mu_j|^2 * inv2v_j,  c_j = log a_j - (d/2) log(2 pi v_j),

@@ -20,15 +20,8 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__CUDACC__)
-#define LEDKDE_HD __host__ __device__ __forceinline__
-#elif defined(__GNUC__)
-// Forced: the vectorized loops that call these must see their bodies (an
-// out-of-line call stops GCC from vectorizing the loop).
-#define LEDKDE_HD inline __attribute__((always_inline))
-#else
-#define LEDKDE_HD inline
-#endif
+#include "ledkde/host_device.h"
+#include "ledkde/exactness.h"
 
 namespace ledkde {
 
@@ -88,18 +81,6 @@ LEDKDE_HD double lse_entropy(const LseScalars& s) { return std::log(s.S) - s.E /
 // m is the largest logit seen, so the largest weight is exp(m - log p) = 1 / S.
 LEDKDE_HD double lse_max_weight(const LseScalars& s) { return 1.0 / s.S; }
 
-// The exactness rule of the matrix-product path (CPU and CUDA). A row's
-// approximate logits c' - (|y|^2 + |mu|^2 - 2 y.mu) inv2v carry at most this
-// error: rounding in the product and the expansion, kappa_eps = a few sqrt(d)
-// units of the accumulation's epsilon (expansion_kappa) of the largest term.
-LEDKDE_HD double expansion_error(double kappa_eps, double ny, double norm2_max, double inv2v_max,
-                                 double cprime_abs_max) {
-  return kappa_eps * ((ny + norm2_max) * inv2v_max + cprime_abs_max);
-}
-// Logits within this margin of the maximum can carry weight above tol once
-// exact, for an error bound dlt > tol (2 dlt covers the error on both sides):
-// they are recomputed by coordinate differences.
-LEDKDE_HD double candidate_margin(double dlt, double tol) { return std::log(dlt / tol) + 3.0 + 2.0 * dlt; }
 
 // ---------------------------------------------------------------------------
 // Vectorizable exponential for arguments x <= 0 (shifted logits l - m).

@@ -1,0 +1,45 @@
+// The exactness rules of every pass, in one place (CPU and CUDA): how large
+// the error of an approximate logit may be before a weight is recomputed
+// exactly, the bound of that error for the matrix-product path, which
+// components are then recomputed, and how far a fused sweep may overshoot.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "ledkde/host_device.h"
+
+namespace ledkde {
+
+// Error allowed in a logit before its weight is recomputed exactly: 64 eps of
+// the working precision (host code).
+template <class T>
+constexpr double logit_tolerance() {
+  return 64.0 * std::numeric_limits<T>::epsilon();
+}
+
+// sqrt(d)-scaled factor of the expansion's rounding bound (expansion_error;
+// knn uses it for distances; host code).
+inline double expansion_kappa(int64_t d) { return 2.0 * std::sqrt(static_cast<double>(d)) + 4.0; }
+
+// The exactness rule of the matrix-product path. A row's approximate logits
+// c' - (|y|^2 + |mu|^2 - 2 y.mu) inv2v carry at most this error: rounding in
+// the product and the expansion, kappa_eps = a few sqrt(d) units of the
+// accumulation's epsilon (expansion_kappa) of the largest term.
+LEDKDE_HD double expansion_error(double kappa_eps, double ny, double norm2_max, double inv2v_max,
+                                 double cprime_abs_max) {
+  return kappa_eps * ((ny + norm2_max) * inv2v_max + cprime_abs_max);
+}
+
+// Logits within this margin of the maximum can carry weight above tol once
+// exact, for an error bound dlt > tol (2 dlt covers the error on both sides):
+// they are recomputed by coordinate differences.
+LEDKDE_HD double candidate_margin(double dlt, double tol) { return std::log(dlt / tol) + 3.0 + 2.0 * dlt; }
+
+// A fused sweep shifted by the running maximum accepts a tile whose own
+// maximum lies up to this far above the shift (weights up to e^16, far from
+// overflow in float); beyond it the tile is swept again from its maximum (CPU).
+constexpr double kMaxOvershoot = 16.0;
+
+}  // namespace ledkde
