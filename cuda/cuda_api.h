@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ledkde/cpu.h"
+#include "ledkde/engine.h"
 
 namespace ledkde::cuda {
 

@@ -1,6 +1,6 @@
 // The operations every backend binds the same way: evaluate, partial,
 // smoothed, sample. A backend B supplies the mixture type B::Mix and static
-// functions with the CPU signatures (cpu.h); the CPU module (cpu_module.cpp) and
+// functions with the CPU signatures (ledkde/cpu.h); the CPU module (cpu_module.cpp) and
 // the CUDA module (cuda_module.cpp) both call bind_ops<B>, so the argument
 // handling exists once. Thin on purpose: every argument was validated by
 // python/ledkde/_checks.py, arrays arrive C-contiguous in the working dtype,
@@ -15,7 +15,7 @@
 #include <optional>
 #include <vector>
 
-#include "ledkde/cpu.h"
+#include "ledkde/engine.h"
 
 namespace ledkde::bind {
 

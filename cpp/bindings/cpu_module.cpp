@@ -3,6 +3,7 @@
 // file adds what only the CPU module has (mixture preparation, neighbours,
 // state merging, the random stream for tests). No mathematics here.
 #include "bind_ops.h"
+#include "ledkde/cpu.h"
 #include "row_kernels.h"
 #include "tile_gemm.h"
 #include "blas.h"

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "ledkde/cpu.h"  // PassOptions, Cancelled
+#include "ledkde/engine.h"  // PassOptions, Cancelled
 
 namespace ledkde {
 

@@ -5,7 +5,7 @@
 // scalars st and the vector A = sum p (mu - y)/v of each row y.
 #pragma once
 
-#include "cpu.h"
+#include "engine.h"
 
 namespace ledkde {
 

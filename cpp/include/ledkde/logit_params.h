@@ -9,7 +9,7 @@
 #include <limits>
 #include <vector>
 
-#include "ledkde/cpu.h"
+#include "ledkde/engine.h"
 #include "ledkde/exactness.h"
 
 namespace ledkde {
