@@ -211,8 +211,10 @@ def test_sampler_estimators_match_reference_and_report_their_error(method, estim
         evals = [2 * k] if (method != "ode_heun" or k == 6) else None
         if evals is None:
             continue  # Heun's corrector states are not in the trajectory
-        _, _, se, _ = _core.smoothed(mix._core, traj[k], times[k], 0.2, 4, 0, 1 if estimator == "control" else 0,
-                                     False, orth, 3, 2 * k, True, False, True, 1, 128, 512)
+        sm = _core.SmoothOptions(bandwidth=0.2, n_kernel=4, kernel=0, estimator=1 if estimator == "control" else 0,
+                                 antithetic=False, orthogonal=orth, seed=3, eval=2 * k)
+        _, _, se, _ = _core.smoothed(mix._core, traj[k], times[k], sm, True, False, True,
+                                     _core.PassOptions(threads=1, tile_q=128, tile_n=512))
         s = ref.smoothed_score(traj[k], data, times[k], bandwidth=0.2, n_kernel=4, estimator=estimator,
                                orthogonal=orth, seed=3, eval_index=2 * k)
         np.testing.assert_allclose(err[k], np.mean(se / np.linalg.norm(s, axis=1)), rtol=1e-6)

@@ -93,12 +93,46 @@ py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
   return std::move(a);
 }
 
+// The options of a call, built once by the Python layer and handed over
+// whole (instead of a dozen positional numbers per function). Bound once per
+// module and local to it: the CPU and the CUDA module each have their own.
+inline void bind_options(py::module_& m) {
+  py::class_<PassOptions>(m, "PassOptions", py::module_local())
+      .def(py::init(&pass_options), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"));
+  py::class_<SmoothOptions>(m, "SmoothOptions", py::module_local())
+      .def(py::init(&smooth_options), py::arg("bandwidth"), py::arg("n_kernel"), py::arg("kernel"),
+           py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"), py::arg("seed"),
+           py::arg("eval") = 0);
+  py::class_<SamplerConfig>(m, "SamplerConfig", py::module_local())
+      .def(py::init([](std::vector<double> times, std::vector<double> bandwidth, int method, int64_t n_kernel,
+                       int kernel, int estimator, bool antithetic, bool orthogonal, int init, bool denoise_last,
+                       uint64_t seed, std::vector<int64_t> keep) {
+             SamplerConfig cfg;
+             cfg.times = std::move(times);
+             cfg.bandwidth = std::move(bandwidth);
+             cfg.method = method;
+             cfg.n_kernel = n_kernel;
+             cfg.kernel = kernel;
+             cfg.estimator = estimator;
+             cfg.antithetic = antithetic;
+             cfg.orthogonal = orthogonal;
+             cfg.init = init;
+             cfg.denoise_last = denoise_last;
+             cfg.seed = seed;
+             cfg.keep = std::move(keep);
+             return cfg;
+           }),
+           py::arg("times"), py::arg("bandwidth"), py::arg("method"), py::arg("n_kernel"), py::arg("kernel"),
+           py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"), py::arg("init"),
+           py::arg("denoise_last"), py::arg("seed"), py::arg("keep"))
+      .def_property_readonly("error_slots", &SamplerConfig::error_slots);
+}
+
 template <class B, class T = typename B::Scalar>
 void bind_ops(py::module_& m) {
   m.def(
       "evaluate",
-      [](const typename B::Mix& mix, CArray<T> y, double t, unsigned outputs, int threads,
-         int64_t tile_q, int64_t tile_n) {
+      [](const typename B::Mix& mix, CArray<T> y, double t, unsigned outputs, PassOptions po) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
         PassOutputs<T> o;
         py::object ld = maybe<T>(outputs & kOutLogDensity, {q}, &o.log_density);
@@ -107,85 +141,58 @@ void bind_ops(py::module_& m) {
         py::object en = maybe<T>(outputs & kOutEntropy, {q}, &o.entropy);
         py::object mw = maybe<T>(outputs & kOutMaxWeight, {q}, &o.max_weight);
         const T* py_ = y.data();
-        PassOptions po = pass_options(threads, tile_q, tile_n);
         Interrupt().run(po, [&] { B::evaluate(mix, py_, q, t, o, po); });
         return py::make_tuple(ld, sc, dn, en, mw);
       },
-      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("outputs"), py::arg("threads"),
-      py::arg("tile_q"), py::arg("tile_n"));
+      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("outputs"), py::arg("options"));
 
   m.def(
       "partial",
-      [](const typename B::Mix& mix, CArray<T> y, double t, int threads, int64_t tile_q,
-         int64_t tile_n) {
+      [](const typename B::Mix& mix, CArray<T> y, double t, PassOptions po) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
         F64 mm({q}), S({q}), E({q}), A({q, d});
         PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data()};
         const T* py_ = y.data();
-        PassOptions po = pass_options(threads, tile_q, tile_n);
         Interrupt().run(po, [&] { B::partial(mix, py_, q, t, st, po); });
         return py::make_tuple(mm, S, E, A);
       },
-      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("threads"), py::arg("tile_q"),
-      py::arg("tile_n"));
+      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("options"));
 
   m.def(
       "smoothed",
-      [](const typename B::Mix& mix, CArray<T> y, double t, double bandwidth, int64_t n_kernel,
-         int kernel, int estimator, bool antithetic, bool orthogonal, uint64_t seed, uint32_t eval,
-         bool want_score, bool want_ld, bool want_errors, int threads, int64_t tile_q, int64_t tile_n) {
+      [](const typename B::Mix& mix, CArray<T> y, double t, const SmoothOptions& sm, bool want_score,
+         bool want_ld, bool want_errors, PassOptions po) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
-        const SmoothOptions sm =
-            smooth_options(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, eval);
         SmoothOutputs<T> o;
         py::object sc = maybe<T>(want_score, {q, d}, &o.score);
         py::object ld = maybe<T>(want_ld, {q}, &o.log_density);
         py::object sse = maybe<T>(want_score && want_errors, {q}, &o.score_se);
         py::object lse = maybe<T>(want_ld && want_errors, {q}, &o.log_density_se);
         const T* py_ = y.data();
-        PassOptions po = pass_options(threads, tile_q, tile_n);
         Interrupt().run(po, [&] { B::smoothed(mix, py_, q, t, sm, o, po); });
         return py::make_tuple(sc, ld, sse, lse);
       },
-      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("bandwidth"), py::arg("n_kernel"),
-      py::arg("kernel"), py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"),
-      py::arg("seed"), py::arg("eval"), py::arg("want_score"), py::arg("want_log_density"),
-      py::arg("want_errors"), py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"));
+      py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("smooth"), py::arg("want_score"),
+      py::arg("want_log_density"), py::arg("want_errors"), py::arg("options"));
 
   m.def(
       "sample",
-      [](const typename B::Mix& mix, int64_t n_samples, F64 times, F64 bandwidth, int method,
-         int64_t n_kernel, int kernel, int estimator, bool antithetic, bool orthogonal, int init,
-         bool denoise_last, uint64_t seed, std::vector<int64_t> keep, bool want_error,
-         py::object progress, int threads, int64_t tile_q, int64_t tile_n, uintptr_t out_dev,
-         uintptr_t traj_dev) {
+      [](const typename B::Mix& mix, int64_t n_samples, const SamplerConfig& cfg, bool want_error,
+         py::object progress, const PassOptions& po, uintptr_t out_dev, uintptr_t traj_dev) {
         // out_dev / traj_dev: device arrays (CuPy) to write into instead of
         // new NumPy arrays (CUDA backend only; the Python layer allocates and
         // checks them).
         const bool on_device = out_dev != 0;
         if (on_device && !B::kDeviceOutput)
           throw std::invalid_argument("out: device outputs need the CUDA backend");
-        SamplerConfig cfg;
-        cfg.method = method;
-        cfg.times.assign(times.data(), times.data() + times.size());
-        cfg.bandwidth.assign(bandwidth.data(), bandwidth.data() + bandwidth.size());
-        cfg.n_kernel = n_kernel;
-        cfg.kernel = kernel;
-        cfg.antithetic = antithetic;
-        cfg.orthogonal = orthogonal;
-        cfg.estimator = estimator;
-        cfg.init = init;
-        cfg.denoise_last = denoise_last;
-        cfg.seed = seed;
-        cfg.keep = keep;
         const py::ssize_t d = mix.d;
         T* out_ptr = reinterpret_cast<T*>(out_dev);
         T* traj_ptr = reinterpret_cast<T*>(traj_dev);
         py::object out = py::none(), traj = py::none();
         if (!on_device) {
           out = maybe<T>(true, {static_cast<py::ssize_t>(n_samples), d}, &out_ptr);
-          traj = maybe<T>(!keep.empty(),
-                          {static_cast<py::ssize_t>(keep.size()), static_cast<py::ssize_t>(n_samples), d},
+          traj = maybe<T>(!cfg.keep.empty(),
+                          {static_cast<py::ssize_t>(cfg.keep.size()), static_cast<py::ssize_t>(n_samples), d},
                           &traj_ptr);
         }
         // Runs on this thread with the GIL released; takes the GIL to look
@@ -207,18 +214,13 @@ void bind_ops(py::module_& m) {
         bool finished;
         {
           py::gil_scoped_release release;
-          finished = B::sample(mix, n_samples, cfg, out_ptr, traj_ptr,
-                               pass_options(threads, tile_q, tile_n), poll, on_device, err_ptr);
+          finished = B::sample(mix, n_samples, cfg, out_ptr, traj_ptr, po, poll, on_device, err_ptr);
         }
         if (!finished && failure) throw std::move(*failure);
         return py::make_tuple(out, traj, err);
       },
-      py::arg("mixture"), py::arg("n_samples"), py::arg("times"), py::arg("bandwidth"),
-      py::arg("method"), py::arg("n_kernel"), py::arg("kernel"), py::arg("estimator"),
-      py::arg("antithetic"), py::arg("orthogonal"), py::arg("init"), py::arg("denoise_last"),
-      py::arg("seed"), py::arg("keep"), py::arg("want_error"), py::arg("progress"),
-      py::arg("threads"), py::arg("tile_q"), py::arg("tile_n"), py::arg("out_dev") = 0,
-      py::arg("traj_dev") = 0);
+      py::arg("mixture"), py::arg("n_samples"), py::arg("config"), py::arg("want_error"), py::arg("progress"),
+      py::arg("options"), py::arg("out_dev") = 0, py::arg("traj_dev") = 0);
 }
 
 }  // namespace ledkde::bind

@@ -68,19 +68,17 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
 
   m.def(
       "knn",
-      [](const Mixture<T>& mix, CArray<T> y, int64_t k, int threads, int64_t tile_q, int64_t tile_n) {
+      [](const Mixture<T>& mix, CArray<T> y, int64_t k, PassOptions po) {
         const py::ssize_t q = y.shape(0);
         py::array_t<int64_t> idx({q, static_cast<py::ssize_t>(k)});
         CArray<T> dist({q, static_cast<py::ssize_t>(k)});
         const T* py_ = y.data();
         int64_t* pi = idx.mutable_data();
         T* pd = dist.mutable_data();
-        PassOptions po = pass_options(threads, tile_q, tile_n);
         Interrupt().run(po, [&] { knn_cpu<T>(mix, py_, q, k, pi, pd, po); });
         return py::make_tuple(dist, idx);
       },
-      py::arg("mixture"), py::arg("y"), py::arg("k"), py::arg("threads"), py::arg("tile_q"),
-      py::arg("tile_n"));
+      py::arg("mixture"), py::arg("y"), py::arg("k"), py::arg("options"));
 
   bind_ops<CpuBackend<T>>(m);
 }
@@ -90,6 +88,7 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ledkde compiled engine (private; use the ledkde package).";
   blas::single_threaded();
+  bind_options(m);
   bind_dtype<float>(m, "Mixture32");
   bind_dtype<double>(m, "Mixture64");
 

@@ -89,6 +89,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_name", &cuda::device_name, py::arg("device"));
   m.def("set_tf32", &cuda::set_tf32, py::arg("enabled"));
   m.def("tf32_enabled", &cuda::tf32_enabled);
+  bind_options(m);
   bind_dtype<float>(m, "DeviceMixture32");
   bind_dtype<double>(m, "DeviceMixture64");
 }

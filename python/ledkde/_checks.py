@@ -254,6 +254,12 @@ def tiles(value, default=TILE_PASS) -> tuple[int, int]:
     return tq, tn
 
 
+def pass_options(module, threads_value, tile_value, default=TILE_PASS):
+    """The compiled options of a pass (module: the engine that runs it), checked."""
+    tq, tn = tiles(tile_value, default)
+    return module.PassOptions(threads=threads(threads_value), tile_q=tq, tile_n=tn)
+
+
 def seed(value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"seed: expected a non-negative integer, got {type(value).__name__}")

@@ -11,11 +11,15 @@ class Mixture32:
     n: int
     d: int
     log_mass: float
+    norm2_max: float
+    centre: F64
 
 class Mixture64:
     n: int
     d: int
     log_mass: float
+    norm2_max: float
+    centre: F64
 
 _Mix = Mixture32 | Mixture64
 
@@ -29,23 +33,31 @@ OUT_DENOISE: int
 OUT_ENTROPY: int
 OUT_MAX_WEIGHT: int
 
+class PassOptions:
+    def __init__(self, threads: int, tile_q: int, tile_n: int) -> None: ...
+
+class SmoothOptions:
+    def __init__(self, bandwidth: float, n_kernel: int, kernel: int, estimator: int, antithetic: bool,
+                 orthogonal: bool, seed: int, eval: int = ...) -> None: ...
+
+class SamplerConfig:
+    error_slots: int
+    def __init__(self, times: F64, bandwidth: F64, method: int, n_kernel: int, kernel: int, estimator: int,
+                 antithetic: bool, orthogonal: bool, init: int, denoise_last: bool, seed: int,
+                 keep: Sequence[int]) -> None: ...
+
 def prepare(data: NDArray, log_weights: Optional[F64], variances: Optional[F64], threads: int,
             pack: bool = ...) -> _Mix: ...
-def evaluate(mixture: _Mix, y: NDArray, t: float, outputs: int, threads: int, tile_q: int,
-             tile_n: int) -> tuple[Optional[NDArray], ...]: ...
-def partial(mixture: _Mix, y: NDArray, t: float, threads: int, tile_q: int,
-            tile_n: int) -> tuple[F64, F64, F64, F64]: ...
+def evaluate(mixture: _Mix, y: NDArray, t: float, outputs: int, options: PassOptions) -> tuple[Optional[NDArray], ...]: ...
+def partial(mixture: _Mix, y: NDArray, t: float, options: PassOptions) -> tuple[F64, F64, F64, F64]: ...
+def knn(mixture: _Mix, y: NDArray, k: int, options: PassOptions) -> tuple[NDArray, NDArray]: ...
 def merge_states(m1: F64, S1: F64, E1: F64, A1: F64, m2: F64, S2: F64, E2: F64,
                  A2: F64) -> tuple[F64, F64, F64, F64]: ...
 def finalize_state(m: F64, S: F64, E: F64, A: F64) -> tuple[F64, F64, F64, F64]: ...
-def smoothed(mixture: _Mix, y: NDArray, t: float, bandwidth: float, n_kernel: int, kernel: int,
-             estimator: int, antithetic: bool, orthogonal: bool, seed: int, eval: int, want_score: bool,
-             want_log_density: bool, want_errors: bool, threads: int, tile_q: int,
-             tile_n: int) -> tuple[Optional[NDArray], Optional[NDArray], Optional[NDArray], Optional[NDArray]]: ...
-def sample(mixture: _Mix, n_samples: int, times: F64, bandwidth: F64, method: int, n_kernel: int,
-           kernel: int, estimator: int, antithetic: bool, orthogonal: bool, init: int, denoise_last: bool,
-           seed: int, keep: Sequence[int], want_error: bool, progress: Optional[Callable[[int, int], None]],
-           threads: int, tile_q: int, tile_n: int, out_dev: int = 0,
+def smoothed(mixture: _Mix, y: NDArray, t: float, smooth: SmoothOptions, want_score: bool,
+             want_log_density: bool, want_errors: bool, options: PassOptions) -> tuple[Optional[NDArray], Optional[NDArray], Optional[NDArray], Optional[NDArray]]: ...
+def sample(mixture: _Mix, n_samples: int, config: SamplerConfig, want_error: bool,
+           progress: Optional[Callable[[int, int], None]], options: PassOptions, out_dev: int = 0,
            traj_dev: int = 0) -> tuple[Optional[NDArray], Optional[NDArray], Optional[F64]]: ...
 def kernel_draws(seed: int, index: int, eval: int, n_kernel: int, antithetic: bool, orthogonal: bool,
                  kernel: int, bandwidth: float, d: int) -> F64: ...

@@ -167,18 +167,21 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
                               "from the data's mean")
         reach += origin
     _checks.logit_range(t_name, float(times[-1]), reach, mix.dtype)
-    tq, tn = _checks.tiles(tile, _checks.TILE_SAMPLER)
-    args = (mix._engine(where), n_samples, times, hs, mcode, n_kernel, kcode, ecode, antithetic, orthogonal,
-            icode, bool(denoise_last), seed, keep, bool(return_error), progress, _checks.threads(threads), tq, tn)
+    module = where.module()
+    config = module.SamplerConfig(times=times, bandwidth=hs, method=mcode, n_kernel=n_kernel, kernel=kcode,
+                                  estimator=ecode, antithetic=antithetic, orthogonal=orthogonal, init=icode,
+                                  denoise_last=bool(denoise_last), seed=seed, keep=keep)
+    args = (mix._engine(where), n_samples, config, bool(return_error), progress,
+            _checks.pass_options(module, threads, tile, _checks.TILE_SAMPLER))
     if where.kind == "cuda" and where.gpu_output:
         # GPU data in, GPU samples out: the run writes straight into CuPy arrays.
         cp = _device._cupy("data")
         with cp.cuda.Device(where.index):
             samples = cp.empty((n_samples, mix.d), dtype=mix.dtype)
             traj = cp.empty((len(keep), n_samples, mix.d), dtype=mix.dtype) if keep else None
-            _, _, err = where.module().sample(*args, samples.data.ptr, 0 if traj is None else traj.data.ptr)
+            _, _, err = module.sample(*args, samples.data.ptr, 0 if traj is None else traj.data.ptr)
     else:
-        samples, traj, err = where.module().sample(*args)
+        samples, traj, err = module.sample(*args)
         samples, traj = where.output(samples), where.output(traj)
     res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
     return res if len(res) > 1 else samples

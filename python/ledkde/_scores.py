@@ -189,11 +189,11 @@ def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), l
             module.evaluate_ptr(engine, y_w.data.ptr, q, t, *(_ptr(res.get(o)) for o in OUTPUTS))
         return res
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, threads=threads)
-    tq, tn = _checks.tiles(tile)
+    opts = _checks.pass_options(where.module(), threads, tile)
     bits = 0
     for o in outs:
         bits |= _OUT_BITS[o]
-    res = where.module().evaluate(mix._engine(where), y_w, t, bits, _checks.threads(threads), tq, tn)
+    res = where.module().evaluate(mix._engine(where), y_w, t, bits, opts)
     return where.output({name: arr for name, arr in zip(OUTPUTS, res) if name in outs})
 
 
@@ -261,8 +261,8 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
             return PassState(np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros((q, mix.d)), -np.inf,
                              np.array(y_w, copy=True), t)
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, threads=threads)
-    tq, tn = _checks.tiles(tile)
-    m, S, E, A = where.module().partial(mix._engine(where), y_w, t, _checks.threads(threads), tq, tn)
+    opts = _checks.pass_options(where.module(), threads, tile)
+    m, S, E, A = where.module().partial(mix._engine(where), y_w, t, opts)
     return PassState(m, S, E, A, float(mix._core.log_mass), np.array(y_w, copy=True), t)
 
 
@@ -382,10 +382,11 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
         return (out, err) if return_error else out
     y_w, mix, t, where = _prepare(y, data, t, log_weights, variances, device, kernel=(h, k == KERNELS["gaussian"]),
                                   threads=threads)
-    tq, tn = _checks.tiles(tile)
-    sc, ld, sse, lse = where.module().smoothed(mix._engine(where), y_w, t, h, m, k, est, anti, orth, sd, 0,
-                                               want_score, want_ld, bool(return_error),
-                                               _checks.threads(threads), tq, tn)
+    module = where.module()
+    smooth = module.SmoothOptions(bandwidth=h, n_kernel=m, kernel=k, estimator=est, antithetic=anti,
+                                  orthogonal=orth, seed=sd)
+    sc, ld, sse, lse = module.smoothed(mix._engine(where), y_w, t, smooth, want_score, want_ld, bool(return_error),
+                                       _checks.pass_options(module, threads, tile))
     out, err = (sc, sse) if want_score else (ld, lse)
     if return_error:
         return where.output(out), where.output(err)

@@ -36,8 +36,8 @@ def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighb
     k = _checks.positive_int("k", k)
     if k > mix.n:
         raise ValueError(f"k: asks for {k} neighbours but the data have only {mix.n} points")
-    tq, tn = _checks.tiles(tile)
-    dist, idx = _core.knn(mix._core, _checks.to_working(y_arr, mix.dtype), k, _checks.threads(threads), tq, tn)
+    opts = _checks.pass_options(_core, threads, tile)
+    dist, idx = _core.knn(mix._core, _checks.to_working(y_arr, mix.dtype), k, opts)
     kind = _device._cpu_kind(y)  # a PyTorch CPU tensor in: tensors out
     return Neighbors(kind(dist), kind(idx)) if kind is not None else Neighbors(dist, idx)
 
@@ -233,7 +233,7 @@ class GaussianMixture:
         mix = Mixture(self.means, log_weights=np.log(self.weights), variances=self.variances, dtype=np.float64)
         # v_i = s2_i + 0: the compiled pass handles t = 0 when every s2_i > 0.
         ld, *_ = _core.evaluate(mix._core, np.ascontiguousarray(x), 0.0, _core.OUT_LOG_DENSITY,
-                                _checks.threads(None), *_checks.TILE_PASS)
+                                _checks.pass_options(_core, None, None))
         return ld
 
 
