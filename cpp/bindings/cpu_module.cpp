@@ -139,7 +139,9 @@ PYBIND11_MODULE(_core, m) {
                        const_cast<double*>(E2.data()), const_cast<double*>(A2.data())};
         merge_states_cpu(q, d, a, b);
         return py::make_tuple(m, S, E, A);
-      });
+      },
+      py::arg("m1"), py::arg("S1"), py::arg("E1"), py::arg("A1"), py::arg("m2"), py::arg("S2"), py::arg("E2"),
+      py::arg("A2"));
   m.def("finalize_state", [](F64 m, F64 S, F64 E, F64 A) {
     const py::ssize_t q = m.shape(0), d = A.shape(1);
     F64 ld({q}), sc({q, d}), en({q}), mw({q});
@@ -148,7 +150,7 @@ PYBIND11_MODULE(_core, m) {
     finalize_states_cpu(q, d, s, ld.mutable_data(), sc.mutable_data(), en.mutable_data(),
                         mw.mutable_data());
     return py::make_tuple(ld, sc, en, mw);
-  });
+  }, py::arg("m"), py::arg("S"), py::arg("E"), py::arg("A"));
   // Which built-in tile products this CPU uses for moderate d ("avx512", "avx2", "none").
   m.attr("TILE_GEMM_ISA") = std::string(tile_gemm::isa());
   // Which build of the row kernels this CPU uses ("avx512", "avx2", "baseline").
