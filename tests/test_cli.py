@@ -1,7 +1,6 @@
 """The command line: outputs, numbers that agree with the library, one-line errors."""
 
 import json
-import os
 import subprocess
 import sys
 

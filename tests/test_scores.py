@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import ledkde
 import ledkde.reference as ref
-from helpers import ALL, RTOL, check_against_reference, make_problem, scale_of
+from helpers import ALL, RTOL, check_against_reference, make_problem
 
 
 # Tolerances, and why.

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _data
-from ._bandwidth import sample_quality, sampler_defaults, wilson_interval
+from ._bandwidth import sample_quality, sampler_defaults
 from ._sampler import sample
 from ._scores import Mixture, score, smoothed_score
 from ._toolkit import collapse_time, median_nn_distance, nearest_neighbors
@@ -382,4 +382,4 @@ def _plots(out, tag, R, sweep, loss, cfg, f_star, shape) -> list:
     return files
 
 
-__all__ = ["StudyConfig", "along_data_fraction", "denoising_loss", "run_study", "wilson_interval"]
+__all__ = ["StudyConfig", "along_data_fraction", "denoising_loss", "run_study"]
