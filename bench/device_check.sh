@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One prepared run for a session that is lent a GPU (the `device` tool, nvidia-h200, 15 minutes of
+# device time in all): build ledkde with CUDA there, run the GPU tests and the GPU benchmark, and
+# leave every log under $OUT. Python 3.12 there has scikit-build-core, pybind11, numpy, pytest,
+# hypothesis, CuPy and PyTorch, but no network: the build dependency scipy-openblas32 travels as a
+# wheel. Prepare it here once (the wheels are not committed):
+#
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+#       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl scipy-openblas32
+#
+# (tried here without a GPU on 2026-11-29: the build, the import and the test file run; the GPU
+# tests skip and the benchmark stops, as they must without a device).
+#
+# then call the device tool's run with carry [".whl"], timeout_s 560 and the command
+# `bash bench/device_check.sh`. It stops each part at its own time limit so that the logs come back.
+set -uo pipefail
+OUT=${OUT:-/tmp/ledkde-device-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+{
+  nvidia-smi
+  nvcc --version | tail -1
+  python3 --version
+} > "$OUT/machine.txt" 2>&1
+
+site=/tmp/ledkde-site
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" .whl/*.whl \
+  > "$OUT/wheels.log" 2>&1 || { echo "no .whl folder carried (see the header)"; exit 2; }
+export PYTHONPATH="$site"
+
+# Build (about 2 minutes with 16 cores), CUDA required (ON: a missing nvcc is an error).
+timeout 300 python3 -m pip install -q --no-build-isolation --no-deps --target "$site" \
+  -Ccmake.define.LEDKDE_CUDA=ON -Cbuild-dir=/tmp/ledkde-build . > "$OUT/build.log" 2>&1
+echo "build: rc=$?" | tee -a "$OUT/summary.txt"
+python3 -c "import ledkde; print('cuda_available', ledkde.cuda_available(), ledkde._core.TILE_GEMM_ISA)" \
+  2>&1 | tee -a "$OUT/summary.txt"
+
+# The GPU tests (every one skips without a device, so a pass here means they ran).
+timeout 200 python3 -m pytest -q -p no:cacheprovider -rs tests/test_device.py > "$OUT/test_device.log" 2>&1
+echo "test_device: rc=$? $(tail -1 "$OUT/test_device.log")" | tee -a "$OUT/summary.txt"
+
+# The GPU benchmark, quick shapes first (always fits), then the full run if time is left.
+timeout 60 python3 bench/gpu.py --quick --skip-sampler --json "$OUT/gpu_quick.json" > "$OUT/gpu_quick.log" 2>&1
+echo "gpu quick: rc=$?" | tee -a "$OUT/summary.txt"
+timeout 150 python3 bench/gpu.py --json "$OUT/gpu.json" > "$OUT/gpu.log" 2>&1
+echo "gpu full: rc=$?" | tee -a "$OUT/summary.txt"
