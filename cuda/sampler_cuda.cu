@@ -75,9 +75,9 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
   const int64_t nchunks = (n_samples + chunk - 1) / chunk;
   const int64_t total = nchunks * evals;
   int64_t done = 0;
-  SmoothOptions sm = cfg.smooth_options();
+  SmoothOptions sm = cfg.smooth;
   const int64_t rows_cap = std::min(chunk, n_samples);
-  SmoothScratch<T> scratch(rows_cap, max_copies, cfg.n_kernel, d, cfg.orthogonal);
+  SmoothScratch<T> scratch(rows_cap, max_copies, cfg.smooth.n_kernel, d, cfg.smooth.orthogonal);
   const size_t cap = static_cast<size_t>(rows_cap * d);
   Buffer<double> y(cap), y2(cap), s(cap), s2(cap), rel(mc_error ? rows_cap : 0);
   std::vector<double> host(cap), rel_host(mc_error ? rows_cap : 0);
@@ -119,7 +119,7 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
     const int64_t qb = std::min(chunk, n_samples - i0);
     const uint32_t index0 = static_cast<uint32_t>(i0);
     const int64_t count = qb * d, nb4 = qb * ((d + 3) / 4);
-    init_kernel<T><<<grid_for(nb4), 256>>>(y.get(), qb, d, index0, cfg.seed, std::sqrt(cfg.times[0]), cfg.init,
+    init_kernel<T><<<grid_for(nb4), 256>>>(y.get(), qb, d, index0, cfg.smooth.seed, std::sqrt(cfg.times[0]), cfg.init,
                                            mix.mu_dev, mix.centre_dev, mix.n);
     check(cudaGetLastError(), "init_kernel launch");
     keep(0, i0, qb);
@@ -127,7 +127,7 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
       const double D = cfg.times[k] - cfg.times[k + 1];
       eval(y.get(), qb, k, static_cast<uint32_t>(2 * k), k, s.get(), index0);
       if (cfg.method == kEulerMaruyama) {
-        em_kernel<<<grid_for(nb4), 256>>>(y.get(), s.get(), qb, d, D, index0, cfg.seed, static_cast<uint32_t>(k));
+        em_kernel<<<grid_for(nb4), 256>>>(y.get(), s.get(), qb, d, D, index0, cfg.smooth.seed, static_cast<uint32_t>(k));
       } else if (cfg.method == kOdeEuler) {
         axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.5 * D, count);
       } else {

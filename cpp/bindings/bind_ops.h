@@ -104,27 +104,20 @@ inline void bind_options(py::module_& m) {
            py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"), py::arg("seed"),
            py::arg("eval") = 0);
   py::class_<SamplerConfig>(m, "SamplerConfig", py::module_local())
-      .def(py::init([](std::vector<double> times, std::vector<double> bandwidth, int method, int64_t n_kernel,
-                       int kernel, int estimator, bool antithetic, bool orthogonal, int init, bool denoise_last,
-                       uint64_t seed, std::vector<int64_t> keep) {
+      .def(py::init([](std::vector<double> times, std::vector<double> bandwidth, int method,
+                       const SmoothOptions& smooth, int init, bool denoise_last, std::vector<int64_t> keep) {
              SamplerConfig cfg;
              cfg.times = std::move(times);
              cfg.bandwidth = std::move(bandwidth);
              cfg.method = method;
-             cfg.n_kernel = n_kernel;
-             cfg.kernel = kernel;
-             cfg.estimator = estimator;
-             cfg.antithetic = antithetic;
-             cfg.orthogonal = orthogonal;
+             cfg.smooth = smooth;
              cfg.init = init;
              cfg.denoise_last = denoise_last;
-             cfg.seed = seed;
              cfg.keep = std::move(keep);
              return cfg;
            }),
-           py::arg("times"), py::arg("bandwidth"), py::arg("method"), py::arg("n_kernel"), py::arg("kernel"),
-           py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"), py::arg("init"),
-           py::arg("denoise_last"), py::arg("seed"), py::arg("keep"))
+           py::arg("times"), py::arg("bandwidth"), py::arg("method"), py::arg("smooth"), py::arg("init"),
+           py::arg("denoise_last"), py::arg("keep"))
       .def_property_readonly("error_slots", &SamplerConfig::error_slots);
 }
 

@@ -32,7 +32,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   lps.reserve(K + 1);
   for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
 
-  const SmoothOptions sm0 = cfg.smooth_options();
+  const SmoothOptions sm0 = cfg.smooth;
   const int64_t tq = std::max<int64_t>(1, opt.tile_q / cfg.max_draws(!mix.var.empty()));
   const int64_t ntiles = (n_samples + tq - 1) / tq;
   // Per tile and error slot: the sum over the tile's samples of the relative
@@ -60,11 +60,11 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
     const double sd0 = std::sqrt(cfg.times[0]);
     for (int64_t i = 0; i < qb; ++i) {
       const uint32_t idx = index0 + static_cast<uint32_t>(i);
-      stream_normal_vector(cfg.seed, idx, 0, kInitNoise, 0, d, z.data());
+      stream_normal_vector(cfg.smooth.seed, idx, 0, kInitNoise, 0, d, z.data());
       double* yi = y.data() + i * d;
       for (int64_t k = 0; k < d; ++k) yi[k] = sd0 * z[k];
       if (cfg.init == kInitEmpirical) {
-        const int64_t j = static_cast<int64_t>(stream_index(cfg.seed, idx, mix.n));
+        const int64_t j = static_cast<int64_t>(stream_index(cfg.smooth.seed, idx, mix.n));
         for (int64_t k = 0; k < d; ++k)
           yi[k] += static_cast<double>(mix.mu[j * d + k]) + mix.centre[k];
       }
@@ -100,7 +100,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
       if (cfg.method == kEulerMaruyama) {
         const double sq = std::sqrt(D);
         for (int64_t i = 0; i < qb; ++i) {
-          stream_normal_vector(cfg.seed, index0 + static_cast<uint32_t>(i), static_cast<uint32_t>(k),
+          stream_normal_vector(cfg.smooth.seed, index0 + static_cast<uint32_t>(i), static_cast<uint32_t>(k),
                                kNoise, 0, d, z.data());
           for (int64_t c = 0; c < d; ++c) y[i * d + c] += D * s[i * d + c] + sq * z[c];
         }

@@ -42,9 +42,8 @@ class SmoothOptions:
 
 class SamplerConfig:
     error_slots: int
-    def __init__(self, times: F64, bandwidth: F64, method: int, n_kernel: int, kernel: int, estimator: int,
-                 antithetic: bool, orthogonal: bool, init: int, denoise_last: bool, seed: int,
-                 keep: Sequence[int]) -> None: ...
+    def __init__(self, times: F64, bandwidth: F64, method: int, smooth: SmoothOptions, init: int,
+                 denoise_last: bool, keep: Sequence[int]) -> None: ...
 
 def prepare(data: NDArray, log_weights: Optional[F64], variances: Optional[F64], threads: int,
             pack: bool = ...) -> _Mix: ...

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from . import _checks, _device, reference
-from ._scores import KERNELS, Mixture, _mixture_for, smooth_args
+from ._scores import KERNELS, Mixture, _check_ranges, _mixture_for, smooth_args
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
 SCHEDULES = ("uniform", "geometric", "edm")
@@ -155,22 +155,23 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
                          f"({_checks.physical_memory() / 2**30:.3g} GiB); draw them in batches")
     t_name = "t_min" if isinstance(schedule, str) else "schedule"
     _checks.time_for_dtype(t_name, float(times[-1]), mix.dtype)
-    # Samples start about sqrt(t_max d) from the data and the kernel draws reach further.
-    _checks.squared_scale("t_max" if isinstance(schedule, str) else "schedule", float(times[0]) * mix.d, mix.dtype,
-                          "the starting noise's squared length t_max d")
-    _checks.squared_scale("bandwidth", float(hs.max()) * float(hs.max()) * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
-    reach = mix._extent + 2 * np.sqrt(float(times[0]) * mix.d) + _checks.kernel_reach(
-        float(hs.max()), mix.d, kcode == KERNELS["gaussian"])
-    if icode == INITS["gaussian"]:  # N(0, t_max I) starts at the origin, not at the data
+    # Samples start about sqrt(t_max d) from the data (N(0, t_max I): from the
+    # origin), and the kernel draws reach further.
+    reach = mix._extent + 2 * np.sqrt(float(times[0]) * mix.d)
+    if icode == INITS["gaussian"]:
         origin = _checks.norm(mix._centre)
         _checks.squared_scale("init", origin * origin, mix.dtype, "'gaussian' starts at the origin; its squared distance "
                               "from the data's mean")
         reach += origin
-    _checks.logit_range(t_name, float(times[-1]), reach, mix.dtype)
+    _check_ranges(mix, t_name=t_name, t=float(times[-1]),
+                  noise=("t_max" if isinstance(schedule, str) else "schedule", float(times[0]),
+                         "the starting noise's squared length t_max d"),
+                  h=float(hs.max()), gaussian=kcode == KERNELS["gaussian"], reach=reach)
     module = where.module()
-    config = module.SamplerConfig(times=times, bandwidth=hs, method=mcode, n_kernel=n_kernel, kernel=kcode,
-                                  estimator=ecode, antithetic=antithetic, orthogonal=orthogonal, init=icode,
-                                  denoise_last=bool(denoise_last), seed=seed, keep=keep)
+    smooth = module.SmoothOptions(bandwidth=0.0, n_kernel=n_kernel, kernel=kcode, estimator=ecode,
+                                  antithetic=antithetic, orthogonal=orthogonal, seed=seed)
+    config = module.SamplerConfig(times=times, bandwidth=hs, method=mcode, smooth=smooth, init=icode,
+                                  denoise_last=bool(denoise_last), keep=keep)
     args = (mix._engine(where), n_samples, config, bool(return_error), progress,
             _checks.pass_options(module, threads, tile, _checks.TILE_SAMPLER))
     if where.kind == "cuda" and where.gpu_output:

@@ -110,6 +110,18 @@ def _query_extent(name: str, y_like: np.ndarray, mix: Mixture) -> float:
     return ext
 
 
+def _check_ranges(mix: Mixture, *, t_name: str, t: float, noise: tuple, h: float, gaussian: bool,
+                  reach: float) -> None:
+    """The float-range checks of every pass over ``mix``: the noise's squared length
+    (``noise`` = (name, its variance, what to call it)), the kernel draws' squared
+    length, and the largest logit at time ``t`` for queries up to ``reach`` from the
+    data's mean, carried further by the kernel draws."""
+    name, var, what = noise
+    _checks.squared_scale(name, var * mix.d, mix.dtype, what)
+    _checks.squared_scale("bandwidth", h * h * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
+    _checks.logit_range(t_name, t, max(reach + _checks.kernel_reach(h, mix.d, gaussian), mix._extent), mix.dtype)
+
+
 def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True), threads=None):
     """The Mixture for queries shaped and typed like ``y_like``, and the checked time.
     kernel: (h, gaussian) of the kernel draws, which take the pass beyond y."""
@@ -118,12 +130,10 @@ def _mixture_and_time(data, log_weights, variances, y_like, t, kernel=(0.0, True
     if y_like.shape[1] != mix.d:
         raise ValueError(f"y: has dimension {y_like.shape[1]}, but the data have dimension {mix.d}")
     t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
-    _checks.squared_scale("t", t * mix.d, mix.dtype, "the noise's squared length t d")
-    h, gaussian = kernel
-    _checks.squared_scale("bandwidth", h * h * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
-    reach = _checks.kernel_reach(h, mix.d, gaussian)
     ext_y = _query_extent("y", y_like, mix)
-    _checks.logit_range("t", t, max(ext_y + reach, mix._extent), mix.dtype)
+    h, gaussian = kernel
+    _check_ranges(mix, t_name="t", t=t, noise=("t", t, "the noise's squared length t d"), h=h, gaussian=gaussian,
+                  reach=ext_y)
     return mix, t
 
 

@@ -166,32 +166,17 @@ struct SamplerConfig {
   int method = kEulerMaruyama;
   std::vector<double> times;      // (K+1,) decreasing, t_K = t_min > 0
   std::vector<double> bandwidth;  // (K+1,) bandwidth used at each grid time
-  int64_t n_kernel = 1;
-  int kernel = 0;
-  bool antithetic = false;
-  bool orthogonal = false;
-  int estimator = 1;  // Estimator
+  // The kernel part of every step's smoothed evaluation (each step sets its
+  // bandwidth and eval) and the run's seed (smooth.seed: noise, start, draws).
+  SmoothOptions smooth;
   int init = kInitGaussian;
   bool denoise_last = true;
-  uint64_t seed = 0;
   std::vector<int64_t> keep;  // grid indices whose states are stored
 
-  // The kernel part of every step's smoothed evaluation (each step sets its
-  // bandwidth and eval).
-  SmoothOptions smooth_options() const {
-    SmoothOptions sm;
-    sm.n_kernel = n_kernel;
-    sm.kernel = kernel;
-    sm.antithetic = antithetic;
-    sm.orthogonal = orthogonal;
-    sm.estimator = estimator;
-    sm.seed = seed;
-    return sm;
-  }
   // Most rows one evaluation takes per sample: n_kernel (plus the pilot row,
   // smooth_estimator.h) if any step smooths, else 1.
   int64_t max_draws(bool per_variance) const {
-    SmoothOptions sm = smooth_options();
+    SmoothOptions sm = smooth;
     for (double h : bandwidth)
       if (h > 0.0) {
         sm.bandwidth = h;
