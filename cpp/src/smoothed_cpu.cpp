@@ -116,16 +116,9 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
     Ap.assign(ws.A.begin(), ws.A.begin() + d);
   }
   const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot, Bp, Sp);
-  const bool pairs = sm.antithetic && M > 1;
   std::vector<MeanVar> acc(static_cast<size_t>(out.score ? d : 0), mean_var_init());
   MeanVar acc_ld = mean_var_init();
   std::vector<double> u(static_cast<size_t>(C * d)), mx(static_cast<size_t>(C)), S(static_cast<size_t>(C));
-  auto add_units = [&](MeanVar& a, int64_t c, const auto& f) {
-    if (pairs)
-      for (int64_t k = 0; 2 * k + 1 < c; ++k) mean_var_add(a, 0.5 * (f(2 * k) + f(2 * k + 1)));
-    else
-      for (int64_t m = 0; m < c; ++m) mean_var_add(a, f(m));
-  };
   for (int64_t m0 = 0; m0 < M; m0 += C) {
     if (opt.stop && opt.stop->poll()) return;  // cancelled
     const int64_t c = std::min(C, M - m0);
@@ -140,9 +133,9 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
       S[m] = ws.st[m].S;
     }
     for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k)
-      add_units(acc[k], c, ScoreDraws<T>{ws.A.data(), S.data(), ws.rows.data(), d, k, yc[k], beta});
+      add_units(acc[k], c, sm.antithetic, ScoreDraws<T>{ws.A.data(), S.data(), ws.rows.data(), d, k, yc[k], beta});
     if (out.log_density)
-      add_units(acc_ld, c,
+      add_units(acc_ld, c, sm.antithetic,
                 LogDensityDraws<T>{mx.data(), S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows.data(), y,
                                    mix.centre.data(), d});
   }

@@ -16,6 +16,8 @@ from ._toolkit import energy_distance, median_nn_distance, memorization
 # nearest-neighbour distance), fitted to what select_bandwidth chose in the
 # sweeps of bench/bandwidth.py (bench/README.md, "Bandwidth"): see bandwidth_rule.
 RULE_A, RULE_B = 0.5, 0.4
+# "Not memorizing": at most this fraction of the samples are copies.
+MAX_MEMORIZED = 0.05
 # Candidate factors f of h sqrt(d) = f NN for select_bandwidth.
 DEFAULT_FACTORS = (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 
@@ -131,7 +133,14 @@ class BandwidthSelection:
         return "\n".join(rows)
 
 
-def select_bandwidth(data, held_out, *, factors=DEFAULT_FACTORS, max_memorized: float = 0.05, n_samples: int = 32,
+def least_smoothing(rows, max_memorized: float = MAX_MEMORIZED):
+    """Of rows with "factor" and "memorized", the smallest factor whose memorized
+    fraction is at most max_memorized (None if there is none)."""
+    ok = [r for r in rows if r["memorized"] <= max_memorized]
+    return min(ok, key=lambda r: r["factor"]) if ok else None
+
+
+def select_bandwidth(data, held_out, *, factors=DEFAULT_FACTORS, max_memorized: float = MAX_MEMORIZED, n_samples: int = 32,
                      steps: int = 100, n_kernel: int = 8, seed: int = 0, threads=None,
                      progress=None) -> BandwidthSelection:
     """Choose h on held-out data: the least smoothing whose samples are not copies.
@@ -180,7 +189,6 @@ def select_bandwidth(data, held_out, *, factors=DEFAULT_FACTORS, max_memorized: 
         table.append(row)
         if progress is not None:
             progress(i + 1, len(fs))
-    ok = [r for r in table if r["memorized"] <= mm]
-    best = ok[0] if ok else min(table, key=lambda r: (r["memorized"], r["factor"]))
+    best = least_smoothing(table, mm) or min(table, key=lambda r: (r["memorized"], r["factor"]))
     return BandwidthSelection(best["bandwidth"], best["factor"], nn,
                               f"smallest factor with memorized <= {mm:g}", table)

@@ -38,13 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _data
-from ._bandwidth import sample_quality, sampler_defaults
+from ._bandwidth import MAX_MEMORIZED, least_smoothing, sample_quality, sampler_defaults
 from ._sampler import sample
 from ._scores import Mixture, score, smoothed_score
 from ._toolkit import collapse_time, median_nn_distance, nearest_neighbors
 
 FORMS = ("constant", "below_tc", "sqrt_t")
-MAX_MEMORIZED = 0.05  # "not memorizing": as select_bandwidth
 
 
 @dataclass
@@ -151,11 +150,6 @@ def _pick(rows, **match):
     return [r for r in rows if all(r[k] == v for k, v in match.items())]
 
 
-def _smallest_ok(rows):
-    ok = [r for r in rows if r["memorized"] <= MAX_MEMORIZED]
-    return min(ok, key=lambda r: r["factor"]) if ok else None
-
-
 def run_study(out, tag, train, held, shape, cfg: StudyConfig, seed=0, threads=None, progress=None) -> dict:
     """Run every part; write ``{tag}_*.png``; return the result dict (the caller saves it)."""
     R = _Runner(train, held, cfg, seed, threads)
@@ -180,7 +174,7 @@ def run_study(out, tag, train, held, shape, cfg: StudyConfig, seed=0, threads=No
                 sweep.append(R.run(f, est, m, seed))
                 tick()
     plain = sweep[0]
-    chosen = (_smallest_ok(_pick(sweep, estimator="control", draws=sweep_m[-1]))
+    chosen = (least_smoothing(_pick(sweep, estimator="control", draws=sweep_m[-1]))
               or max(sweep, key=lambda r: r["factor"]))
     f_star = chosen["factor"]
     # 2. the check runs at the chosen factor: the smallest and 8x the draws, a second seed.
@@ -196,18 +190,16 @@ def run_study(out, tag, train, held, shape, cfg: StudyConfig, seed=0, threads=No
     tick()
     # 3. time-dependent bandwidths, each at its smallest non-memorizing factor.
     forms = []
+    forms_best = {}
     if cfg.form_factors:
-        best = {"constant": _smallest_ok(_pick(sweep, estimator="control", draws=m0))}
+        forms_best["constant"] = least_smoothing(_pick(sweep, estimator="control", draws=m0))
         for form in FORMS[1:]:
             rows = []
             for f in cfg.form_factors:
                 rows.append(R.run(f, "control", m0, seed, form))
                 tick()
             forms += rows
-            best[form] = _smallest_ok(rows)
-        forms_best = {k: v for k, v in best.items()}
-    else:
-        forms_best = {}
+            forms_best[form] = least_smoothing(rows)
     # 4. the score-matching loss against N (effective N), at the chosen factor and every other.
     loss = _loss_part(R, cfg, seed, smooth_f, f_star)
     tick()
@@ -256,7 +248,10 @@ def _loss_part(R: _Runner, cfg: StudyConfig, seed, smooth_f, f_star) -> dict:
 
 def _effective_n(sizes, plain_loss, target):
     """The N at which the plain loss (decreasing in N, interpolated linearly in log N)
-    reaches target, or, outside the measured sizes, a string saying on which side."""
+    reaches target, or, outside the measured sizes, a string saying on which side.
+    (Not ledkde.effective_dataset_size: that interpolates the error in logs, while
+    this loss carries a constant offset, and it folds out-of-range values into
+    numbers.)"""
     p = np.asarray(plain_loss)
     if target > p[0]:
         return f"< {sizes[0]:g} (worse than the plain score at the same N)"

@@ -71,16 +71,22 @@ LEDKDE_HD void mean_var_add(MeanVar& a, double x) {
 // Variance of the mean (0 with fewer than two units: no error can be estimated).
 LEDKDE_HD double mean_var_se2(const MeanVar& a) { return a.n > 1.0 ? a.m2 / ((a.n - 1.0) * a.n) : 0.0; }
 
-// Mean and squared standard error of f(0..M-1) over independent units: the
-// draws, or the pair means (f(2k) + f(2k+1)) / 2 with antithetic draws (a
-// single draw, as with h = 0, is its own unit).
+// Adds the units of f(0..M-1) to a, in order: the draws, or the pair means
+// (f(2k) + f(2k+1)) / 2 with antithetic draws (a single draw is its own unit).
+// Draws that come in chunks of whole units add up to the same a.
 template <class F>
-LEDKDE_HD void unit_mean_se2(int64_t M, bool antithetic, const F& f, double& mean, double& se2) {
-  MeanVar a = mean_var_init();
+LEDKDE_HD void add_units(MeanVar& a, int64_t M, bool antithetic, const F& f) {
   if (antithetic && M > 1)
     for (int64_t k = 0; 2 * k + 1 < M; ++k) mean_var_add(a, 0.5 * (f(2 * k) + f(2 * k + 1)));
   else
     for (int64_t m = 0; m < M; ++m) mean_var_add(a, f(m));
+}
+
+// Mean and squared standard error of f(0..M-1) over its units (add_units).
+template <class F>
+LEDKDE_HD void unit_mean_se2(int64_t M, bool antithetic, const F& f, double& mean, double& se2) {
+  MeanVar a = mean_var_init();
+  add_units(a, M, antithetic, f);
   mean = a.mean;
   se2 = mean_var_se2(a);
 }
