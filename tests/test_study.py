@@ -56,7 +56,7 @@ def test_denoising_loss_of_the_plain_score_matches_the_reference():
     s = ledkde.reference.score(y, train, t)
     want = (t * ((s + (y - held) / t) ** 2).sum(axis=1) / 5).mean()
     assert got["mc_part"] == 0 and got["exact"] == got["loss"]
-    np.testing.assert_allclose(got["loss"], want, rtol=1e-4)
+    np.testing.assert_allclose(got["loss"], want, rtol=1e-12)
 
 
 def test_effective_n_interpolates_in_log_n():
