@@ -89,7 +89,8 @@ class ScratchLease {
   Scratch* s_ = nullptr;
 };
 
-// Per-row reduction states in device memory, and the pass's scratch.
+// Per-row reduction states in device memory, and the pass's scratch; state()
+// is their PartialState view, the convention of every pass (finish_rows.h).
 struct RowStates {
   Buffer<double> m, S, E, A;  // (rows,), (rows,), (rows,), (rows, d)
   Buffer<double> B, ny, delta, alpha, gamma;  // (rows,) each: pass bookkeeping
@@ -98,6 +99,7 @@ struct RowStates {
   RowStates(int64_t rows, int64_t d)
       : m(rows), S(rows), E(rows), A(static_cast<size_t>(rows * d)), B(rows), ny(rows), delta(rows),
         alpha(rows), gamma(rows) {}
+  PartialState state() const { return PartialState{m.get(), S.get(), E.get(), A.get()}; }
 };
 
 constexpr int kWarps = 8;    // rows per block, one warp each (row-wise helper kernels)

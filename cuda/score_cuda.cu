@@ -18,14 +18,10 @@ __global__ void centre_kernel(const T* __restrict__ y, const double* __restrict_
 
 // The outputs of finish_rows.h, one thread per element of y.
 template <class T>
-__global__ void finish_outputs_kernel(const double* __restrict__ m, const double* __restrict__ S,
-                                      const double* __restrict__ E, const double* __restrict__ A,
-                                      const T* __restrict__ y, int64_t q, int64_t d, double t, PassOutputs<T> out) {
+__global__ void finish_outputs_kernel(PartialState st, const T* __restrict__ y, int64_t q, int64_t d, double t,
+                                      PassOutputs<T> out) {
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (e >= q * d) return;
-  const int64_t i = e / d;
-  if (e % d == 0) finish_scalars(LseScalars{m[i], S[i], E[i]}, 0.0, i, out);
-  finish_coordinate(A[e], S[i], y[e], t, e, out);
+  if (e < q * d) finish_element(st, y, d, t, 0.0, e, out);
 }
 
 unsigned grid256(int64_t count) { return static_cast<unsigned>((count + 255) / 256); }
@@ -48,8 +44,7 @@ void evaluate_device(const DeviceMixture<T>& mix, const T* y_dev, int64_t q, dou
   Buffer<T> rows(static_cast<size_t>(q * mix.d));
   RowStates st(q, mix.d);
   run_on_device(mix, y_dev, q, t, rows, st);
-  finish_outputs_kernel<T><<<grid256(q * mix.d), 256>>>(st.m.get(), st.S.get(), st.E.get(), st.A.get(), y_dev,
-                                                        q, mix.d, t, out);
+  finish_outputs_kernel<T><<<grid256(q * mix.d), 256>>>(st.state(), y_dev, q, mix.d, t, out);
   check(cudaGetLastError(), "finish_outputs_kernel launch");
   check(cudaDeviceSynchronize(), "score pass");
 }

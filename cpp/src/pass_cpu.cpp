@@ -25,6 +25,7 @@
 #include "blas.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "row_state.h"
 #include "row_kernels.h"
 #include "tile_gemm.h"
 
@@ -127,6 +128,37 @@ template class WorkspaceLease<double>;
 
 
 template <class T>
+void Workspace<T>::start(int64_t q, int64_t d, int64_t tn, int64_t nblk, bool own_gemm, bool direct) {
+  const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
+  if (direct) D2.resize(static_cast<size_t>(tn));
+  else G.resize(static_cast<size_t>((q + pad) * tn));
+  X.resize(static_cast<size_t>((q + pad) * tn));
+  if (own_gemm) {
+    rows.resize(static_cast<size_t>((q + pad) * d));
+    scale.resize(q);
+    logit64.resize(static_cast<size_t>(tn));
+    row64.resize(static_cast<size_t>(d));
+  }
+  C.resize(static_cast<size_t>(q * d));
+  ny.resize(q);
+  B.assign(q, 0.0);
+  F.assign(q, 1.0);
+  near.assign(q, 0);
+  m.assign(q, -std::numeric_limits<double>::infinity());
+  S.assign(q, 0.0);
+  E.assign(q, 0.0);
+  A.assign(static_cast<size_t>(q * d), 0.0);
+  idx.resize(static_cast<size_t>(tn));
+  live.resize(static_cast<size_t>(q * nblk));
+  weighted.resize(q);
+  rows64.clear();  // the rows in float64, made when a tile first needs them
+  slots.resize(q);
+}
+
+template struct Workspace<float>;
+template struct Workspace<double>;
+
+template <class T>
 void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws) {
   const int64_t d = mix.d;
   ws.rows.resize(static_cast<size_t>(q * d));
@@ -135,37 +167,307 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
       ws.rows[i * d + k] = static_cast<T>(static_cast<double>(y[i * d + k]) - mix.centre[k]);
 }
 
+namespace {
+
+// What every route of one pass reads: the mixture, the options, the
+// exactness rules (ledkde/exactness.h) and the current tile of components.
+template <class T>
+struct PassContext {
+  const Mixture<T>& mix;
+  const LogitParams<T>& lp;
+  const PassOptions& opt;
+  Workspace<T>& ws;
+  int64_t d, tn, nblk;
+  bool direct;    // d <= kDirectMaxDim: distances by coordinate differences
+  bool own_gemm;  // the built-in tile products (else BLAS)
+  bool per_var;   // per-component variances
+  const TilePack<T>* tp;
+  double eps, tol;
+  T skip;            // skip_below(mix)
+  double sum_scale;  // with equal variances 1/v is applied to the sums, not per column
+  const T* cprime;   // per-component constants, or null
+  const T* kj;
+  std::vector<double> delta;  // (q,) the expansion's error bound of each row
+  // The current tile: components [n0, n0 + nb), its first row panel pk (built-in products).
+  int64_t n0 = 0, nb = 0;
+  const T* pk = nullptr;
+
+  const T* cp() const { return cprime ? cprime + n0 : nullptr; }
+  const T* kk() const { return kj ? kj + n0 : nullptr; }
+  // Error bound of row i's approximate logits near the maximum m: the
+  // expansion's (fixed per row), or for coordinate differences a relative
+  // error of about (d + 4) eps of the logits near the maximum.
+  double error_bound(int64_t i, double m) const {
+    return direct ? (static_cast<double>(d) + 4.0) * eps * (std::fabs(m) + 2.0 * lp.cprime_abs_max) : delta[i];
+  }
+};
+
+// A row's logits of the current tile, left in x (or in ws.logit64 when exact) by a
+// route that could not finish the tile in one sweep.
+struct TileLogits {
+  double max;      // the tile's largest (approximate) logit
+  bool all_exact;  // ws.logit64 holds the exact logits of the whole tile
+  bool many;       // the row's last tile had many candidates (no need to count them)
+};
+
+// Direct route, the usual case: one fused sweep computes the distances by
+// coordinate differences, the weights and every sum in registers, with no
+// tile of logits in memory. Returns true when the tile is done.
+template <class T>
+bool direct_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState& rs) {
+  const T* muT0 = c.mix.muT.data() + c.n0;
+  // Shift of the sweep: the row's running maximum, or on the row's first
+  // tile with weight, that tile's own maximum (one extra sweep).
+  double shift = rs.max();
+  if (shift == kNegInf) {
+    shift = static_cast<double>(rows::direct_max(row, muT0, c.mix.n, c.d, c.cp(), c.kk(), c.lp.inv2v, c.nb));
+    // Whole tile of zero-weight components, nothing seen before: nothing to add.
+    if (shift == kNegInf) return true;
+  }
+  for (int sweep = 0; sweep < 2; ++sweep) {
+    if (c.error_bound(i, shift) > c.tol) return false;
+    const T ts = static_cast<T>(shift);
+    double sums[4], acc[kDirectMaxDim];
+    rows::direct_accumulate(row, muT0, c.mix.n, c.d, c.cp(), c.kk(), c.lp.inv2v, c.per_var, c.opt.entropy, c.nb,
+                            ts, c.sum_scale, sums, acc);
+    const double m_new = std::max(rs.max(), sums[3]);
+    if (c.error_bound(i, m_new) > c.tol) return false;
+    // A new maximum far above the shift: the sums risked overflow; sweep
+    // again from the true maximum.
+    if (sums[3] - static_cast<double>(ts) > kMaxOvershoot) {
+      shift = m_new;
+      continue;
+    }
+    const double f = rs.merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
+    for (int64_t k = 0; k < c.d; ++k) rs.A()[k] += f * acc[k];
+    rs.B() += f * (c.per_var ? sums[2] : sums[2] * c.sum_scale);
+    return true;
+  }
+  return false;
+}
+
+// Direct route, near-maximum logits that need the exact recompute: the
+// tile's logits stored in x.
+template <class T>
+TileLogits direct_logits(const PassContext<T>& c, const T* row, T* x) {
+  const double mx = static_cast<double>(rows::logits_direct(row, c.mix.muT.data() + c.n0, c.mix.n, c.d, c.cp(),
+                                                            c.kk(), c.lp.inv2v, c.nb, c.ws.D2.data(), x));
+  return {mx, false, false};
+}
+
+// Float64 route (float data, most rows had many candidates on the last
+// tile): exact logits from the tile's float64 product and float64 norms, and
+// whether the float route would have met many candidates here.
+template <class T>
+TileLogits exact_tile_logits(const PassContext<T>& c, int64_t i, double row_max, uint8_t* live) {
+  Workspace<T>& ws = c.ws;
+  const double* g = ws.G64.data() + i * c.tn;
+  const double* n2 = c.tp->norm2.data() + c.n0;
+  double tile_max = kNegInf;
+  for (int64_t j = 0; j < c.nb; ++j) {
+    ws.logit64[j] = logit_of_dist2(c.lp, c.n0 + j, ws.ny[i] + n2[j] - 2.0 * g[j]);
+    tile_max = std::max(tile_max, ws.logit64[j]);
+  }
+  const double m_guess = std::max(row_max, tile_max);
+  const double dlt = c.error_bound(i, m_guess);
+  int64_t count = 0;
+  if (dlt > c.tol) {
+    const double cut = m_guess - candidate_margin(dlt, c.tol);
+    for (int64_t j = 0; j < c.nb; ++j) count += ws.logit64[j] >= cut;
+  }
+  ws.near[i] = count > c.nb / 16;
+  std::fill_n(live, c.nblk, uint8_t{1});
+  return {tile_max, true, false};
+}
+
+// Matrix-product route, the usual case after the row's first tile: one sweep
+// from G to the weights, shifted by the running maximum, when no logit comes
+// near enough to the maximum to need the exact recompute (or only a few,
+// patched in). Returns true when the tile is done; its weights stay in x for
+// the second product, with the factor ws.F[i] that moves them onto the row's maximum.
+template <class T>
+bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState& rs, T* x, uint8_t* live) {
+  Workspace<T>& ws = c.ws;
+  const double shift = rs.max();
+  const double dlt = c.error_bound(i, shift);
+  const T ts = static_cast<T>(shift);
+  // Candidates for the recompute lie above m_new - margin >= shift - margin.
+  const T cut = dlt > c.tol ? static_cast<T>(-candidate_margin(dlt, c.tol)) : std::numeric_limits<T>::infinity();
+  double sums[4];
+  rows::expansion_weights(c.mix.norm2.data() + c.n0, ws.G.data() + i * c.tn, static_cast<T>(ws.ny[i]), c.cp(),
+                          c.kk(), c.lp.inv2v, c.nb, ts, cut, c.skip, c.opt.entropy, x, sums, live);
+  double m_new = std::max(rs.max(), static_cast<double>(ts) + sums[2]);
+  // A few candidates (the usual case when the tile holds the row's new
+  // maximum): their exact weights are patched in (without the entropy, whose
+  // sum would need every logit again). Many go the two-step route, which
+  // computes a whole tile of exact logits at once.
+  const bool few = sums[3] <= static_cast<double>(c.nb / 16);
+  if (sums[3] != 0.0 && few && sums[2] <= kMaxOvershoot && !c.opt.entropy &&
+      patch_candidates(c.mix, c.lp, row, c.n0, x, c.nb, ts, cut, ws.idx.data(), &m_new)) {
+    sums[0] = rows::sum(x, c.nb);
+    sums[3] = 0.0;
+  }
+  if (sums[3] == 0.0 && sums[2] <= kMaxOvershoot) {
+    const double f = rs.merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
+    // This tile's weights are relative to ts: scale its product on the way into A.
+    ws.F[i] = f;
+    ws.weighted[i] = std::any_of(live, live + c.nblk, [](uint8_t b) { return b != 0; });
+    rs.B() += c.per_var ? f * rows::scale_by_inverse_variance(x, c.kk(), c.nb) : f * sums[0] * c.sum_scale;
+    return true;
+  }
+  // A row whose tile held many candidates (large t: many comparable logits)
+  // tends to keep holding them: take the two-step route directly on its next tile.
+  ws.near[i] = sums[3] > static_cast<double>(c.nb / 16);
+  return false;
+}
+
+// Matrix-product route, two steps: the tile's approximate logits into x
+// (every block may then carry weight).
+template <class T>
+TileLogits expansion_logits(const PassContext<T>& c, int64_t i, T* x, uint8_t* live, bool many) {
+  std::fill_n(live, c.nblk, uint8_t{1});
+  const double mx = static_cast<double>(rows::logits_expansion(
+      c.mix.norm2.data() + c.n0, c.ws.G.data() + i * c.tn, static_cast<T>(c.ws.ny[i]), c.cp(), c.kk(),
+      c.lp.inv2v, c.nb, x));
+  return {mx, false, many};
+}
+
+// Every two-step route ends here: the components whose logit could carry
+// weight above the tolerance once exact get it recomputed (a few by
+// coordinate differences, or the whole tile at once), then the tile's
+// weights in x, merged into the row's state.
+template <class T>
+void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs, T* x, TileLogits lg) {
+  Workspace<T>& ws = c.ws;
+  const int64_t nb = c.nb;
+  double m_new = std::max(rs.max(), lg.max);
+  // Whole row of zero-weight components, nothing seen before: nothing to add.
+  auto nothing = [&]() {
+    std::fill(x, x + nb, T(0));
+    ws.weighted[i] = 0;
+  };
+  if (m_new == kNegInf) return nothing();
+  const double dlt = c.error_bound(i, m_new);
+  std::vector<std::pair<int64_t, double>>& exact = ws.exact;  // (column, exact logit)
+  exact.clear();
+  bool all_exact = lg.all_exact;
+  if (dlt > c.tol && !all_exact) {
+    // Components that could carry weight above the tolerance once their logit is exact.
+    const double cut = m_new - candidate_margin(dlt, c.tol);
+    const int64_t count =
+        lg.many && c.own_gemm ? nb : rows::indices_at_least(x, nb, static_cast<T>(cut), ws.idx.data());
+    double exact_max = rs.max();
+    if (c.own_gemm && count > nb / 8) {
+      // Many candidates (large t: many comparable logits): the exact logits
+      // of the whole tile at once, by coordinate differences in float64 over
+      // the packed panels.
+      if constexpr (std::is_same_v<T, float>) {
+        for (int64_t k = 0; k < c.d; ++k) ws.row64[k] = static_cast<double>(row[k]);
+        tile_gemm::exact_dist2(ws.row64.data(), c.d, c.pk, nb, ws.logit64.data());
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        ws.logit64[j] = logit_of_dist2(c.lp, c.n0 + j, ws.logit64[j]);
+        exact_max = std::max(exact_max, ws.logit64[j]);
+      }
+      all_exact = true;
+    } else {
+      for (int64_t k = 0; k < count; ++k)
+        exact.emplace_back(ws.idx[k], exact_logit(c.mix, c.lp, row, c.n0 + ws.idx[k]));
+      for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
+    }
+    m_new = exact_max;
+    if (m_new == kNegInf) return nothing();
+  }
+  rs.move_to(m_new);
+  double s_tile, e_tile;
+  if (all_exact) {
+    // Shifted exact logits: small numbers, which T holds accurately.
+    for (int64_t j = 0; j < nb; ++j) x[j] = static_cast<T>(ws.logit64[j] - m_new);
+    rows::weights(x, nb, T(0), &s_tile, &e_tile);
+  } else if (exact.empty()) {
+    rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);
+  } else {
+    // Shift first, then patch in the candidates' exact shifted logits (small
+    // numbers, so T holds them accurately), then exponentiate.
+    const T mt = static_cast<T>(m_new);
+    for (int64_t j = 0; j < nb; ++j) x[j] -= mt;
+    for (const auto& e : exact) x[e.first] = static_cast<T>(e.second - m_new);
+    rows::weights(x, nb, T(0), &s_tile, &e_tile);
+  }
+  rs.add(s_tile, e_tile);
+  // The running sum of p / v; with per-component variances the columns are divided by v_j here.
+  rs.B() += c.per_var ? rows::scale_by_inverse_variance(x, c.kk(), nb) : s_tile * c.sum_scale;
+  if (c.direct)
+    rows::weighted_sum_direct(x, row, c.mix.muT.data() + c.n0, c.mix.n, c.d, nb, c.sum_scale, rs.A());
+}
+
+// The first product of a tile, G = rows mu_tile^T (matrix-product path): in
+// float64 when exact_tile (float data), by the built-in products or by BLAS.
+template <class T>
+void first_product(PassContext<T>& c, int64_t q, int64_t pad, bool exact_tile) {
+  Workspace<T>& ws = c.ws;
+  if constexpr (std::is_same_v<T, float>) {
+    if (exact_tile) {
+      if (ws.rows64.size() != static_cast<size_t>((q + pad) * c.d)) {
+        ws.rows64.assign(static_cast<size_t>((q + pad) * c.d), 0.0);
+        for (int64_t k = 0; k < q * c.d; ++k) ws.rows64[k] = static_cast<double>(ws.rows[k]);
+      }
+      ws.G64.resize(static_cast<size_t>((q + pad) * c.tn));
+      tile_gemm::dot_tiles_f64(ws.rows64.data(), q, c.d, c.pk, c.nb, ws.G64.data(), c.tn);
+    } else if (c.own_gemm) {
+      tile_gemm::dot_tiles(ws.rows.data(), q, c.d, c.pk, c.nb, ws.G.data(), c.tn);
+    }
+  }
+  if (!c.own_gemm)
+    blas::gemm_nt(q, c.nb, c.d, ws.rows.data(), c.d, c.mix.mu.data() + c.n0 * c.d, c.d, ws.G.data(), c.tn);
+}
+
+// The second product of a tile, A += sum_scale F p mu_tile (matrix-product
+// path), over the nslots weighted rows packed into X.
+template <class T>
+void second_product(PassContext<T>& c, int64_t nslots) {
+  Workspace<T>& ws = c.ws;
+  const T* mu = c.mix.mu.data() + c.n0 * c.d;
+  if (c.own_gemm) {
+    if constexpr (std::is_same_v<T, float>) {
+      for (int64_t s = 0; s < nslots; ++s) ws.scale[s] = c.sum_scale * ws.F[ws.slots[s]];
+      tile_gemm::accumulate(ws.X.data(), c.tn, nslots, c.nb, mu, c.d, c.d, ws.scale.data(), ws.A.data(),
+                            ws.slots.data(), ws.live.data(), c.nblk);
+    }
+    return;
+  }
+  if (nslots > 0) blas::gemm_nn(nslots, c.d, c.nb, ws.X.data(), c.tn, mu, c.d, ws.C.data(), c.d);
+  for (int64_t s = 0; s < nslots; ++s) {
+    const int64_t i = ws.slots[s];
+    rows::add_scaled(ws.C.data() + s * c.d, c.d, c.sum_scale * ws.F[i], ws.A.data() + i * c.d);
+  }
+}
+
+}  // namespace
+
+// The driver: per tile of components, the first product, then per row the
+// route (direct; float64 tile; single sweep; else two steps ending in
+// finish_tile), then the second product.
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                const PassOptions& opt, int64_t n_begin, int64_t n_end) {
-  const int64_t d = mix.d, n = mix.n, tn = opt.tile_n;
+  const int64_t d = mix.d, tn = opt.tile_n;
   // The built-in tile products need tiles that start on a packed panel.
   const TilePack<T>* tp = &mix.tiles;
   if constexpr (std::is_same_v<T, float>)
     if (opt.tiles) tp = opt.tiles;
-  const bool own_gemm = !tp->empty() && tn % tile_gemm::kPanel == 0 &&
-                        n_begin % tile_gemm::kPanel == 0;
-  const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
-  if (mix.muT.empty()) ws.G.resize(static_cast<size_t>((q + pad) * tn));
-  ws.X.resize(static_cast<size_t>((q + pad) * tn));
-  if (own_gemm) {
-    ws.rows.resize(static_cast<size_t>((q + pad) * d));
-    ws.scale.resize(q);
-  }
-  ws.C.resize(static_cast<size_t>(q * d));
-  ws.ny.resize(q);
-  ws.B.assign(q, 0.0);
-  ws.F.assign(q, 1.0);
-  ws.near.assign(q, 0);
-  ws.st.assign(q, lse_init());
-  ws.A.assign(static_cast<size_t>(q * d), 0.0);
-
+  const bool own_gemm = !tp->empty() && tn % tile_gemm::kPanel == 0 && n_begin % tile_gemm::kPanel == 0;
+  const bool direct = !mix.muT.empty();
+  const int64_t nblk = (tn + tile_gemm::kLiveBlock - 1) / tile_gemm::kLiveBlock;
+  PassContext<T> c{mix, lp, opt, ws, d, tn, nblk, direct, own_gemm, !mix.var.empty(), tp,
+                   std::numeric_limits<T>::epsilon(), logit_tolerance<T>(), skip_below(mix),
+                   mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0,
+                   lp.per_component ? lp.cprime.data() : nullptr, lp.per_component ? lp.inv2v_j.data() : nullptr,
+                   std::vector<double>(static_cast<size_t>(q))};
+  ws.start(q, d, tn, nblk, own_gemm, direct);
   // Bound on the error of an approximate logit: rounding in the product and
   // in |y|^2 + |mu|^2 - 2 y.mu, a few sqrt(d) units of the largest term.
-  const double eps = std::numeric_limits<T>::epsilon();
   const double kappa = expansion_kappa(d);
-  const double tol = logit_tolerance<T>();
-  std::vector<double> delta(q);
   for (int64_t i = 0; i < q; ++i) {
     double s = 0.0;
     for (int64_t k = 0; k < d; ++k) {
@@ -173,33 +475,15 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       s += r * r;
     }
     ws.ny[i] = s;
-    delta[i] = expansion_error(kappa * eps, s, mix.norm2_max, lp.inv2v_max, lp.cprime_abs_max);
+    c.delta[i] = expansion_error(kappa * c.eps, s, mix.norm2_max, lp.inv2v_max, lp.cprime_abs_max);
   }
-
-  const bool direct = !mix.muT.empty();
-  if (direct) ws.D2.resize(static_cast<size_t>(tn));
-  ws.idx.resize(static_cast<size_t>(tn));
-  const int64_t nblk = (tn + tile_gemm::kLiveBlock - 1) / tile_gemm::kLiveBlock;
-  ws.live.resize(static_cast<size_t>(q * nblk));
-  ws.weighted.resize(q);
-  if (own_gemm) {
-    ws.E.resize(static_cast<size_t>(tn));
-    ws.row64.resize(static_cast<size_t>(d));
-  }
-  ws.rows64.clear();  // the rows in float64, made when a tile first needs them
-  ws.slots.resize(q);
-  const T skip = skip_below(mix);
-  const T* cprime = lp.per_component ? lp.cprime.data() : nullptr;
-  const T* kj = lp.per_component ? lp.inv2v_j.data() : nullptr;
-  // With equal variances the 1/v factor is applied to the sums, not per column.
-  const double sum_scale = mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0;
-  const bool per_var = !mix.var.empty();
-  std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row
-  if (n_end < 0) n_end = n;
+  const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
+  if (n_end < 0) n_end = mix.n;
   for (int64_t n0 = n_begin; n0 < n_end; n0 += tn) {
     if (opt.stop && opt.stop->poll()) return;  // cancelled: the caller discards the rows
-    const int64_t nb = std::min(tn, n_end - n0);
-    const T* mu = mix.mu.data() + n0 * d;
+    c.n0 = n0;
+    c.nb = std::min(tn, n_end - n0);
+    c.pk = own_gemm ? tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel : nullptr;
     // Most rows had many near-maximum candidates on their last tile (large t:
     // many comparable logits): this tile's first product runs in float64,
     // which makes every logit exact at once (float data only).
@@ -209,24 +493,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
       for (int64_t i = 0; i < q; ++i) many_rows += ws.near[i];
       exact_tile = 2 * many_rows > q;
     }
-    // The tile's first row panel (built-in products).
-    const T* pk = own_gemm ? tp->packed.data() + (n0 / tile_gemm::kPanel) * d * tile_gemm::kPanel
-                           : nullptr;
-    if (!direct) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (exact_tile) {
-          if (ws.rows64.size() != static_cast<size_t>((q + pad) * d)) {
-            ws.rows64.assign(static_cast<size_t>((q + pad) * d), 0.0);
-            for (int64_t k = 0; k < q * d; ++k) ws.rows64[k] = static_cast<double>(ws.rows[k]);
-          }
-          ws.G64.resize(static_cast<size_t>((q + pad) * tn));
-          tile_gemm::dot_tiles_f64(ws.rows64.data(), q, d, pk, nb, ws.G64.data(), tn);
-        } else if (own_gemm) {
-          tile_gemm::dot_tiles(ws.rows.data(), q, d, pk, nb, ws.G.data(), tn);
-        }
-      }
-      if (!own_gemm) blas::gemm_nt(q, nb, d, ws.rows.data(), d, mu, d, ws.G.data(), tn);
-    }
+    if (!direct) first_product(c, q, pad, exact_tile);
     // The rows whose weights on this tile are not all zero are packed into
     // the first slots of X (row i of A for slot s is ws.slots[s]): the second
     // product leaves the others out.
@@ -234,231 +501,32 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     for (int64_t i = 0; i < q; ++i) {
       if (!direct && i > 0 && ws.weighted[i - 1]) ws.slots[nslots++] = i - 1;
       ws.weighted[i] = 1;
+      ws.F[i] = 1.0;
       const int64_t slot = direct ? i : nslots;
       T* x = ws.X.data() + slot * tn;
       uint8_t* live = ws.live.data() + slot * nblk;
       const T* row = ws.rows.data() + i * d;
-      const T* cp = cprime ? cprime + n0 : nullptr;
-      const T* kk = kj ? kj + n0 : nullptr;
-      LseScalars& st = ws.st[i];
-      // Error bound of this row's approximate logits: the expansion's (fixed
-      // per row), or for coordinate differences a relative error of about
-      // (d + 4) eps of the logits near the maximum.
-      auto error_bound = [&](double m) {
-        return direct ? (static_cast<double>(d) + 4.0) * eps * (std::fabs(m) + 2.0 * lp.cprime_abs_max)
-                      : delta[i];
-      };
-      // Moves row i's state (S, E, and its sums A and B) onto the maximum m.
-      auto move_row_to = [&](double m) {
-        const double a = lse_move_to(st, m);
-        if (a == 1.0) return;
-        double* Ai = ws.A.data() + i * d;
-        for (int64_t k = 0; k < d; ++k) Ai[k] *= a;
-        ws.B[i] *= a;
-      };
-      // Merges a tile's (S, E) taken relative to ts into row i's state, both
-      // moved onto the maximum m_new; returns the tile's factor for its sums.
-      auto merge_tile = [&](double ts, double S, double E, double m_new) {
-        move_row_to(m_new);
-        LseScalars tile{ts, S, E};
-        const double f = lse_move_to(tile, m_new);
-        st.S += tile.S;
-        st.E += tile.E;
-        return f;
-      };
-      double tile_max;
-      bool many = false;       // the row's last tile had many candidates
-      bool all_exact = false;  // ws.E holds the exact logits of the whole tile
+      RowState rs(ws.m.data(), ws.S.data(), ws.E.data(), ws.A.data(), ws.B.data(), i, d);
+      TileLogits lg;
       if (direct) {
-        const T* muT0 = mix.muT.data() + n0;
-        // Shift of the sweep: the row's running maximum, or on the row's first
-        // tile with weight, that tile's own maximum (one extra sweep).
-        double shift = st.m;
-        if (shift == kNegInf) {
-          shift = static_cast<double>(rows::direct_max(row, muT0, n, d, cp, kk, lp.inv2v, nb));
-          // Whole tile of zero-weight components, nothing seen before: nothing to add.
-          if (shift == kNegInf) continue;
-        }
-        // The usual case: one fused sweep, no tile of logits in memory.
-        auto fused_sweep = [&]() {
-          for (int sweep = 0; sweep < 2; ++sweep) {
-            if (error_bound(shift) > tol) return false;
-            const T ts = static_cast<T>(shift);
-            double sums[4], acc[kDirectMaxDim];
-            rows::direct_accumulate(row, muT0, n, d, cp, kk, lp.inv2v, per_var, opt.entropy, nb, ts,
-                                    sum_scale, sums, acc);
-            const double m_new = std::max(st.m, sums[3]);
-            if (error_bound(m_new) > tol) return false;
-            // A new maximum far above the shift: the sums risked overflow; sweep
-            // again from the true maximum.
-            if (sums[3] - static_cast<double>(ts) > kMaxOvershoot) {
-              shift = m_new;
-              continue;
-            }
-            const double f = merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
-            double* Ai = ws.A.data() + i * d;
-            for (int64_t k = 0; k < d; ++k) Ai[k] += f * acc[k];
-            ws.B[i] += f * (per_var ? sums[2] : sums[2] * sum_scale);
-            return true;
-          }
-          return false;
-        };
-        if (fused_sweep()) continue;
-        // Near-maximum logits need the exact recompute below: store them.
-        tile_max = static_cast<double>(rows::logits_direct(
-            row, muT0, n, d, cp, kk, lp.inv2v, nb, ws.D2.data(), x));
+        if (direct_sweep(c, i, row, rs)) continue;
+        lg = direct_logits(c, row, x);
       } else if (exact_tile) {
-        // Exact logits from the float64 products and float64 norms.
-        ws.F[i] = 1.0;
-        const double* g = ws.G64.data() + i * tn;
-        const double* n2 = tp->norm2.data() + n0;
-        tile_max = kNegInf;
-        for (int64_t j = 0; j < nb; ++j) {
-          ws.E[j] = logit_of_dist2(lp, n0 + j, ws.ny[i] + n2[j] - 2.0 * g[j]);
-          tile_max = std::max(tile_max, ws.E[j]);
-        }
-        all_exact = true;
-        // Whether the float route would have met many candidates here.
-        const double m_guess = std::max(st.m, tile_max);
-        const double dlt = error_bound(m_guess);
-        int64_t count = 0;
-        if (dlt > tol) {
-          const double cut = m_guess - candidate_margin(dlt, tol);
-          for (int64_t j = 0; j < nb; ++j) count += ws.E[j] >= cut;
-        }
-        ws.near[i] = count > nb / 16;
-        std::fill_n(live, nblk, uint8_t{1});
+        lg = exact_tile_logits(c, i, rs.max(), live);
       } else {
-        ws.F[i] = 1.0;
-        many = ws.near[i];
-        // The usual case after the row's first tile: one sweep from G to the
-        // weights, shifted by the running maximum, when no logit comes near
-        // enough to the maximum to need the exact recompute.
-        const double shift = st.m;
-        if (shift != kNegInf && !ws.near[i]) {
-          const double dlt = error_bound(shift);
-          const T ts = static_cast<T>(shift);
-          // Candidates for the recompute lie above m_new - margin >= shift - margin.
-          const T cut = dlt > tol ? static_cast<T>(-candidate_margin(dlt, tol))
-                                  : std::numeric_limits<T>::infinity();
-          double sums[4];
-          rows::expansion_weights(mix.norm2.data() + n0, ws.G.data() + i * tn,
-                                  static_cast<T>(ws.ny[i]), cp, kk, lp.inv2v, nb, ts, cut, skip,
-                                  opt.entropy, x, sums, live);
-          double m_new = std::max(st.m, static_cast<double>(ts) + sums[2]);
-          // A few candidates (the usual case when the tile holds the row's
-          // new maximum): their exact weights are patched in (without the
-          // entropy, whose sum would need every logit again). Many go the
-          // two-step route, which computes a whole tile of exact logits at once.
-          const bool few = sums[3] <= static_cast<double>(nb / 16);
-          if (sums[3] != 0.0 && few && sums[2] <= kMaxOvershoot && !opt.entropy &&
-              patch_candidates(mix, lp, row, n0, x, nb, ts, cut, ws.idx.data(), &m_new)) {
-            sums[0] = rows::sum(x, nb);
-            sums[3] = 0.0;
-          }
-          if (sums[3] == 0.0 && sums[2] <= kMaxOvershoot) {
-            const double f = merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
-            // This tile's weights are relative to ts: scale its product on the way into A.
-            ws.F[i] = f;
-            ws.weighted[i] = std::any_of(live, live + nblk, [](uint8_t b) { return b != 0; });
-            ws.B[i] += per_var ? f * rows::scale_by_inverse_variance(x, kk, nb)
-                               : f * sums[0] * sum_scale;
-            continue;
-          }
-          // A row whose tile held many candidates (large t: many comparable
-          // logits) tends to keep holding them: take the two-step route
-          // directly on its next tile.
-          ws.near[i] = sums[3] > static_cast<double>(nb / 16);
+        const bool many = ws.near[i];
+        if (rs.max() != kNegInf && !many) {
+          if (expansion_sweep(c, i, row, rs, x, live)) continue;
         } else {
           ws.near[i] = 0;  // try the single sweep again on the next tile
         }
-        // The two-step route below may give weight to every block.
-        std::fill_n(live, nblk, uint8_t{1});
-        tile_max = static_cast<double>(rows::logits_expansion(
-            mix.norm2.data() + n0, ws.G.data() + i * tn, static_cast<T>(ws.ny[i]), cp, kk,
-            lp.inv2v, nb, x));
+        lg = expansion_logits(c, i, x, live, many);
       }
-      double m_new = std::max(st.m, tile_max);
-      // Whole row of zero-weight components, nothing seen before: nothing to add.
-      if (m_new == kNegInf) {
-        std::fill(x, x + nb, T(0));
-        ws.weighted[i] = 0;
-        continue;
-      }
-      const double dlt = error_bound(m_new);
-      exact.clear();
-      if (dlt > tol && !all_exact) {
-        // Components that could carry weight above the tolerance once their
-        // logit is exact.
-        const double cut = m_new - candidate_margin(dlt, tol);
-        const T ct = static_cast<T>(cut);
-        // (With many candidates on the row's last tile, no need to count them.)
-        const int64_t count = many && own_gemm ? nb : rows::indices_at_least(x, nb, ct, ws.idx.data());
-        double exact_max = st.m;
-        if (own_gemm && count > nb / 8) {
-          // Many candidates (large t: many comparable logits): the exact
-          // logits of the whole tile at once, by coordinate differences in
-          // float64 over the packed panels.
-          if constexpr (std::is_same_v<T, float>) {
-            for (int64_t k = 0; k < d; ++k) ws.row64[k] = static_cast<double>(row[k]);
-            tile_gemm::exact_dist2(ws.row64.data(), d, pk, nb, ws.E.data());
-          }
-          for (int64_t j = 0; j < nb; ++j) {
-            ws.E[j] = logit_of_dist2(lp, n0 + j, ws.E[j]);
-            exact_max = std::max(exact_max, ws.E[j]);
-          }
-          all_exact = true;
-        } else {
-          for (int64_t c = 0; c < count; ++c)
-            exact.emplace_back(ws.idx[c], exact_logit(mix, lp, row, n0 + ws.idx[c]));
-          for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
-        }
-        m_new = exact_max;
-        if (m_new == kNegInf) {
-          std::fill(x, x + nb, T(0));
-          ws.weighted[i] = 0;
-          continue;
-        }
-      }
-      move_row_to(m_new);
-      double s_tile, e_tile;
-      if (all_exact) {
-        // Shifted exact logits: small numbers, which T holds accurately.
-        for (int64_t j = 0; j < nb; ++j) x[j] = static_cast<T>(ws.E[j] - m_new);
-        rows::weights(x, nb, T(0), &s_tile, &e_tile);
-      } else if (exact.empty()) {
-        rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);
-      } else {
-        // Shift first, then patch in the candidates' exact shifted logits
-        // (small numbers, so T holds them accurately), then exponentiate.
-        const T mt = static_cast<T>(m_new);
-        for (int64_t j = 0; j < nb; ++j) x[j] -= mt;
-        for (const auto& e : exact) x[e.first] = static_cast<T>(e.second - m_new);
-        rows::weights(x, nb, T(0), &s_tile, &e_tile);
-      }
-      st.S += s_tile;
-      st.E += e_tile;
-      // The running sum of p / v; with per-component variances the columns
-      // are divided by v_j here.
-      ws.B[i] += mix.var.empty() ? s_tile * sum_scale
-                                 : rows::scale_by_inverse_variance(x, kk, nb);
-      if (direct)
-        rows::weighted_sum_direct(x, row, mix.muT.data() + n0, n, d, nb, sum_scale,
-                                  ws.A.data() + i * d);
+      finish_tile(c, i, row, rs, x, lg);
     }
-    if (!direct && q > 0 && ws.weighted[q - 1]) ws.slots[nslots++] = q - 1;
-    if (!direct && own_gemm) {
-      if constexpr (std::is_same_v<T, float>) {
-        for (int64_t s = 0; s < nslots; ++s) ws.scale[s] = sum_scale * ws.F[ws.slots[s]];
-        tile_gemm::accumulate(ws.X.data(), tn, nslots, nb, mu, d, d, ws.scale.data(), ws.A.data(),
-                              ws.slots.data(), ws.live.data(), nblk);
-      }
-    } else if (!direct) {
-      if (nslots > 0) blas::gemm_nn(nslots, d, nb, ws.X.data(), tn, mu, d, ws.C.data(), d);
-      for (int64_t s = 0; s < nslots; ++s) {
-        const int64_t i = ws.slots[s];
-        rows::add_scaled(ws.C.data() + s * d, d, sum_scale * ws.F[i], ws.A.data() + i * d);
-      }
+    if (!direct) {
+      if (q > 0 && ws.weighted[q - 1]) ws.slots[nslots++] = q - 1;
+      second_product(c, nslots);
     }
   }
   // A = sum p mu / v - y sum p / v = sum p (mu - y) / v, in float64. (The
@@ -471,118 +539,10 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   }
 }
 
-template <class T>
-TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
-  TilePack<T> tp;
-  if constexpr (std::is_same_v<T, float>) {
-    const int64_t n = mix.n, d = mix.d;
-    if (d <= kDirectMaxDim || !tile_gemm::available()) return tp;
-    const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
-    tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
-    tp.norm2.resize(static_cast<size_t>(n));
-    // Chunks of whole panels, in parallel.
-    constexpr int64_t kChunkPanels = 64;
-    parallel_for((panels + kChunkPanels - 1) / kChunkPanels, threads, [&](int64_t c, int) {
-      const int64_t p0 = c * kChunkPanels, p1 = std::min(panels, p0 + kChunkPanels);
-      tile_gemm::pack(mix.mu.data(), n, d, p0, p1, tp.packed.data());
-      for (int64_t j = p0 * tile_gemm::kPanel; j < std::min(n, p1 * tile_gemm::kPanel); ++j) {
-        double s = 0.0;
-        for (int64_t k = 0; k < d; ++k) s += static_cast<double>(mix.mu[j * d + k]) * mix.mu[j * d + k];
-        tp.norm2[j] = s;
-      }
-    });
-  }
-  return tp;
-}
-
-template <class T>
-PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePack<T>& hold) {
-  PassOptions o = opt;
-  if constexpr (std::is_same_v<T, float>) {
-    if (mix.tiles.empty() && !opt.tiles) {
-      hold = make_tile_pack(mix, opt.threads);
-      if (!hold.empty()) o.tiles = &hold;
-    }
-  }
-  return o;
-}
-
-template <class T>
-Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances, int threads, bool pack) {
-  Mixture<T> mix;
-  mix.n = n;
-  mix.d = d;
-  constexpr int64_t kChunk = 2048;  // rows per task (threads only change who does a chunk)
-  const int64_t nchunks = (n + kChunk - 1) / kChunk;
-  // The centre only has to lie near the middle of the data (it keeps the
-  // norms small): the mean of every (n / 1024)-th row (1024 to 2047 rows, or
-  // all when fewer), which saves a pass over the data.
-  mix.centre.assign(d, 0.0);
-  const int64_t stride = std::max<int64_t>(1, n / 1024);
-  int64_t used = 0;
-  for (int64_t j = 0; j < n; j += stride, ++used)
-    for (int64_t k = 0; k < d; ++k) mix.centre[k] += static_cast<double>(data[j * d + k]);
-  for (auto& c : mix.centre) c /= static_cast<double>(used);
-  // The direct path (coordinate differences) is translation invariant and
-  // exact on the values as given (y - mu of two nearby floats has no
-  // rounding error), while centring would round y - c and mu - c first:
-  // relative errors of eps |y - c| / |y - mu| in the distances of close
-  // pairs. So only the matrix-product path centres.
-  if (d <= kDirectMaxDim) std::fill(mix.centre.begin(), mix.centre.end(), 0.0);
-  // Padded: the second product reads up to kRowTail floats past a row (zeros after the last).
-  mix.mu.resize(static_cast<size_t>(n * d + tile_gemm::kRowTail));
-  std::fill(mix.mu.end() - tile_gemm::kRowTail, mix.mu.end(), T(0));
-  mix.norm2.resize(n);
-  std::vector<double> norm_max(nchunks, 0.0);
-  parallel_for(nchunks, threads, [&](int64_t c, int) {
-    const double* centre = mix.centre.data();
-    for (int64_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j) {
-      T* row = mix.mu.data() + j * d;
-      const T* src = data + j * d;
-      double s = 0.0;
-#pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < d; ++k) {
-        const T v = static_cast<T>(static_cast<double>(src[k]) - centre[k]);
-        row[k] = v;
-        s += static_cast<double>(v) * static_cast<double>(v);
-      }
-      mix.norm2[j] = static_cast<T>(s);
-      norm_max[c] = std::max(norm_max[c], s);
-    }
-  });
-  for (double v : norm_max) mix.norm2_max = std::max(mix.norm2_max, v);
-  if (d <= kDirectMaxDim) {
-    // Few coordinates: distances by differences over a coordinate-major copy.
-    mix.muT.resize(static_cast<size_t>(n * d));
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
-  }
-  if (pack && d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads);
-  if (log_weights) {
-    double mx = kNegInf;
-    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, log_weights[j]);
-    double s = 0.0;
-    for (int64_t j = 0; j < n; ++j) s += std::exp(log_weights[j] - mx);
-    const double lse = mx + std::log(s);
-    mix.logw.resize(n);
-    for (int64_t j = 0; j < n; ++j) mix.logw[j] = log_weights[j] - lse;
-    mix.log_mass = lse;
-  } else {
-    mix.log_mass = std::log(static_cast<double>(n));
-  }
-  if (variances) mix.var.assign(variances, variances + n);
-  return mix;
-}
-
 #define LEDKDE_INSTANTIATE(T)                                                                  \
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
-                          const PassOptions&, int64_t, int64_t);                                                 \
-  template TilePack<T> make_tile_pack(const Mixture<T>&, int);                               \
-  template PassOptions with_tile_pack(const Mixture<T>&, const PassOptions&, TilePack<T>&);  \
-  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int, \
-                                      bool);
+                          const PassOptions&, int64_t, int64_t);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

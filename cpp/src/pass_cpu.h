@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "ledkde/cpu.h"
@@ -22,14 +23,20 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads);
 template <class T>
 PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePack<T>& hold);
 
-// Scratch memory of one worker; grows on demand, reused across tiles.
+// Scratch memory of one worker; grows on demand, reused across tiles. After a
+// pass, m, S, E, A (and B) hold the rows' states: state() is their
+// PartialState view (engine.h), the convention of every pass (the CUDA
+// RowStates too), which finish_rows.h finishes and merge_row merges.
 template <class T>
 struct Workspace {
   std::vector<T> rows;        // (q, d) centred query rows
+  std::vector<double> m, S, E;  // (q,) the rows' states: maximum, sum of weights, entropy sum
+  std::vector<double> A;      // (q, d) sum_j p_j (mu_j - y)/v_j
+  std::vector<double> B;      // (q,) sum_j p_j / v_j
   std::vector<T> G, X;        // (tile_q, tile_n) dot products; shifted logits, then weights
   std::vector<T> D2;          // (tile_n,) squared distances (direct path)
   std::vector<T> C;           // (tile_q, d) weighted sums of one tile
-  std::vector<double> ny, B;  // (q,) |row|^2; sum_j p_j / v_j
+  std::vector<double> ny;     // (q,) |row|^2
   std::vector<double> F;      // (q,) factor of row i of this tile's product C
   std::vector<double> scale;  // (q,) the same times the sum scale (built-in products)
   std::vector<char> near;     // (q,) row i's last tile had near-maximum candidates
@@ -37,11 +44,15 @@ struct Workspace {
   std::vector<uint8_t> live;  // (q, tile_n / 64) blocks of a tile where a row may have weight
   std::vector<uint8_t> weighted;  // (q,) row i may have weight on this tile
   std::vector<int64_t> slots;     // (q,) the row of A for each row slot of X (built-in products)
-  std::vector<double> E, row64;   // (tile_n,) exact logits of one row; (d,) the row in float64
+  std::vector<double> logit64, row64;  // (tile_n,) exact logits of one row; (d,) the row in float64
   std::vector<double> rows64, G64;  // (q, d) the rows in float64; (q, tile_n) float64 products
-  std::vector<LseScalars> st; // (q,)
-  std::vector<double> A;      // (q, d)
+  std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row's candidates
   std::vector<double> u;      // (M, d) the kernel draws of one query
+
+  PartialState state() { return PartialState{m.data(), S.data(), E.data(), A.data()}; }
+  // Sizes the scratch of a pass of q rows (tiles of tile_n components, nblk
+  // live blocks each) and empties the states.
+  void start(int64_t q, int64_t d, int64_t tile_n, int64_t nblk, bool own_gemm, bool direct);
 };
 
 // Workspaces kept between calls with their buffers allocated: a driver leases
@@ -63,9 +74,8 @@ class WorkspaceLease {
 };
 
 // Reduces the components [n_begin, n_end) (all by default) against q centred
-// rows ws.rows (q x d): on return
-// ws.st[i] holds (m, S, E) with m relative to c0, and ws.A row i holds
-// sum_j exp(l_j - m)(mu_j - y_i)/v_j in float64.
+// rows ws.rows (q x d): on return ws.state() holds, per row, (m, S, E) with m
+// relative to c0, and A = sum_j exp(l_j - m)(mu_j - y_i)/v_j in float64.
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                const PassOptions& opt, int64_t n_begin = 0, int64_t n_end = -1);

@@ -10,15 +10,6 @@ namespace ledkde {
 
 namespace {
 
-// Merges state b (scalars and its d-vector Ab) into a.
-void merge_into(LseScalars& a, double* Aa, LseScalars b, const double* Ab, int64_t d) {
-  const MergeScales f = lse_merge(a, b);
-  for (int64_t k = 0; k < d; ++k) {
-    // An empty side has scale 0 and may hold no meaningful A.
-    Aa[k] = (f.fa == 0.0 ? 0.0 : f.fa * Aa[k]) + (f.fb == 0.0 ? 0.0 : f.fb * Ab[k]);
-  }
-}
-
 // Runs the pass over all components for each query tile (in parallel) and
 // hands the finished tile to emit(first_row, rows, workspace).
 //
@@ -60,16 +51,17 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     pass_rows(mix, lp, qb, w, o, std::min(mix.n, shard * shard_tiles * tn),
               std::min(mix.n, (shard + 1) * shard_tiles * tn));
     Workspace<T>& out = part[task];
-    out.st.swap(w.st);
+    out.m.swap(w.m);
+    out.S.swap(w.S);
+    out.E.swap(w.E);
     out.A.swap(w.A);
   }, &stop);
   for (int64_t tile = 0; tile < ntiles; ++tile) {
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
     Workspace<T>& acc = part[tile * nshards];
     for (int64_t shard = 1; shard < nshards; ++shard) {
-      const Workspace<T>& other = part[tile * nshards + shard];
-      for (int64_t i = 0; i < qb; ++i)
-        merge_into(acc.st[i], acc.A.data() + i * d, other.st[i], other.A.data() + i * d, d);
+      const PartialState other = part[tile * nshards + shard].state();
+      for (int64_t i = 0; i < qb; ++i) merge_row(acc.state(), i, other, i, d);
     }
     emit(i0, qb, acc);
   }
@@ -84,14 +76,14 @@ void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOu
   const int64_t d = mix.d;
   PassOptions opt = opt_in;
   opt.entropy = out.entropy != nullptr;
-  for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, const Workspace<T>& w) {
+  for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, Workspace<T>& w) {
     PassOutputs<T> o;
     o.log_density = out.log_density ? out.log_density + i0 : nullptr;
     o.score = out.score ? out.score + i0 * d : nullptr;
     o.denoise = out.denoise ? out.denoise + i0 * d : nullptr;
     o.entropy = out.entropy ? out.entropy + i0 : nullptr;
     o.max_weight = out.max_weight ? out.max_weight + i0 : nullptr;
-    finish_rows(w.st.data(), w.A.data(), y + i0 * d, qb, d, t, lp.c0, o);
+    finish_rows(w.state(), y + i0 * d, qb, d, t, lp.c0, o);
   });
 }
 
@@ -103,33 +95,22 @@ void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, Partial
   for_each_query_tile(mix, lp, y, q, opt, [&](int64_t i0, int64_t qb, const Workspace<T>& w) {
     for (int64_t i = 0; i < qb; ++i) {
       // Un-normalize the weights (log_mass) so that shards merge.
-      out.m[i0 + i] = w.st[i].m + lp.c0 + mix.log_mass;
-      out.S[i0 + i] = w.st[i].S;
-      out.E[i0 + i] = w.st[i].E;
+      out.m[i0 + i] = w.m[i] + lp.c0 + mix.log_mass;
+      out.S[i0 + i] = w.S[i];
+      out.E[i0 + i] = w.E[i];
       std::copy(w.A.begin() + i * d, w.A.begin() + (i + 1) * d, out.A + (i0 + i) * d);
     }
   });
 }
 
 void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b) {
-  for (int64_t i = 0; i < q; ++i) {
-    LseScalars sa{a.m[i], a.S[i], a.E[i]};
-    merge_into(sa, a.A + i * d, LseScalars{b.m[i], b.S[i], b.E[i]}, b.A + i * d, d);
-    a.m[i] = sa.m;
-    a.S[i] = sa.S;
-    a.E[i] = sa.E;
-  }
+  for (int64_t i = 0; i < q; ++i) merge_row(a, i, b, i, d);
 }
 
 void finalize_states_cpu(int64_t q, int64_t d, PartialState s, double* log_density, double* score,
                          double* entropy, double* max_weight) {
-  for (int64_t i = 0; i < q; ++i) {
-    const LseScalars st{s.m[i], s.S[i], s.E[i]};
-    log_density[i] = lse_log_density(st);
-    entropy[i] = lse_entropy(st);
-    max_weight[i] = lse_max_weight(st);
-    for (int64_t k = 0; k < d; ++k) score[i * d + k] = s.A[i * d + k] / st.S;
-  }
+  // The states' m already hold every offset; no denoiser, so no rows are read.
+  finish_rows<double>(s, nullptr, q, d, 0.0, 0.0, PassOutputs<double>{log_density, score, nullptr, entropy, max_weight});
 }
 
 template void evaluate_cpu(const Mixture<float>&, const float*, int64_t, double, PassOutputs<float>,

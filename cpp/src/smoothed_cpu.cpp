@@ -53,20 +53,17 @@ void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const doubl
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
   pass_rows(mix, lp, qb * copies, ws, o);
-  std::vector<double> mx(static_cast<size_t>(M)), S(static_cast<size_t>(M));
   for (int64_t i = 0; i < qb; ++i) {
     const int64_t r0 = i * copies, rp = r0 + M;  // first draw, pilot
-    for (int64_t m = 0; m < M; ++m) {
-      mx[m] = ws.st[r0 + m].m;
-      S[m] = ws.st[r0 + m].S;
-    }
+    const double* mx = ws.m.data() + r0;
+    const double* S = ws.S.data() + r0;
     const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot,
-                                     pilot ? ws.B[rp] : 0.0, pilot ? ws.st[rp].S : 1.0);
+                                     pilot ? ws.B[rp] : 0.0, pilot ? ws.S[rp] : 1.0);
     if (out.score) {
       double* s = out.score + i * d;
       double se2_sum = 0.0, norm2 = 0.0;
       for (int64_t k = 0; k < d; ++k) {
-        const ScoreDraws<T> f{ws.A.data() + r0 * d, S.data(), ws.rows.data() + r0 * d, d, k,
+        const ScoreDraws<T> f{ws.A.data() + r0 * d, S, ws.rows.data() + r0 * d, d, k,
                               y[i * d + k] - mix.centre[k], beta};
         double se2;
         unit_mean_se2(M, sm.antithetic, f, s[k], se2);
@@ -77,9 +74,8 @@ void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const doubl
       if (out.relative_se) out.relative_se[i] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
     }
     if (out.log_density) {
-      const LogDensityDraws<T> f{mx.data(), S.data(), pilot ? ws.A.data() + rp * d : nullptr,
-                                 pilot ? ws.st[rp].S : 1.0, ws.rows.data() + r0 * d, y + i * d,
-                                 mix.centre.data(), d};
+      const LogDensityDraws<T> f{mx, S, pilot ? ws.A.data() + rp * d : nullptr, pilot ? ws.S[rp] : 1.0,
+                                 ws.rows.data() + r0 * d, y + i * d, mix.centre.data(), d};
       double mean, se2;
       unit_mean_se2(M, sm.antithetic, f, mean, se2);
       out.log_density[i] = lp.c0 + mean;
@@ -112,13 +108,13 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
     for (int64_t k = 0; k < d; ++k) ws.rows[k] = static_cast<T>(yc[k]);
     pass_rows(mix, lp, 1, ws, o);
     Bp = ws.B[0];
-    Sp = ws.st[0].S;
+    Sp = ws.S[0];
     Ap.assign(ws.A.begin(), ws.A.begin() + d);
   }
   const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot, Bp, Sp);
   std::vector<MeanVar> acc(static_cast<size_t>(out.score ? d : 0), mean_var_init());
   MeanVar acc_ld = mean_var_init();
-  std::vector<double> u(static_cast<size_t>(C * d)), mx(static_cast<size_t>(C)), S(static_cast<size_t>(C));
+  std::vector<double> u(static_cast<size_t>(C * d));
   for (int64_t m0 = 0; m0 < M; m0 += C) {
     if (opt.stop && opt.stop->poll()) return;  // cancelled
     const int64_t c = std::min(C, M - m0);
@@ -128,15 +124,11 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
     for (int64_t m = 0; m < c; ++m)
       for (int64_t k = 0; k < d; ++k) ws.rows[m * d + k] = static_cast<T>(y[k] + u[m * d + k] - mix.centre[k]);
     pass_rows(mix, lp, c, ws, o);
-    for (int64_t m = 0; m < c; ++m) {
-      mx[m] = ws.st[m].m;
-      S[m] = ws.st[m].S;
-    }
     for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k)
-      add_units(acc[k], c, sm.antithetic, ScoreDraws<T>{ws.A.data(), S.data(), ws.rows.data(), d, k, yc[k], beta});
+      add_units(acc[k], c, sm.antithetic, ScoreDraws<T>{ws.A.data(), ws.S.data(), ws.rows.data(), d, k, yc[k], beta});
     if (out.log_density)
       add_units(acc_ld, c, sm.antithetic,
-                LogDensityDraws<T>{mx.data(), S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows.data(), y,
+                LogDensityDraws<T>{ws.m.data(), ws.S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows.data(), y,
                                    mix.centre.data(), d});
   }
   if (out.score) {

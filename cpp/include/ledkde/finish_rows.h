@@ -1,37 +1,54 @@
-// Finishing of row states into outputs, shared by the CPU and CUDA paths
-// (the per-query and per-coordinate steps are host/device functions; the CPU
-// loops over them in finish_rows, the CUDA kernel runs one thread per
-// coordinate): log-density, score, denoiser, entropy, max weight from the
-// scalars st and the vector A = sum p (mu - y)/v of each row y.
+// What happens to row states after a pass, shared by the CPU and CUDA paths.
+// Every pass (CPU Workspace, CUDA RowStates) returns its rows' states in one
+// convention, a PartialState (engine.h): arrays m, S, E (rows,) and A (rows, d)
+// with A = sum p (mu - y)/v. Here, once for both backends: merging two states
+// of a row, and finishing a state into outputs (log-density, score,
+// denoiser, entropy, max weight). The CPU loops over the per-element
+// functions in finish_rows; the CUDA kernel runs one thread per element.
 #pragma once
 
 #include "engine.h"
 
 namespace ledkde {
 
-// Query i's scalar outputs; log_offset is added to the log-density.
-template <class T>
-LEDKDE_HD void finish_scalars(const LseScalars& st, double log_offset, int64_t i, const PassOutputs<T>& out) {
-  if (out.log_density) out.log_density[i] = static_cast<T>(log_offset + lse_log_density(st));
-  if (out.entropy) out.entropy[i] = static_cast<T>(lse_entropy(st));
-  if (out.max_weight) out.max_weight[i] = static_cast<T>(lse_max_weight(st));
-}
+LEDKDE_HD LseScalars scalars_of(const PartialState& s, int64_t i) { return LseScalars{s.m[i], s.S[i], s.E[i]}; }
 
-// Coordinate e of the score A / S and of the denoiser y + t * score.
-template <class T>
-LEDKDE_HD void finish_coordinate(double A, double S, T y, double t, int64_t e, const PassOutputs<T>& out) {
-  const double s = A / S;
-  if (out.score) out.score[e] = static_cast<T>(s);
-  if (out.denoise) out.denoise[e] = static_cast<T>(static_cast<double>(y) + t * s);
-}
-
-template <class T>
-inline void finish_rows(const LseScalars* st, const double* A, const T* y, int64_t q, int64_t d, double t,
-                        double log_offset, PassOutputs<T> out) {
-  for (int64_t i = 0; i < q; ++i) {
-    finish_scalars(st[i], log_offset, i, out);
-    for (int64_t k = 0; k < d; ++k) finish_coordinate(A[i * d + k], st[i].S, y[i * d + k], t, i * d + k, out);
+// Merges row j of state b into row i of state a.
+LEDKDE_HD void merge_row(const PartialState& a, int64_t i, const PartialState& b, int64_t j, int64_t d) {
+  LseScalars sa = scalars_of(a, i);
+  const MergeScales f = lse_merge(sa, scalars_of(b, j));
+  for (int64_t k = 0; k < d; ++k) {
+    // An empty side has scale 0 and may hold no meaningful A.
+    a.A[i * d + k] = (f.fa == 0.0 ? 0.0 : f.fa * a.A[i * d + k]) + (f.fb == 0.0 ? 0.0 : f.fb * b.A[j * d + k]);
   }
+  a.m[i] = sa.m;
+  a.S[i] = sa.S;
+  a.E[i] = sa.E;
+}
+
+// Element e (row e / d, coordinate e % d) of the outputs of state st for the
+// rows y (read only for the denoiser); the scalar outputs with the row's
+// first coordinate. log_offset is added to the log-density.
+template <class T>
+LEDKDE_HD void finish_element(const PartialState& st, const T* y, int64_t d, double t, double log_offset, int64_t e,
+                              const PassOutputs<T>& out) {
+  const int64_t i = e / d;
+  if (e % d == 0) {
+    const LseScalars s = scalars_of(st, i);
+    if (out.log_density) out.log_density[i] = static_cast<T>(log_offset + lse_log_density(s));
+    if (out.entropy) out.entropy[i] = static_cast<T>(lse_entropy(s));
+    if (out.max_weight) out.max_weight[i] = static_cast<T>(lse_max_weight(s));
+  }
+  const double score = st.A[e] / st.S[i];
+  if (out.score) out.score[e] = static_cast<T>(score);
+  if (out.denoise) out.denoise[e] = static_cast<T>(static_cast<double>(y[e]) + t * score);
+}
+
+// The outputs of q rows (CPU).
+template <class T>
+inline void finish_rows(const PartialState& st, const T* y, int64_t q, int64_t d, double t, double log_offset,
+                        const PassOutputs<T>& out) {
+  for (int64_t e = 0; e < q * d; ++e) finish_element(st, y, d, t, log_offset, e, out);
 }
 
 }  // namespace ledkde

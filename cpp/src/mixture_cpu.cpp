@@ -1,0 +1,132 @@
+// Preparing a mixture for the CPU passes (SPEC section 1): the components
+// centred, their squared norms, the coordinate-major copy of the direct path,
+// the tile pack of the built-in products, normalized log-weights.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "parallel.h"
+#include "pass_cpu.h"
+#include "tile_gemm.h"
+
+namespace ledkde {
+
+namespace {
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+}  // namespace
+
+template <class T>
+TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
+  TilePack<T> tp;
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t n = mix.n, d = mix.d;
+    if (d <= kDirectMaxDim || !tile_gemm::available()) return tp;
+    const int64_t panels = (n + tile_gemm::kPanel - 1) / tile_gemm::kPanel;
+    tp.packed.resize(static_cast<size_t>(panels * d * tile_gemm::kPanel));
+    tp.norm2.resize(static_cast<size_t>(n));
+    // Chunks of whole panels, in parallel.
+    constexpr int64_t kChunkPanels = 64;
+    parallel_for((panels + kChunkPanels - 1) / kChunkPanels, threads, [&](int64_t c, int) {
+      const int64_t p0 = c * kChunkPanels, p1 = std::min(panels, p0 + kChunkPanels);
+      tile_gemm::pack(mix.mu.data(), n, d, p0, p1, tp.packed.data());
+      for (int64_t j = p0 * tile_gemm::kPanel; j < std::min(n, p1 * tile_gemm::kPanel); ++j) {
+        double s = 0.0;
+        for (int64_t k = 0; k < d; ++k) s += static_cast<double>(mix.mu[j * d + k]) * mix.mu[j * d + k];
+        tp.norm2[j] = s;
+      }
+    });
+  }
+  return tp;
+}
+
+template <class T>
+PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePack<T>& hold) {
+  PassOptions o = opt;
+  if constexpr (std::is_same_v<T, float>) {
+    if (mix.tiles.empty() && !opt.tiles) {
+      hold = make_tile_pack(mix, opt.threads);
+      if (!hold.empty()) o.tiles = &hold;
+    }
+  }
+  return o;
+}
+
+template <class T>
+Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
+                           const double* variances, int threads, bool pack) {
+  Mixture<T> mix;
+  mix.n = n;
+  mix.d = d;
+  constexpr int64_t kChunk = 2048;  // rows per task (threads only change who does a chunk)
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  // The centre only has to lie near the middle of the data (it keeps the
+  // norms small): the mean of every (n / 1024)-th row (1024 to 2047 rows, or
+  // all when fewer), which saves a pass over the data.
+  mix.centre.assign(d, 0.0);
+  const int64_t stride = std::max<int64_t>(1, n / 1024);
+  int64_t used = 0;
+  for (int64_t j = 0; j < n; j += stride, ++used)
+    for (int64_t k = 0; k < d; ++k) mix.centre[k] += static_cast<double>(data[j * d + k]);
+  for (auto& c : mix.centre) c /= static_cast<double>(used);
+  // The direct path (coordinate differences) is translation invariant and
+  // exact on the values as given (y - mu of two nearby floats has no
+  // rounding error), while centring would round y - c and mu - c first:
+  // relative errors of eps |y - c| / |y - mu| in the distances of close
+  // pairs. So only the matrix-product path centres.
+  if (d <= kDirectMaxDim) std::fill(mix.centre.begin(), mix.centre.end(), 0.0);
+  // Padded: the second product reads up to kRowTail floats past a row (zeros after the last).
+  mix.mu.resize(static_cast<size_t>(n * d + tile_gemm::kRowTail));
+  std::fill(mix.mu.end() - tile_gemm::kRowTail, mix.mu.end(), T(0));
+  mix.norm2.resize(n);
+  std::vector<double> norm_max(nchunks, 0.0);
+  parallel_for(nchunks, threads, [&](int64_t c, int) {
+    const double* centre = mix.centre.data();
+    for (int64_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j) {
+      T* row = mix.mu.data() + j * d;
+      const T* src = data + j * d;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t k = 0; k < d; ++k) {
+        const T v = static_cast<T>(static_cast<double>(src[k]) - centre[k]);
+        row[k] = v;
+        s += static_cast<double>(v) * static_cast<double>(v);
+      }
+      mix.norm2[j] = static_cast<T>(s);
+      norm_max[c] = std::max(norm_max[c], s);
+    }
+  });
+  for (double v : norm_max) mix.norm2_max = std::max(mix.norm2_max, v);
+  if (d <= kDirectMaxDim) {
+    // Few coordinates: distances by differences over a coordinate-major copy.
+    mix.muT.resize(static_cast<size_t>(n * d));
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
+  }
+  if (pack && d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads);
+  if (log_weights) {
+    double mx = kNegInf;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, log_weights[j]);
+    double s = 0.0;
+    for (int64_t j = 0; j < n; ++j) s += std::exp(log_weights[j] - mx);
+    const double lse = mx + std::log(s);
+    mix.logw.resize(n);
+    for (int64_t j = 0; j < n; ++j) mix.logw[j] = log_weights[j] - lse;
+    mix.log_mass = lse;
+  } else {
+    mix.log_mass = std::log(static_cast<double>(n));
+  }
+  if (variances) mix.var.assign(variances, variances + n);
+  return mix;
+}
+
+#define LEDKDE_INSTANTIATE(T)                                                                  \
+  template TilePack<T> make_tile_pack(const Mixture<T>&, int);                               \
+  template PassOptions with_tile_pack(const Mixture<T>&, const PassOptions&, TilePack<T>&);  \
+  template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int, \
+                                      bool);
+LEDKDE_INSTANTIATE(float)
+LEDKDE_INSTANTIATE(double)
+#undef LEDKDE_INSTANTIATE
+
+}  // namespace ledkde
