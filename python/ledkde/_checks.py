@@ -1,10 +1,14 @@
-"""Argument validation: the one layer where ledkde checks what it is given.
+"""Argument checks: what ledkde accepts, written once.
 
 Every public function passes its arguments through these helpers before any
 compiled code runs, so that bad input gets a ``ValueError`` or ``TypeError``
 that names the argument, and the compiled engine only ever sees C-contiguous,
 finite arrays of the working dtype. Inputs are never modified: conversions
-make new arrays.
+make new arrays. Which checks a call needs is decided once, by the call layer
+(``_call.resolve``: queries, data, time, float ranges); the checks that belong
+to one argument's own parser live beside it: ``device=`` in
+``_device.placement``, a sampler's schedule and bandwidth in ``_sampler``, data
+files in ``_data``.
 """
 
 from __future__ import annotations
@@ -102,6 +106,34 @@ def gpu_array2d(name: str, a, xp, *, d: int | None = None):
 def working_dtype(*arrays: np.ndarray):
     """float64 if any array needs it, else float32."""
     return np.float64 if any(natural_float(a) == np.float64 for a in arrays) else np.float32
+
+
+def float_of_dtype(dtype):
+    """The float type a NumPy or CuPy array of ``dtype`` converts to without loss (None
+    for an unsupported dtype: the array's own check names the argument)."""
+    return _LOSSLESS.get(np.dtype(dtype))
+
+
+def mixture_dtype(value, arr: np.ndarray) -> np.dtype:
+    """The working dtype of a Mixture of ``arr``: ``value`` (float32 or float64, never
+    one that loses the data's precision) or, for None, the data's own."""
+    if value is None:
+        return np.dtype(natural_float(arr))
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"dtype: expected float32 or float64, got {value!r}") from None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    if natural_float(arr) == np.float64 and dtype == np.float32:
+        raise TypeError("dtype: float32 would lose precision of float64 data; convert the data yourself")
+    return dtype
+
+
+def boolean(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
 
 
 def to_working(arr: np.ndarray, dtype) -> np.ndarray:
@@ -301,3 +333,41 @@ def choice(name: str, value, options) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name}: expected one of {', '.join(repr(o) for o in options)}, got {value!r}")
     return value
+
+
+def smoothing(bandwidth, n_kernel, kernel, kernels, estimator, estimators, antithetic, orthogonal, seed_value,
+              return_error=False):
+    """The kernel-smoothing arguments of the smoothed scores and the sampler, checked:
+    (h, M, kernel name, estimator name, antithetic, orthogonal, seed)."""
+    h = positive_scalar("bandwidth", bandwidth, allow_zero=True)
+    m = positive_int("n_kernel", n_kernel, maximum=2**30, why=" (the draws' stream index is 32-bit)")
+    k = choice("kernel", kernel, kernels)
+    e = choice("estimator", estimator, estimators)
+    anti, orth = boolean("antithetic", antithetic), boolean("orthogonal", orthogonal)
+    ret = boolean("return_error", return_error)
+    if anti and m % 2:
+        raise ValueError(f"n_kernel: must be even with antithetic=True (pairs u, -u), got {m}")
+    if ret and h > 0 and m < (4 if anti else 2):
+        raise ValueError(f"n_kernel: a standard error needs at least two independent draws "
+                         f"({'two antithetic pairs, n_kernel >= 4' if anti else 'n_kernel >= 2'}), got {m}")
+    return h, m, k, e, anti, orth, seed(seed_value)
+
+
+def pass_state(name: str, s):
+    """A PassState (ledkde.PassState, already known to be one) whose arrays the compiled
+    merge and finalize can read safely."""
+    y = s.y
+    if not isinstance(y, np.ndarray) or y.ndim != 2 or y.dtype.kind != "f":
+        raise ValueError(f"{name}: y must be a 2-D float array of the queries")
+    q, d = y.shape
+    for field, shape in (("log_max", (q,)), ("sum", (q,)), ("ent", (q,)), ("score_num", (q, d))):
+        a = getattr(s, field)
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
+            raise ValueError(f"{name}: {field} must be a float64 array of shape {shape} for {q} queries in "
+                             f"dimension {d}, got {getattr(a, 'dtype', type(a).__name__)} "
+                             f"{getattr(a, 'shape', '')}")
+    if not isinstance(s.log_mass, (float, np.floating)) or np.isnan(s.log_mass) or s.log_mass == np.inf:
+        raise ValueError(f"{name}: log_mass must be a float below +inf")
+    if not isinstance(s.t, (float, np.floating)) or not np.isfinite(s.t) or s.t <= 0:
+        raise ValueError(f"{name}: t must be a finite time > 0")
+    return s

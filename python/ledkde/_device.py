@@ -90,9 +90,10 @@ def _device_id(a) -> int:
     return int(as_cupy("array", a).device.id)
 
 
-def to_host(name: str, a):
-    """A GPU array's values as a NumPy array (anything else unchanged)."""
-    if not is_gpu_array(a):
+def to_host(name: str, a, on_gpu: bool | None = None):
+    """A GPU array's values as a NumPy array (anything else unchanged). on_gpu: whether
+    ``a`` is a GPU array, when the caller has already looked (placement's gpu_inputs)."""
+    if not (is_gpu_array(a) if on_gpu is None else on_gpu):
         return a
     cp = _cupy(name)
     arr = cp.asarray(a) if hasattr(a, "__cuda_array_interface__") else cp.from_dlpack(a)
@@ -126,6 +127,7 @@ class Placement:
     index: int         # CUDA device index
     gpu_output: bool   # return CuPy arrays
     cpu_kind: Callable | None = None  # results as the input's CPU array kind (see _cpu_kind)
+    gpu_inputs: tuple = ()  # per array given to placement: whether it is a GPU array
 
     def module(self):
         if self.kind == "cpu":
@@ -154,14 +156,15 @@ class Placement:
 
 def placement(device, *arrays) -> Placement:
     """Check ``device`` and decide where the call runs."""
-    on_gpu = any(is_gpu_array(a) for a in arrays if a is not None)
+    gpu_inputs = tuple(a is not None and is_gpu_array(a) for a in arrays)  # each input looked at once
+    on_gpu = any(gpu_inputs)
     if not isinstance(device, str):
         raise TypeError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {type(device).__name__}")
     index = 0
     if device == "auto":
         kind = "cuda" if on_gpu else "cpu"
         if on_gpu:  # the device the (first) GPU input lives on
-            index = _device_id(next(a for a in arrays if a is not None and is_gpu_array(a)))
+            index = _device_id(next(a for a, g in zip(arrays, gpu_inputs) if g))
     elif device == "cpu":
         kind = "cpu"
     elif device == "cuda" or device.startswith("cuda:"):
@@ -185,4 +188,4 @@ def placement(device, *arrays) -> Placement:
         if not 0 <= index < count:
             raise ValueError(f"device: cuda:{index} does not exist; {count} CUDA device(s) are present")
     cpu_kind = None if on_gpu else next((k for k in map(_cpu_kind, arrays) if k is not None), None)
-    return Placement(kind, index, on_gpu, cpu_kind)
+    return Placement(kind, index, on_gpu, cpu_kind, gpu_inputs)

@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 
 from . import _checks, _device, reference
-from ._scores import KERNELS, Mixture, _check_ranges, _mixture_for, smooth_args
+from ._call import check_ranges, resolve
+from ._scores import KERNELS, smooth_args
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
 SCHEDULES = ("uniform", "geometric", "edm")
@@ -119,7 +120,6 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     ``"cuda:N"``; on the GPU the same seed gives the same samples as on the CPU up to
     floating-point rounding.
     """
-    where = _device.placement(device, None if isinstance(data, Mixture) else data)
     n_samples = _checks.positive_int("n_samples", n_samples)
     times = _grid(schedule, t_max, t_min, steps)
     K = len(times) - 1
@@ -128,8 +128,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     hs = _bandwidths(bandwidth, times)
     _, n_kernel, kcode, ecode, antithetic, orthogonal, seed = smooth_args(
         float(hs.max()), n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error)
-    if not isinstance(denoise_last, (bool, np.bool_)):
-        raise TypeError("denoise_last: expected True or False")
+    denoise_last = _checks.boolean("denoise_last", denoise_last)
     keep = []
     if return_trajectory is not None:
         keep = [int(k) for k in np.atleast_1d(np.asarray(return_trajectory))]
@@ -140,14 +139,9 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
             raise ValueError("return_trajectory: give at least one step index")
     if progress is not None and not callable(progress):
         raise TypeError("progress: expected a callable (done, total) or None")
-    if isinstance(data, Mixture):
-        if dtype is not None and np.dtype(dtype) != data.dtype:
-            raise ValueError(f"dtype: the Mixture works in {data.dtype.name}, not {np.dtype(dtype).name}; build "
-                             "the Mixture with the dtype you want")
-        mix = _mixture_for(data, log_weights, variances, np.zeros((1, data.d), dtype=data.dtype))
-    else:
-        arr = _checks.as_array("data", _device.to_host("data", data))  # Mixture() checks it
-        mix = Mixture(arr, log_weights=log_weights, variances=variances, dtype=dtype, threads=threads)
+    call = resolve(data, log_weights=log_weights, variances=variances, device=device, threads=threads, tile=tile,
+                   dtype=dtype, pack=True)
+    mix, where = call.mix, call.where
     need = n_samples * mix.d * mix.dtype.itemsize * (1 + len(keep))
     if need > _checks.physical_memory():
         raise ValueError(f"n_samples: {n_samples} samples{' and their trajectory' if keep else ''} need "
@@ -163,17 +157,16 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
         _checks.squared_scale("init", origin * origin, mix.dtype, "'gaussian' starts at the origin; its squared distance "
                               "from the data's mean")
         reach += origin
-    _check_ranges(mix, t_name=t_name, t=float(times[-1]),
+    check_ranges(mix, t_name=t_name, t=float(times[-1]),
                   noise=("t_max" if isinstance(schedule, str) else "schedule", float(times[0]),
                          "the starting noise's squared length t_max d"),
                   h=float(hs.max()), gaussian=kcode == KERNELS["gaussian"], reach=reach)
-    module = where.module()
+    module = call.module
     smooth = module.SmoothOptions(bandwidth=0.0, n_kernel=n_kernel, kernel=kcode, estimator=ecode,
                                   antithetic=antithetic, orthogonal=orthogonal, seed=seed)
     config = module.SamplerConfig(times=times, bandwidth=hs, method=mcode, smooth=smooth, init=icode,
                                   denoise_last=bool(denoise_last), keep=keep)
-    args = (mix._engine(where), n_samples, config, bool(return_error), progress,
-            _checks.pass_options(module, threads, tile, _checks.TILE_SAMPLER))
+    args = (call.engine, n_samples, config, bool(return_error), progress, call.options(_checks.TILE_SAMPLER))
     if where.kind == "cuda" and where.gpu_output:
         # GPU data in, GPU samples out: the run writes straight into CuPy arrays.
         cp = _device._cupy("data")

@@ -7,9 +7,11 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from . import _checks, _device
+from . import _checks
 from ._loader import _core
-from ._scores import Mixture, _mixture_for, _query_extent, score, smoothed_score
+from ._call import resolve
+from ._mixture import Mixture
+from ._scores import score, smoothed_score
 
 
 class Neighbors(NamedTuple):
@@ -28,18 +30,12 @@ def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighb
     approximate distances by matrix products, and every candidate that could be
     among the k nearest measured again by coordinate differences in float64.
     """
-    y_arr = _checks.array2d("y", y, allow_empty=True)
-    mix = _mixture_for(data, None, None, y_arr, threads)
-    if y_arr.shape[1] != mix.d:
-        raise ValueError(f"y: has dimension {y_arr.shape[1]}, but the data have dimension {mix.d}")
-    _query_extent("y", y_arr, mix)
+    call = resolve(data, y=y, threads=threads, tile=tile, cpu_only=True)
     k = _checks.positive_int("k", k)
-    if k > mix.n:
-        raise ValueError(f"k: asks for {k} neighbours but the data have only {mix.n} points")
-    opts = _checks.pass_options(_core, threads, tile)
-    dist, idx = _core.knn(mix._core, _checks.to_working(y_arr, mix.dtype), k, opts)
-    kind = _device._cpu_kind(y)  # a PyTorch CPU tensor in: tensors out
-    return Neighbors(kind(dist), kind(idx)) if kind is not None else Neighbors(dist, idx)
+    if k > call.mix.n:
+        raise ValueError(f"k: asks for {k} neighbours but the data have only {call.mix.n} points")
+    dist, idx = _core.knn(call.mix._core, call.y, k, call.options())
+    return call.output(Neighbors(dist, idx))  # a PyTorch CPU tensor in: tensors out
 
 
 @dataclass
@@ -93,10 +89,8 @@ def memorization(samples, data, *, held_out=None, ratio: float = 1.0 / 3.0, thre
     r = _checks.positive_scalar("ratio", ratio)
     if r >= 1:
         raise ValueError(f"ratio: must be below 1, got {r}")
-    samples = _checks.array2d("samples", samples, allow_empty=True)
-    d = data.d if isinstance(data, Mixture) else _checks.array2d("data", data).shape[1]
-    if samples.shape[1] != d:
-        raise ValueError(f"samples: has dimension {samples.shape[1]}, but the data have dimension {d}")
+    call = resolve(data, y=samples, threads=threads, cpu_only=True, y_name="samples")
+    samples, data = call.y, call.mix  # checked once, the data prepared once
     if held_out is not None:
         held_out = _checks.array2d("held_out", held_out, d=samples.shape[1])
     nb = nearest_neighbors(samples, data, 2, threads=threads)

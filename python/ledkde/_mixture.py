@@ -1,0 +1,67 @@
+"""The prepared data set: a Mixture, made once and used by any number of calls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, _device
+from ._loader import _core
+
+
+class Mixture:
+    """Data prepared once for many calls: the components, centred, with their norms.
+
+    ``Mixture(data, log_weights=None, variances=None, dtype=None, threads=None)``
+
+    data : (N, d) array; the empirical case is ``mu_i = data[i]``, ``a_i = 1/N``,
+    ``s2_i = 0``. log_weights : (N,) unnormalized log a_i. variances : (N,) s2_i >= 0.
+    dtype : float32 or float64 working precision (default: float64 if ``data`` needs
+    it, else float32). threads : workers of the preparation (default: all cores;
+    the calls that build a Mixture for you pass their own ``threads``). Every
+    function that takes ``data`` also takes a Mixture, so a data set is centred and
+    its norms computed only once.
+    """
+
+    def __init__(self, data, *, log_weights=None, variances=None, dtype=None, threads=None):
+        arr = _checks.array2d("data", _device.to_host("data", data))
+        self._build(arr, log_weights, variances, _checks.mixture_dtype(dtype, arr), threads, True)
+
+    @classmethod
+    def _of_checked(cls, arr: np.ndarray, log_weights, variances, dtype, threads, pack: bool) -> "Mixture":
+        """A Mixture of a host array that ``_checks.array2d`` has passed, in a dtype that
+        ``_checks.mixture_dtype`` has passed (the call layer's way, which reads data once).
+        pack=False (one-shot calls with few queries) skips laying the data out for the
+        built-in tile products, which only repays over more work."""
+        mix = cls.__new__(cls)
+        mix._build(arr, log_weights, variances, dtype, threads, pack)
+        return mix
+
+    def _build(self, arr, log_weights, variances, dtype, threads, pack):
+        n, d = arr.shape
+        lw = _checks.log_weights(log_weights, n)
+        var = _checks.variances(variances, n)
+        self.dtype = np.dtype(dtype)
+        self.n, self.d = n, d
+        self.has_weights = lw is not None
+        self.has_variances = var is not None
+        self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var, _checks.threads(threads), bool(pack))
+        # The centre the engine moved the data by and their largest distance from
+        # it (computed in float64 by the preparation): what the range checks of
+        # every call need (ledkde._checks.MAX_SQUARED / MAX_LOGIT).
+        _checks.squared_scale("data", self._core.norm2_max, dtype, "the squared distance of a point from the data's mean")
+        self._centre = np.asarray(self._core.centre)
+        self._extent = float(np.sqrt(self._core.norm2_max))
+        self._on_device = {}  # CUDA device index -> device-resident copy
+
+    def _engine(self, where: "_device.Placement"):
+        """The compiled mixture for a placement: the host one, or a copy resident on the GPU
+        (made once per device and kept, with its centring and norms)."""
+        if where.kind == "cpu":
+            return self._core
+        if where.index not in self._on_device:
+            cls = where.module().DeviceMixture32 if self.dtype == np.float32 else where.module().DeviceMixture64
+            self._on_device[where.index] = cls(self._core, where.index)
+        return self._on_device[where.index]
+
+    def __repr__(self) -> str:
+        return f"Mixture(n={self.n}, d={self.d}, dtype={self.dtype.name})"
