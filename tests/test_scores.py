@@ -73,7 +73,7 @@ def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n, prepared):
     check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n), prepared=prepared)
 
 
-@pytest.mark.parametrize("tile_n", [16, 64])  # d <= 512: BLAS; the built-in products
+@pytest.mark.parametrize("tile_n", [16, 64])  # 16: not whole panels of 32, so BLAS; 64: the built-in products
 @pytest.mark.parametrize("d", [16, 100, 784])
 def test_competing_candidates_on_later_tiles_are_exact(d, tile_n):
     # Two clusters at -3 and +3 in every coordinate (the centre stays near 0):
