@@ -50,7 +50,19 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       .def_readonly("norm2_max", &Mixture<T>::norm2_max)
       .def_property_readonly("centre", [](const Mixture<T>& m) {
         return py::array_t<double>(static_cast<py::ssize_t>(m.centre.size()), m.centre.data());
-      });
+      })
+      // The projection of the certified pruning (engine.h Projection): its k (0: none).
+      .def_property_readonly("projection_k", [](const Mixture<T>& m) { return m.proj.k; })
+      .def(
+          "set_projection",
+          [](Mixture<T>& m, F64 basis, int threads) {
+            if (basis.ndim() != 2 || basis.shape(1) != m.d) throw std::invalid_argument("basis: expected (k, d)");
+            const int64_t k = basis.shape(0);
+            const double* b = basis.data();
+            py::gil_scoped_release release;
+            set_projection<T>(m, b, k, threads);
+          },
+          py::arg("basis"), py::arg("threads"));
 
   m.def(
       "prepare",
@@ -151,6 +163,15 @@ PYBIND11_MODULE(_core, m) {
                         mw.mutable_data());
     return py::make_tuple(ld, sc, en, mw);
   }, py::arg("m"), py::arg("S"), py::arg("E"), py::arg("A"));
+  m.def(
+      "prune_counts",
+      [](bool reset) {
+        int64_t considered = 0, computed = 0;
+        prune_counts(&considered, &computed, reset);
+        return py::make_tuple(considered, computed);
+      },
+      py::arg("reset") = false,
+      "(pairs looked at, pairs whose distance was computed) by the CPU passes since the last reset.");
   // Which built-in tile products this CPU uses for moderate d ("avx512", "avx2", "none").
   m.attr("TILE_GEMM_ISA") = std::string(tile_gemm::isa());
   // Which build of the row kernels this CPU uses ("avx512", "avx2", "baseline").

@@ -6,6 +6,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "blas.h"
 #include "parallel.h"
 #include "pass_cpu.h"
 #include "tile_gemm.h"
@@ -120,11 +121,65 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   return mix;
 }
 
+template <class T>
+void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads) {
+  const int64_t n = mix.n, d = mix.d;
+  Projection pr;
+  if (k <= 0 || n == 0) {
+    mix.proj = Projection{};
+    return;
+  }
+  std::vector<double> V(basis, basis + k * d);
+  pr.k = k;
+  pr.basis = V;
+  pr.z.resize(static_cast<size_t>(n * k));
+  pr.zn2.resize(n);
+  pr.resid.resize(n);
+  // z = mu V^T in float64, chunk by chunk; the residual norms from the same products.
+  constexpr int64_t kChunk = 1024;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> rmax(static_cast<size_t>(nchunks), 0.0);
+  parallel_for(nchunks, threads, [&](int64_t ch, int) {
+    const int64_t j0 = ch * kChunk, j1 = std::min(n, j0 + kChunk), m = j1 - j0;
+    std::vector<double> X(static_cast<size_t>(m * d)), Z(static_cast<size_t>(m * k));
+    for (int64_t i = 0; i < m * d; ++i) X[i] = static_cast<double>(mix.mu[j0 * d + i]);
+    blas::gemm_nt(m, k, d, X.data(), d, pr.basis.data(), d, Z.data(), k);
+    for (int64_t i = 0; i < m; ++i) {
+      double x2 = 0.0, z2 = 0.0, z2f = 0.0;
+      for (int64_t c = 0; c < d; ++c) x2 += X[i * d + c] * X[i * d + c];
+      for (int64_t c = 0; c < k; ++c) {
+        const double zc = Z[i * k + c];
+        const float zf = static_cast<float>(zc);
+        pr.z[(j0 + i) * k + c] = zf;
+        z2 += zc * zc;
+        z2f += static_cast<double>(zf) * zf;
+      }
+      pr.zn2[j0 + i] = z2f;
+      pr.resid[j0 + i] = std::sqrt(std::max(0.0, x2 - z2));
+      rmax[ch] = std::max(rmax[ch], pr.resid[j0 + i]);
+    }
+  });
+  for (double r : rmax) pr.resid_max = std::max(pr.resid_max, r);
+  pr.zn2f.resize(n);
+  pr.residf.resize(n);
+  pr.zn2_prefix.resize(n);
+  const int64_t k1 = std::max<int64_t>(1, k / 2);
+  for (int64_t j = 0; j < n; ++j) {
+    pr.zn2f[j] = static_cast<float>(pr.zn2[j]);
+    pr.residf[j] = static_cast<float>(pr.resid[j]);
+    float p2 = 0.0f;
+    for (int64_t c = 0; c < k1; ++c) p2 += pr.z[j * k + c] * pr.z[j * k + c];
+    pr.zn2_prefix[j] = p2;
+  }
+  mix.proj = std::move(pr);
+}
+
 #define LEDKDE_INSTANTIATE(T)                                                                  \
   template TilePack<T> make_tile_pack(const Mixture<T>&, int);                               \
   template PassOptions with_tile_pack(const Mixture<T>&, const PassOptions&, TilePack<T>&);  \
   template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int, \
-                                      bool);
+                                      bool);                                                     \
+  template void set_projection(Mixture<T>&, const double*, int64_t, int);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

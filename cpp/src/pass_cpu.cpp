@@ -25,6 +25,7 @@
 #include "blas.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "prune_cpu.h"
 #include "row_state.h"
 #include "row_kernels.h"
 #include "tile_gemm.h"
@@ -128,6 +129,15 @@ template class WorkspaceLease<double>;
 
 
 template <class T>
+void Workspace<T>::start_states(int64_t q, int64_t d) {
+  B.assign(q, 0.0);
+  m.assign(q, -std::numeric_limits<double>::infinity());
+  S.assign(q, 0.0);
+  E.assign(q, 0.0);
+  A.assign(static_cast<size_t>(q * d), 0.0);
+}
+
+template <class T>
 void Workspace<T>::start(int64_t q, int64_t d, int64_t tn, int64_t nblk, bool own_gemm, bool direct) {
   const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
   if (direct) D2.resize(static_cast<size_t>(tn));
@@ -141,13 +151,9 @@ void Workspace<T>::start(int64_t q, int64_t d, int64_t tn, int64_t nblk, bool ow
   }
   C.resize(static_cast<size_t>(q * d));
   ny.resize(q);
-  B.assign(q, 0.0);
   F.assign(q, 1.0);
   near.assign(q, 0);
-  m.assign(q, -std::numeric_limits<double>::infinity());
-  S.assign(q, 0.0);
-  E.assign(q, 0.0);
-  A.assign(static_cast<size_t>(q * d), 0.0);
+  start_states(q, d);
   idx.resize(static_cast<size_t>(tn));
   live.resize(static_cast<size_t>(q * nblk));
   weighted.resize(q);
@@ -445,12 +451,30 @@ void second_product(PassContext<T>& c, int64_t nslots) {
 
 }  // namespace
 
+// Pruned where it applies and pays (prune_cpu.cpp), else dense.
+template <class T>
+void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+               const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2) {
+  if (n_end < 0) n_end = mix.n;
+  if (q > 0 && prune_applies(mix, lp, opt, n_end - n_begin)) {
+    if (ref_d2) {  // a shard of the components, references from all of them
+      if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ref_d2, false)) return;
+    } else if (prune_probe(mix, lp, q, ws, n_begin, n_end)) {
+      ws.ref.resize(q);
+      prune_references(mix, q, ws, opt, n_begin, n_end, ws.ref.data());
+      if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ws.ref.data(), true)) return;
+    }
+  }
+  add_prune_counts(q * (n_end - n_begin), q * (n_end - n_begin));
+  dense_pass(mix, lp, q, ws, opt, n_begin, n_end);
+}
+
 // The driver: per tile of components, the first product, then per row the
 // route (direct; float64 tile; single sweep; else two steps ending in
 // finish_tile), then the second product.
 template <class T>
-void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-               const PassOptions& opt, int64_t n_begin, int64_t n_end) {
+void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                const PassOptions& opt, int64_t n_begin, int64_t n_end) {
   const int64_t d = mix.d, tn = opt.tile_n;
   // The built-in tile products need tiles that start on a packed panel.
   const TilePack<T>* tp = &mix.tiles;
@@ -542,7 +566,9 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
 #define LEDKDE_INSTANTIATE(T)                                                                  \
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
-                          const PassOptions&, int64_t, int64_t);
+                          const PassOptions&, int64_t, int64_t, const double*);                             \
+  template void dense_pass(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,  \
+                           const PassOptions&, int64_t, int64_t);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

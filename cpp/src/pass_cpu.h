@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -48,8 +49,19 @@ struct Workspace {
   std::vector<double> rows64, G64;  // (q, d) the rows in float64; (q, tile_n) float64 products
   std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row's candidates
   std::vector<double> u;      // (M, d) the kernel draws of one query
+  // Pruned passes (prune_cpu.cpp): the rows' projections and residual norms,
+  // a tile of lower bounds, each row's candidates, and a workspace for the
+  // rows that go through the dense pass.
+  std::vector<double> yp64, ry, ypn2, slack, thr, ref, cl;
+  std::vector<float> yp32, lb;
+  std::vector<int64_t> best;
+  std::vector<std::vector<uint32_t>> cand;
+  std::vector<int64_t> dense_rows;
+  std::unique_ptr<Workspace> sub;
 
   PartialState state() { return PartialState{m.data(), S.data(), E.data(), A.data()}; }
+  // Sizes the row states of q rows (d wide) and empties them.
+  void start_states(int64_t q, int64_t d);
   // Sizes the scratch of a pass of q rows (tiles of tile_n components, nblk
   // live blocks each) and empties the states.
   void start(int64_t q, int64_t d, int64_t tile_n, int64_t nblk, bool own_gemm, bool direct);
@@ -76,9 +88,18 @@ class WorkspaceLease {
 // Reduces the components [n_begin, n_end) (all by default) against q centred
 // rows ws.rows (q x d): on return ws.state() holds, per row, (m, S, E) with m
 // relative to c0, and A = sum_j exp(l_j - m)(mu_j - y_i)/v_j in float64.
+// ref_d2 (optional, q): for each row an exact squared distance to some
+// component, the least known over all components (a pass over a shard of
+// the components gets them from the whole set): the reference of pruning.
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-               const PassOptions& opt, int64_t n_begin = 0, int64_t n_end = -1);
+               const PassOptions& opt, int64_t n_begin = 0, int64_t n_end = -1,
+               const double* ref_d2 = nullptr);
+
+// The same without pruning: every distance computed (pass_cpu.cpp).
+template <class T>
+void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                const PassOptions& opt, int64_t n_begin, int64_t n_end);
 
 // Writes ws.rows[i] = y_i - centre (rounded to T) for q rows of y.
 template <class T>

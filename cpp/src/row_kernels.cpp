@@ -109,6 +109,12 @@ void add_scaled(const float* x, int64_t n, double scale, double* acc) {
 void add_scaled(const double* x, int64_t n, double scale, double* acc) {
   LEDKDE_DISPATCH(add_scaled(x, n, scale, acc));
 }
+void dots(const float* row, const float* mu, int64_t d, const uint32_t* idx, int64_t count, double* out) {
+  LEDKDE_DISPATCH(dots(row, mu, d, idx, count, out));
+}
+void dots(const double* row, const double* mu, int64_t d, const uint32_t* idx, int64_t count, double* out) {
+  LEDKDE_DISPATCH(dots(row, mu, d, idx, count, out));
+}
 double exact_dist2(const float* a, const float* b, int64_t d) {
   LEDKDE_DISPATCH(exact_dist2(a, b, d));
 }

@@ -71,6 +71,11 @@ double sum(const double* x, int64_t nb);
 void add_scaled(const float* x, int64_t n, double scale, double* acc);
 void add_scaled(const double* x, int64_t n, double scale, double* acc);
 
+// out[c] = row . mu_{idx[c]} (mu: rows of d values) for c < count, summed in
+// the working precision (the approximate logits of a pruned pass's candidates).
+void dots(const float* row, const float* mu, int64_t d, const uint32_t* idx, int64_t count, double* out);
+void dots(const double* row, const double* mu, int64_t d, const uint32_t* idx, int64_t count, double* out);
+
 // |a - b|^2 by coordinate differences accumulated in float64 (the exact
 // recompute of near-maximum logits).
 double exact_dist2(const float* a, const float* b, int64_t d);

@@ -145,6 +145,39 @@ inline double exact_dist2_t(const T* a, const T* b, int64_t d) {
   return s;
 }
 
+// Four dot products at a time (four independent accumulators, so the sums
+// are not bound by the latency of one chain), in the working precision.
+template <class T>
+inline void dots_t(const T* row, const T* mu, int64_t d, const uint32_t* idx, int64_t count, double* out) {
+  int64_t c = 0;
+  for (; c + 4 <= count; c += 4) {
+    const T* a0 = mu + static_cast<int64_t>(idx[c]) * d;
+    const T* a1 = mu + static_cast<int64_t>(idx[c + 1]) * d;
+    const T* a2 = mu + static_cast<int64_t>(idx[c + 2]) * d;
+    const T* a3 = mu + static_cast<int64_t>(idx[c + 3]) * d;
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t k = 0; k < d; ++k) {
+      const T r = row[k];
+      s0 += r * a0[k];
+      s1 += r * a1[k];
+      s2 += r * a2[k];
+      s3 += r * a3[k];
+    }
+    out[c] = s0;
+    out[c + 1] = s1;
+    out[c + 2] = s2;
+    out[c + 3] = s3;
+  }
+  for (; c < count; ++c) {
+    const T* a = mu + static_cast<int64_t>(idx[c]) * d;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < d; ++k) s += row[k] * a[k];
+    out[c] = s;
+  }
+}
+
 template <class T>
 inline void add_scaled_t(const T* x, int64_t n, double scale, double* acc) {
 #pragma omp simd
@@ -349,6 +382,9 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
   }                                                                                               \
   void add_scaled(const T* x, int64_t n, double scale, double* acc) {               \
     add_scaled_t(x, n, scale, acc);                                                               \
+  }                                                                                               \
+  void dots(const T* row, const T* mu, int64_t d, const uint32_t* idx, int64_t count, double* out) { \
+    dots_t(row, mu, d, idx, count, out);                                                          \
   }                                                                                               \
   void weights(T* x, int64_t nb, T shift, double* s, double* e) {                   \
     weights_t(x, nb, shift, s, e);                                                                \

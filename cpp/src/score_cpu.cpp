@@ -1,10 +1,12 @@
 // Fused outputs and partial states of the plain score pass on the CPU:
 // threads over query tiles (and shards of the components when the tiles are few).
 #include <cmath>
+#include <limits>
 
 #include "ledkde/finish_rows.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "prune_cpu.h"
 
 namespace ledkde {
 
@@ -41,6 +43,35 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     }, &stop);
     return;
   }
+  auto shard_begin = [&](int64_t shard) { return std::min(mix.n, shard * shard_tiles * tn); };
+  // Pruning over shards: each row's reference (prune_cpu.h) must come from
+  // all the components, not from its shard alone: each shard finds its own,
+  // and each row takes the least (a fixed order: the same for any threads).
+  std::vector<double> refs;
+  if (prune_applies(mix, lp, o, shard_begin(1) - shard_begin(0))) {
+    std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
+    std::vector<char> pays(static_cast<size_t>(ntiles * nshards), 0);
+    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
+      const int64_t tile = task / nshards, shard = task % nshards;
+      const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+      Workspace<T>& w = ws[worker];
+      centre_rows(mix, y + i0 * d, qb, w);
+      pays[task] = prune_probe(mix, lp, qb, w, shard_begin(shard), shard_begin(shard + 1));
+      if (pays[task])
+        prune_references(mix, qb, w, o, shard_begin(shard), shard_begin(shard + 1), local.data() + task * tq);
+    }, &stop);
+    int64_t paying = 0;
+    for (char v : pays) paying += v;
+    if (2 * paying > ntiles * nshards) {
+      refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
+      for (int64_t task = 0; task < ntiles * nshards; ++task)
+        if (pays[task])
+          for (int64_t i = 0; i < tq; ++i)
+            refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
+    } else {
+      o.prune = false;  // most shards found that pruning would not pay (large t)
+    }
+  }
   // One state per (query tile, shard); then merge the shards of each tile.
   WorkspaceLease<T> part(static_cast<size_t>(ntiles * nshards));
   parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
@@ -48,8 +79,8 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
     Workspace<T>& w = ws[worker];
     centre_rows(mix, y + i0 * d, qb, w);
-    pass_rows(mix, lp, qb, w, o, std::min(mix.n, shard * shard_tiles * tn),
-              std::min(mix.n, (shard + 1) * shard_tiles * tn));
+    pass_rows(mix, lp, qb, w, o, shard_begin(shard), shard_begin(shard + 1),
+              refs.empty() ? nullptr : refs.data() + tile * tq);
     Workspace<T>& out = part[task];
     out.m.swap(w.m);
     out.S.swap(w.S);

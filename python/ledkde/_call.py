@@ -105,7 +105,7 @@ def _query_extent(name: str, y, mix: Mixture, on_gpu: bool) -> float:
     return ext
 
 
-def _mixture(data, data_on_gpu: bool, log_weights, variances, query_float, dtype, threads, pack) -> Mixture:
+def _mixture(data, data_on_gpu: bool, log_weights, variances, query_float, dtype, threads, pack, prune) -> Mixture:
     """The Mixture of a call: ``data`` itself when it is one, else built once from the
     data read in the working dtype of data and queries (``query_float``: the float type
     the queries need, or None) or in ``dtype`` when given."""
@@ -123,18 +123,20 @@ def _mixture(data, data_on_gpu: bool, log_weights, variances, query_float, dtype
     if dtype is None and query_float == np.float64:
         dtype = np.float64
     return Mixture._of_checked(arr, log_weights, variances, _checks.mixture_dtype(dtype, arr), threads,
-                               pack(arr.shape[1]))
+                               pack(arr.shape[1]), prune)
 
 
 def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, device="auto", threads=None, tile=None,
-            kernel=(0.0, True), dtype=None, pack=None, cpu_only=False, y_name="y") -> Call:
+            kernel=(0.0, True), dtype=None, pack=None, prune=False, cpu_only=False, y_name="y") -> Call:
     """Resolve a call's arguments once (see the module's docstring).
 
     y : the queries (omitted for calls without any: the sampler). t : the time
     (omitted for calls without one; its checks are then the caller's). kernel : (h,
     gaussian) of kernel draws that take the pass beyond y. dtype : the working dtype
     asked for (the sampler's ``dtype=``). pack : lay out a new Mixture for the built-in
-    tile products (default: when the queries are many enough to repay it).
+    tile products (default: when the queries are many enough to repay it). prune : give
+    a new Mixture the projection of certified pruning (a one-shot call does not repay
+    it; the sampler's many passes do).
     cpu_only : for functions that compute on the CPU only (GPU arrays are refused).
     y_name : what the queries are called in error messages.
     """
@@ -160,7 +162,7 @@ def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, devic
         query_float = _checks.natural_float(y)
     q = 0 if y is None else y.shape[0]
     pack_for = (lambda d: q >= _pack_min_queries(d)) if pack is None else (lambda d: bool(pack))
-    mix = _mixture(data, data_gpu, log_weights, variances, query_float, dtype, threads, pack_for)
+    mix = _mixture(data, data_gpu, log_weights, variances, query_float, dtype, threads, pack_for, prune)
     if y is not None and y.shape[1] != mix.d:
         raise ValueError(f"{y_name}: has dimension {y.shape[1]}, but the data have dimension {mix.d}")
     has_t = t is not ABSENT

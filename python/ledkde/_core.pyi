@@ -13,6 +13,8 @@ class Mixture32:
     log_mass: float
     norm2_max: float
     centre: F64
+    projection_k: int
+    def set_projection(self, basis: F64, threads: int) -> None: ...
 
 class Mixture64:
     n: int
@@ -20,6 +22,8 @@ class Mixture64:
     log_mass: float
     norm2_max: float
     centre: F64
+    projection_k: int
+    def set_projection(self, basis: F64, threads: int) -> None: ...
 
 _Mix = Mixture32 | Mixture64
 
@@ -53,6 +57,7 @@ def knn(mixture: _Mix, y: NDArray, k: int, options: PassOptions) -> tuple[NDArra
 def merge_states(m1: F64, S1: F64, E1: F64, A1: F64, m2: F64, S2: F64, E2: F64,
                  A2: F64) -> tuple[F64, F64, F64, F64]: ...
 def finalize_state(m: F64, S: F64, E: F64, A: F64) -> tuple[F64, F64, F64, F64]: ...
+def prune_counts(reset: bool = ...) -> tuple[int, int]: ...
 def smoothed(mixture: _Mix, y: NDArray, t: float, smooth: SmoothOptions, want_score: bool,
              want_log_density: bool, want_errors: bool, options: PassOptions) -> tuple[Optional[NDArray], Optional[NDArray], Optional[NDArray], Optional[NDArray]]: ...
 def sample(mixture: _Mix, n_samples: int, config: SamplerConfig, want_error: bool,

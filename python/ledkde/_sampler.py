@@ -140,7 +140,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     if progress is not None and not callable(progress):
         raise TypeError("progress: expected a callable (done, total) or None")
     call = resolve(data, log_weights=log_weights, variances=variances, device=device, threads=threads, tile=tile,
-                   dtype=dtype, pack=True)
+                   dtype=dtype, pack=True, prune=True)
     mix, where = call.mix, call.where
     need = n_samples * mix.d * mix.dtype.itemsize * (1 + len(keep))
     if need > _checks.physical_memory():

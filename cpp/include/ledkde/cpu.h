@@ -20,6 +20,17 @@ template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
                            const double* variances, int threads = 1, bool pack = true);
 
+// Projects the components onto the k orthonormal rows of basis (k x d; the
+// Python layer passes leading principal directions) for the certified
+// pruning of the CPU pass (engine.h Projection); k = 0 removes the projection.
+template <class T>
+void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads = 1);
+
+// (component, query) pairs that CPU passes looked at, and those whose distance
+// they computed, since the last reset (all passes, all threads): the pruned
+// fraction is 1 - computed / considered.
+void prune_counts(int64_t* considered, int64_t* computed, bool reset);
+
 template <class T>
 void evaluate_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, PassOutputs<T> out,
                   const PassOptions& opt);

@@ -60,6 +60,26 @@ struct PassOptions {
   // of components; a stopped call throws Cancelled.
   std::function<bool()> interrupted;
   StopFlag* stop = nullptr;
+  // Certified pruning (Projection) where the mixture has a projection; false: dense.
+  bool prune = true;
+};
+
+// The components projected onto k leading principal directions, for the
+// certified pruning of the CPU pass at small t (cpp/src/prune_cpu.cpp): for
+// any orthonormal P (k x d) and residual norms r(x) = |x - P^T P x|,
+//   |y - mu|^2 >= |P y - P mu|^2 + (r(y) - r(mu))^2,
+// a lower bound on every distance from k-dimensional products. Empty: no pruning.
+struct Projection {
+  int64_t k = 0;
+  std::vector<double> basis;  // (k, d) orthonormal rows, float64
+  BigVector<float> z;         // (n, k) P mu_j, rounded to float (the bound's products)
+  std::vector<double> zn2;    // (n,) |z_j|^2 of the rounded rows, in float64
+  std::vector<double> resid;  // (n,) r(mu_j), from float64 products
+  // The same in float for the bound's float arithmetic, and |z_j|^2 over the
+  // first k/2 coordinates (the choice of references).
+  std::vector<float> zn2f, residf, zn2_prefix;
+  double resid_max = 0.0;
+  bool empty() const { return k == 0; }
 };
 
 // Up to this dimension the pass computes distances by coordinate differences
@@ -79,6 +99,7 @@ struct Mixture {
   std::vector<T> norm2;        // (n,)  |mu_j - centre|^2
   BigVector<T> muT;            // (d, n) coordinate-major copy, only when d <= kDirectMaxDim
   TilePack<T> tiles;           // for the built-in tile products (see TilePack)
+  Projection proj;             // for the certified pruning (see Projection)
   std::vector<double> logw;    // (n,)  log a_j, normalized; empty: uniform
   std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
   double norm2_max = 0.0;

@@ -1,0 +1,366 @@
+// Certified pruning of the CPU pass at small t.
+//
+// At small t the posterior weights collapse onto the few components nearest
+// a query, and every other weight lies far below the working precision. The
+// dense pass still computes every distance; this pass skips, without
+// computing their distances, the components that provably cannot matter:
+//
+//   1. bound:  LB_j = |P y - P mu_j|^2 + (r(y) - r(mu_j))^2 <= |y - mu_j|^2 for
+//      the projection P of the mixture (engine.h Projection): a k-dimensional
+//      product per pair instead of a d-dimensional one, less a slack that
+//      covers its rounding;
+//   2. reference: the component with the least bound gets its exact distance
+//      D (any exact distance bounds the nearest one from above);
+//   3. cut: a component with LB_j > D + margin / inv2v has weight at most
+//      exp(-margin) relative to the reference's, with margin = log(N / eps) + 6
+//      the rule by which the dense pass already leaves blocks of weights at
+//      zero (pass_cpu.cpp skip_below): N such weights add at most e^-6 eps to
+//      a sum that holds at least the reference's weight;
+//   4. the candidates left get exact logits (coordinate differences in
+//      float64) and are reduced with the online log-sum-exp of row_state.h.
+//
+// A row keeps at most 1/kMaxKeptPart of the components as candidates; a row
+// with more goes through the dense pass, and when a probe of the first tile
+// shows that most rows would (large t), the whole pass is dense. Everything
+// depends on the rows and the component range only: results are the same
+// for any number of threads.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+
+#include "blas.h"
+#include "ledkde/exactness.h"
+#include "parallel.h"
+#include "prune_cpu.h"
+#include "row_kernels.h"
+#include "row_state.h"
+
+namespace ledkde {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr int64_t kLbTile = 1024;      // components per tile of lower bounds
+constexpr int64_t kMinComponents = 1024;  // fewer: the dense pass is as fast
+constexpr int64_t kMaxKeptPart = 8;    // a row keeping more than n / 8 candidates goes dense
+constexpr int64_t kProbePart = 2;      // the first probe: rows with more than half of a tile
+
+std::atomic<int64_t> g_considered{0}, g_computed{0};
+
+// Coordinates of the projection that pick the references (half: a quarter
+// of the cost of a bound, and the nearest component in most rows).
+inline int64_t prefix_dims(int64_t k) { return std::max<int64_t>(1, k / 2); }
+
+// The lower bounds of q rows against components [n0, n0 + nb), in float,
+// into lb (q x nb), with the rows' projections ws.yp32 (q x k); float
+// rounding of the sum is part of the rows' slack (prepare_rows).
+template <class T>
+void lower_bounds(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0, int64_t nb, float* lb) {
+  const Projection& pr = mix.proj;
+  const int64_t k = pr.k;
+  blas::gemm_nt(q, nb, k, ws.yp32.data(), k, pr.z.data() + n0 * k, k, lb, nb);
+  const float* zn2 = pr.zn2f.data() + n0;
+  const float* rz = pr.residf.data() + n0;
+  for (int64_t i = 0; i < q; ++i) {
+    float* out = lb + i * nb;
+    const float yn2 = static_cast<float>(ws.ypn2[i]), ry = static_cast<float>(ws.ry[i]);
+    const float sl = static_cast<float>(ws.slack[i]);
+#pragma omp simd
+    for (int64_t j = 0; j < nb; ++j) {
+      const float dr = ry - rz[j];
+      out[j] = (yn2 + zn2[j] - 2.0f * out[j]) + dr * dr - sl;
+    }
+  }
+}
+
+// Picks references: for each row the component of [n0, n0 + nb) nearest in
+// the first k1 coordinates of the projection (|P1 mu_j|^2 - 2 <P1 y, P1 mu_j>,
+// the squared distance less |P1 y|^2), kept in ws.best when it beats
+// low[i]. Not a bound (no slack): any component's exact distance is a valid
+// reference, the nearest one the best.
+template <class T>
+void pick_references(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0, int64_t nb, float* low) {
+  const Projection& pr = mix.proj;
+  const int64_t k = pr.k, k1 = prefix_dims(k);
+  float* sc = ws.lb.data();
+  blas::gemm_nt(q, nb, k1, ws.yp32.data(), k, pr.z.data() + n0 * k, k, sc, nb);
+  const float* zn2 = pr.zn2_prefix.data() + n0;
+  for (int64_t i = 0; i < q; ++i) {
+    float* out = sc + i * nb;
+    float lo = std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(min : lo)
+    for (int64_t j = 0; j < nb; ++j) {
+      out[j] = zn2[j] - 2.0f * out[j];
+      lo = std::min(lo, out[j]);
+    }
+    if (lo < low[i]) {  // rare after the first tiles: find where
+      low[i] = lo;
+      for (int64_t j = 0; j < nb; ++j)
+        if (out[j] == lo) {
+          ws.best[i] = n0 + j;
+          break;
+        }
+    }
+  }
+}
+
+// The rows' squared norms ws.ny (float64), projections, residual norms and
+// slacks into ws. The slack covers the rounding of the bound: the float
+// products (a few sqrt(k) units of the largest term), the float sums, and the
+// float projections of the components, generously, in units of
+// (|y| + the largest |mu|)^2.
+template <class T>
+void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
+  const int64_t d = mix.d;
+  const Projection& pr = mix.proj;
+  const int64_t k = pr.k;
+  ws.yp64.resize(static_cast<size_t>(q * k));
+  ws.yp32.resize(static_cast<size_t>(q * k));
+  ws.rows64.assign(static_cast<size_t>(q * d), 0.0);
+  for (int64_t e = 0; e < q * d; ++e) ws.rows64[e] = static_cast<double>(ws.rows[e]);
+  blas::gemm_nt(q, k, d, ws.rows64.data(), d, pr.basis.data(), d, ws.yp64.data(), k);
+  ws.ry.resize(q);
+  ws.slack.resize(q);
+  ws.ypn2.resize(q);
+  ws.ny.resize(q);
+  const double eps32 = std::numeric_limits<float>::epsilon();
+  const double reach = std::sqrt(mix.norm2_max);
+  for (int64_t i = 0; i < q; ++i) {
+    double y2 = 0.0, p2 = 0.0, pf2 = 0.0;
+    for (int64_t c = 0; c < d; ++c) y2 += ws.rows64[i * d + c] * ws.rows64[i * d + c];
+    for (int64_t c = 0; c < k; ++c) {
+      const double v = ws.yp64[i * k + c];
+      const float f = static_cast<float>(v);
+      p2 += v * v;
+      pf2 += static_cast<double>(f) * f;
+      ws.yp32[i * k + c] = f;
+    }
+    ws.ypn2[i] = pf2;
+    ws.ny[i] = y2;
+    ws.ry[i] = std::sqrt(std::max(0.0, y2 - p2));
+    const double scale = std::sqrt(y2) + reach;
+    ws.slack[i] = 16.0 * (std::sqrt(static_cast<double>(k)) + 8.0) * eps32 * scale * scale;
+  }
+}
+
+// Weights below exp(-margin) of the reference's are left out: skip_below's
+// rule (pass_cpu.cpp), in units of squared distance.
+template <class T>
+double margin_d2(const Mixture<T>& mix, const LogitParams<T>& lp) {
+  const double eps = std::numeric_limits<T>::epsilon();
+  const double margin = std::log(static_cast<double>(std::max<int64_t>(mix.n, 1))) - std::log(eps) + 6.0;
+  return margin / static_cast<double>(lp.inv2v);
+}
+
+}  // namespace
+
+void prune_counts(int64_t* considered, int64_t* computed, bool reset) {
+  *considered = reset ? g_considered.exchange(0) : g_considered.load();
+  *computed = reset ? g_computed.exchange(0) : g_computed.load();
+}
+
+void add_prune_counts(int64_t considered, int64_t computed) {
+  g_considered += considered;
+  g_computed += computed;
+}
+
+template <class T>
+bool prune_applies(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t range) {
+  return opt.prune && !mix.proj.empty() && mix.var.empty() && !lp.per_component && mix.muT.empty() &&
+         range >= kMinComponents;
+}
+
+template <class T>
+bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
+                 int64_t n_end) {
+  if (q == 0) return false;
+  const int64_t d = mix.d;
+  prepare_rows(mix, q, ws);
+  const double md2 = margin_d2(mix, lp);
+  const int64_t nb = std::min(kLbTile, n_end - n_begin);
+  ws.lb.resize(static_cast<size_t>(q * kLbTile));
+  lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
+  int64_t many = 0;
+  for (int64_t i = 0; i < q; ++i) {
+    const float* l = ws.lb.data() + i * nb;
+    int64_t jmin = 0;
+    for (int64_t j = 1; j < nb; ++j)
+      if (l[j] < l[jmin]) jmin = j;
+    // The tile's own reference: looser than the one over all components, so
+    // a row is counted as one that would go dense only with far more
+    // candidates than the cap (kProbePart).
+    const double D = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + (n_begin + jmin) * d, d);
+    const float cut = static_cast<float>(D + md2);
+    int64_t near = 0;
+#pragma omp simd reduction(+ : near)
+    for (int64_t j = 0; j < nb; ++j) near += l[j] <= cut;
+    many += near * kProbePart > nb;
+  }
+  return 2 * many <= q;
+}
+
+template <class T>
+void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const PassOptions& opt,
+                      int64_t n_begin, int64_t n_end, double* ref_d2) {
+  const int64_t d = mix.d;
+  ws.lb.resize(static_cast<size_t>(q * kLbTile));
+  std::vector<float> low(q, std::numeric_limits<float>::infinity());
+  ws.best.assign(q, n_begin);
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kLbTile) {
+    if (opt.stop && opt.stop->poll()) return;  // cancelled: the caller stops too
+    pick_references(mix, ws, q, n0, std::min(kLbTile, n_end - n0), low.data());
+  }
+  for (int64_t i = 0; i < q; ++i)
+    ref_d2[i] = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + ws.best[i] * d, d);
+}
+
+template <class T>
+bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                   const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,
+                   bool rows_prepared) {
+  const int64_t d = mix.d, nr = n_end - n_begin;
+  if (!rows_prepared) prepare_rows(mix, q, ws);
+  const double inv2v = static_cast<double>(lp.inv2v);
+  const double md2 = margin_d2(mix, lp), margin = md2 * inv2v;
+  ws.thr.resize(q);
+  for (int64_t i = 0; i < q; ++i) ws.thr[i] = ref_d2[i] + md2;
+  ws.lb.resize(static_cast<size_t>(q * kLbTile));
+  // The probe: rows with many candidates in the first tile (large t: most
+  // rows) would go dense; when most do, so does the whole pass.
+  {
+    const int64_t nb = std::min(kLbTile, nr);
+    lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
+    int64_t many = 0;
+    for (int64_t i = 0; i < q; ++i) {
+      const float* l = ws.lb.data() + i * nb;
+      const float cut = static_cast<float>(ws.thr[i]);
+      int64_t count = 0;
+#pragma omp simd reduction(+ : count)
+      for (int64_t j = 0; j < nb; ++j) count += l[j] <= cut;
+      many += count * kMaxKeptPart > nb;
+    }
+    if (2 * many > q) return false;
+  }
+  ws.start_states(q, d);
+  for (int64_t i = 0; i < q; ++i) ws.m[i] = -ref_d2[i] * inv2v;  // the running maximum starts at the reference (S = 0)
+  // Each row's candidates, up to nr / kMaxKeptPart (more: the row goes dense).
+  const int64_t cap = nr / kMaxKeptPart;
+  if (static_cast<int64_t>(ws.cand.size()) < q) ws.cand.resize(q);
+  std::vector<char> dense(q, 0);
+  for (int64_t i = 0; i < q; ++i) ws.cand[i].clear();
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kLbTile) {
+    if (opt.stop && opt.stop->poll()) return true;  // cancelled: the caller discards the rows
+    const int64_t nb = std::min(kLbTile, n_end - n0);
+    lower_bounds(mix, ws, q, n0, nb, ws.lb.data());
+    for (int64_t i = 0; i < q; ++i) {
+      if (dense[i]) continue;
+      const float* l = ws.lb.data() + i * nb;
+      const float cut = static_cast<float>(ws.thr[i]);
+      int64_t count = 0;
+#pragma omp simd reduction(+ : count)
+      for (int64_t j = 0; j < nb; ++j) count += l[j] <= cut;
+      if (count == 0) continue;  // the usual case at small t
+      std::vector<uint32_t>& c = ws.cand[i];
+      if (static_cast<int64_t>(c.size()) + count > cap) {
+        dense[i] = 1;
+        c.clear();
+        continue;
+      }
+      for (int64_t j = 0; j < nb; ++j)
+        if (l[j] <= cut) c.push_back(static_cast<uint32_t>(n0 - n_begin + j));
+    }
+  }
+  // The rows with many candidates: the dense pass, over a workspace of their own.
+  ws.dense_rows.clear();
+  for (int64_t i = 0; i < q; ++i)
+    if (dense[i]) ws.dense_rows.push_back(i);
+  const int64_t qd = static_cast<int64_t>(ws.dense_rows.size());
+  int64_t computed = qd * nr;
+  if (qd > 0) {
+    if (!ws.sub) ws.sub = std::make_unique<Workspace<T>>();
+    Workspace<T>& sub = *ws.sub;
+    sub.rows.resize(static_cast<size_t>(qd * d));
+    for (int64_t r = 0; r < qd; ++r)
+      std::copy_n(ws.rows.data() + ws.dense_rows[r] * d, d, sub.rows.data() + r * d);
+    dense_pass(mix, lp, qd, sub, opt, n_begin, n_end);
+    for (int64_t r = 0; r < qd; ++r) {
+      const int64_t i = ws.dense_rows[r];
+      ws.m[i] = sub.m[r];
+      ws.S[i] = sub.S[r];
+      ws.E[i] = sub.E[r];
+      ws.B[i] = sub.B[r];
+      std::copy_n(sub.A.data() + r * d, d, ws.A.data() + i * d);
+    }
+  }
+  // The other rows: their candidates, as the dense pass treats a tile's
+  // components: approximate logits from products in the working precision
+  // (|y|^2 + |mu|^2 - 2 y.mu, error bound of ledkde/exactness.h), the ones
+  // near the maximum recomputed exactly, then the weights, A = sum w mu
+  // (less y sum w at the end) with w = p / v.
+  const double sum_scale = 2.0 * inv2v;
+  const double eps = std::numeric_limits<T>::epsilon(), tol = logit_tolerance<T>();
+  const double kappa_eps = expansion_kappa(d) * eps;
+  for (int64_t i = 0; i < q; ++i) {
+    if (dense[i]) continue;
+    const T* row = ws.rows.data() + i * d;
+    RowState rs(ws.m.data(), ws.S.data(), ws.E.data(), ws.A.data(), ws.B.data(), i, d);
+    const std::vector<uint32_t>& cand = ws.cand[i];
+    const int64_t nc = static_cast<int64_t>(cand.size());
+    computed += nc;
+    // None: the reference lies in another shard of the components (in its own
+    // range it is always a candidate); the state stays empty, S = 0.
+    if (nc == 0) continue;
+    ws.cl.resize(static_cast<size_t>(nc));
+    double* l = ws.cl.data();
+    const T* mu0 = mix.mu.data() + n_begin * d;
+    rows::dots(row, mu0, d, cand.data(), nc, l);
+    const double ny = ws.ny[i];
+    const T* n2 = mix.norm2.data() + n_begin;
+    double top = rs.max();
+    for (int64_t c = 0; c < nc; ++c) {
+      l[c] = -(ny + static_cast<double>(n2[cand[c]]) - 2.0 * l[c]) * inv2v;
+      top = std::max(top, l[c]);
+    }
+    const double dlt = expansion_error(kappa_eps, ny, mix.norm2_max, lp.inv2v_max, 0.0);
+    if (dlt > tol) {
+      // Near the maximum an approximate logit's error could matter: exact.
+      const double cut = top - candidate_margin(dlt, tol);
+      for (int64_t c = 0; c < nc; ++c)
+        if (l[c] >= cut) l[c] = -rows::exact_dist2(row, mu0 + static_cast<int64_t>(cand[c]) * d, d) * inv2v;
+    }
+    double mx = rs.max();
+    for (int64_t c = 0; c < nc; ++c) mx = std::max(mx, l[c]);
+    rs.move_to(mx);
+    // Below this (true logits up to dlt above their approximations) a
+    // weight is certified negligible, as the pruned ones.
+    const double skip = mx - margin - std::max(dlt, 0.0);
+    for (int64_t c = 0; c < nc; ++c) {
+      if (l[c] < skip) continue;
+      const double z = l[c] - mx;
+      const double p = std::exp(z);
+      rs.add(p, p * z);
+      const double w = p * sum_scale;
+      rows::add_scaled(mu0 + static_cast<int64_t>(cand[c]) * d, d, w, rs.A());
+      rs.B() += w;
+    }
+    double* Ai = ws.A.data() + i * d;
+    for (int64_t c = 0; c < d; ++c) Ai[c] -= static_cast<double>(row[c]) * ws.B[i];
+  }
+  add_prune_counts(q * nr, computed);
+  return true;
+}
+
+#define LEDKDE_INSTANTIATE(T)                                                                          \
+  template bool prune_applies(const Mixture<T>&, const LogitParams<T>&, const PassOptions&, int64_t); \
+  template bool prune_probe(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&, int64_t, \
+                            int64_t);                                                                 \
+  template void prune_references(const Mixture<T>&, int64_t, Workspace<T>&, const PassOptions&,       \
+                                 int64_t, int64_t, double*);                                          \
+  template bool pruned_reduce(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,       \
+                              const PassOptions&, int64_t, int64_t, const double*, bool);
+LEDKDE_INSTANTIATE(float)
+LEDKDE_INSTANTIATE(double)
+#undef LEDKDE_INSTANTIATE
+
+}  // namespace ledkde

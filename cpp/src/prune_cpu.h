@@ -1,0 +1,51 @@
+// Certified pruning of the CPU pass at small t (engine.h Projection): the
+// components whose weight provably lies below the working precision are
+// skipped without computing their distances.
+#pragma once
+
+#include <cstdint>
+
+#include "pass_cpu.h"
+
+namespace ledkde {
+
+// Whether a pass over `range` components of mix at these logit parameters
+// can prune: a projection exists, pruning is on, equal weights and
+// variances (the empirical case), the matrix-product path, enough components.
+template <class T>
+bool prune_applies(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t range);
+
+// First step of a pruned pass over the q centred rows ws.rows and the
+// components [n_begin, n_end): the rows' projections (kept in ws), and a
+// probe of the first tile of components: false when most rows have many
+// components within the margin of that tile's least bound (large t), so
+// that pruning would not pay and the caller runs the dense pass.
+template <class T>
+bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
+                 int64_t n_end);
+
+// Second step (after prune_probe on this workspace): in ref_d2[i] the exact
+// squared distance of row i's most promising component (least distance of
+// the leading projection coordinates): the reference.
+template <class T>
+void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const PassOptions& opt,
+                      int64_t n_begin, int64_t n_end, double* ref_d2);
+
+// Second step, the pass itself (on return ws.state() as after dense_pass):
+// ref_d2[i] is an exact squared distance from row i to some component (the
+// least known, over all components when the pass covers a shard of them);
+// components whose bound lies beyond it by the margin are skipped, rows
+// with more than 1/8 of the components as candidates go through dense_pass,
+// the others are reduced over their candidates with exact distances.
+// Returns false, having done nothing, when a probe of the first tile finds
+// that most rows would go dense (large t): the caller runs dense_pass.
+// rows_prepared: prune_probe ran on this workspace for these rows.
+template <class T>
+bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                   const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,
+                   bool rows_prepared);
+
+// Adds to the counts that prune_counts (cpu.h) reports.
+void add_prune_counts(int64_t considered, int64_t computed);
+
+}  // namespace ledkde

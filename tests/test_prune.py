@@ -1,0 +1,133 @@
+"""Certified pruning of the CPU pass (prune_cpu.cpp): at small t the components whose
+weight provably lies below the working precision are skipped. Pruned results must
+match the float64 reference as tightly as the dense pass does, repeat bit for bit
+across thread counts, and the pruning must really happen (else these tests would
+check nothing)."""
+
+import numpy as np
+import pytest
+
+import ledkde
+import ledkde.reference as ref
+from helpers import ALL, check_against_reference
+from ledkde import _core
+
+
+def clustered(seed, n=6000, d=48, clusters=30, spread=0.3):
+    """Data in clusters along a few directions (a low-dimensional structure, as images
+    have, which the projection bound captures), and their nearest-neighbour scale."""
+    r = np.random.default_rng(seed)
+    basis = r.normal(size=(8, d))
+    centres = r.normal(size=(clusters, 8)) @ basis
+    data = centres[r.integers(0, clusters, n)] + spread * r.normal(size=(n, 8)) @ basis / 3
+    data += 0.05 * r.normal(size=(n, d))
+    return data
+
+
+def queries(data, t, q, seed):
+    r = np.random.default_rng(seed)
+    return data[r.integers(0, len(data), q)] + np.sqrt(t) * r.normal(size=(q, data.shape[1]))
+
+
+def pruned_fraction(fn):
+    _core.prune_counts(True)
+    out = fn()
+    considered, computed = _core.prune_counts(True)
+    return out, 1.0 - computed / max(considered, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("t", [1e-4, 1e-3, 1e-2])
+@pytest.mark.parametrize("q", [5, 300])  # 5: the components split in shards (references over all)
+def test_pruned_pass_matches_the_reference(dtype, t, q):
+    data = clustered(0)
+    y = queries(data, t, q, 1)
+    mix = ledkde.Mixture(data.astype(dtype))
+    assert mix.pruning
+    _, frac = pruned_fraction(lambda: ledkde.score(y.astype(dtype), mix, t))
+    assert frac > 0.5, f"nothing was pruned ({frac:.3f}): the test would check nothing"
+    check_against_reference(y, data, t, None, None, dtype, prepared=True)
+
+
+@pytest.mark.parametrize("t", [1e-3, 3e-2, 1.0, 1e3])
+def test_pruned_and_dense_agree_at_every_t(t):
+    # Small t prunes; at large t (every component within the margin) the probe must
+    # send the pass to the dense route.
+    data = clustered(2).astype(np.float32)
+    y = queries(data, t, 64, 3).astype(np.float32)
+    dense = ledkde.evaluate(y, ledkde.Mixture(data, prune=False), t, outputs=ALL)
+    pruned, frac = pruned_fraction(lambda: ledkde.evaluate(y, ledkde.Mixture(data), t, outputs=ALL))
+    if t >= 1e3:
+        assert frac == 0.0
+    scale = np.abs(dense["score"]).max()
+    np.testing.assert_allclose(pruned["score"], dense["score"], rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(pruned["log_density"], dense["log_density"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pruned["entropy"], dense["entropy"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(pruned["max_weight"], dense["max_weight"], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("q", [3, 257])
+def test_pruned_results_do_not_depend_on_threads(q):
+    data = clustered(4).astype(np.float32)
+    mix = ledkde.Mixture(data)
+    y = queries(data, 1e-3, q, 5).astype(np.float32)
+    runs = [ledkde.evaluate(y, mix, 1e-3, outputs=ALL, threads=k) for k in (1, 2, 3)]
+    for r in runs[1:]:
+        for k in ALL:
+            np.testing.assert_array_equal(r[k], runs[0][k])
+
+
+def test_competing_neighbours_are_not_pruned():
+    # Each query halfway between two points: both carry weight 1/2; a wrong bound or
+    # a wrong reference would drop one of them.
+    data = clustered(6).astype(np.float64)
+    r = np.random.default_rng(7)
+    i = r.integers(0, len(data), 40)
+    j = r.integers(0, len(data), 40)
+    y = 0.5 * (data[i] + data[j])
+    t = 1e-3 * np.median(((data[i] - data[j]) ** 2).sum(1))
+    got, frac = pruned_fraction(lambda: ledkde.evaluate(y, ledkde.Mixture(data), t, outputs=ALL))
+    assert frac > 0.5
+    want = ref.evaluate(y, data, t)
+    scale = np.abs(want["score"]).max()
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(got["max_weight"], want["max_weight"], rtol=0, atol=1e-10)
+
+
+def test_duplicates_and_queries_on_the_data():
+    data = clustered(8)
+    data[100:200] = data[100]  # a hundred copies of one point
+    y = np.vstack([data[:50], data[100:105]])  # queries exactly on components
+    t = 1e-4
+    got, frac = pruned_fraction(lambda: ledkde.evaluate(y, ledkde.Mixture(data), t, outputs=ALL))
+    assert frac > 0.5
+    want = ref.evaluate(y, data, t)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=1e-10)
+    np.testing.assert_allclose(got["entropy"], want["entropy"], rtol=0, atol=1e-9)
+
+
+def test_shard_states_merge_to_the_whole_with_pruning():
+    data = clustered(9)
+    y = queries(data, 1e-3, 20, 10)
+    whole = ledkde.evaluate(y, ledkde.Mixture(data), 1e-3, outputs=ALL)
+    states = [ledkde.partial_state(y, ledkde.Mixture(part), 1e-3) for part in np.array_split(data, 2)]
+    merged = ledkde.finalize(ledkde.merge_states(states))
+    for k in ALL:
+        np.testing.assert_allclose(merged[k], whole[k], rtol=1e-10, atol=1e-10)
+
+
+def test_sampler_with_pruning_gives_the_dense_samples():
+    data = clustered(11).astype(np.float32)
+    kw = dict(t_max=20.0, t_min=1e-3, steps=40, seed=4)
+    _core.prune_counts(True)
+    pruned = ledkde.sample(ledkde.Mixture(data), 32, **kw)
+    considered, computed = _core.prune_counts(True)
+    dense = ledkde.sample(ledkde.Mixture(data, prune=False), 32, **kw)
+    assert computed < 0.8 * considered  # the late steps pruned
+    np.testing.assert_allclose(pruned, dense, rtol=0, atol=1e-4 * np.abs(dense).max())
+
+
+def test_prune_argument_is_checked():
+    with pytest.raises(TypeError, match="^prune: expected True or False"):
+        ledkde.Mixture(clustered(0), prune="yes")
+    assert not ledkde.Mixture(clustered(0)[:2000]).pruning  # too few points to pay
