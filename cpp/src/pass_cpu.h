@@ -56,6 +56,7 @@ struct Workspace {
   std::vector<float> yp32, lb;
   std::vector<int64_t> best;
   std::vector<std::vector<uint32_t>> cand;
+  std::vector<std::vector<double>> cl_rows;  // the candidates' logits, per row
   std::vector<int64_t> dense_rows;
   std::unique_ptr<Workspace> sub;
 

@@ -9,21 +9,29 @@
 //      the projection P of the mixture (engine.h Projection): a k-dimensional
 //      product per pair instead of a d-dimensional one, less a slack that
 //      covers its rounding;
-//   2. reference: the component with the least bound gets its exact distance
-//      D (any exact distance bounds the nearest one from above);
+//   2. reference: the component nearest in the leading k/2 coordinates of
+//      the projection gets its exact distance D (any component's exact
+//      distance bounds the nearest one's from above; this one is usually the
+//      nearest); a pass over a shard of the components takes the least D
+//      over all shards (score_cpu.cpp);
 //   3. cut: a component with LB_j > D + margin / inv2v has weight at most
 //      exp(-margin) relative to the reference's, with margin = log(N / eps) + 6
 //      the rule by which the dense pass already leaves blocks of weights at
 //      zero (pass_cpu.cpp skip_below): N such weights add at most e^-6 eps to
 //      a sum that holds at least the reference's weight;
-//   4. the candidates left get exact logits (coordinate differences in
-//      float64) and are reduced with the online log-sum-exp of row_state.h.
+//   4. the candidates left are treated as the dense pass treats a tile:
+//      approximate logits from products in the working precision (a tile of
+//      components at a time for all rows, so each is read from memory once),
+//      exact ones (coordinate differences in float64) near the maximum, then
+//      the online log-sum-exp of row_state.h.
 //
-// A row keeps at most 1/kMaxKeptPart of the components as candidates; a row
-// with more goes through the dense pass, and when a probe of the first tile
-// shows that most rows would (large t), the whole pass is dense. Everything
-// depends on the rows and the component range only: results are the same
-// for any number of threads.
+// A row with more than 1/kMaxKeptPart of the components as candidates goes
+// through the dense pass; two probes of the first tile of components send a
+// whole pass to the dense route when most rows would (large t): one before
+// the references, against the tile's own nearest (cheap, pessimistic, so it
+// asks for more candidates: kProbePart), one after, against the references.
+// Everything depends on the rows and the component range only: results are
+// the same for any number of threads.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -43,8 +51,9 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr int64_t kLbTile = 1024;      // components per tile of lower bounds
 constexpr int64_t kMinComponents = 1024;  // fewer: the dense pass is as fast
-constexpr int64_t kMaxKeptPart = 8;    // a row keeping more than n / 8 candidates goes dense
-constexpr int64_t kProbePart = 2;      // the first probe: rows with more than half of a tile
+constexpr int64_t kMaxKeptPart = 4;    // a row keeping more than n / 4 candidates goes dense
+constexpr int64_t kProbePart = 2;
+constexpr int64_t kDotTile = 256;      // components per tile of the candidates' products (L2)      // the first probe: rows with more than half of a tile
 
 std::atomic<int64_t> g_considered{0}, g_computed{0};
 
@@ -301,6 +310,26 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
   const double sum_scale = 2.0 * inv2v;
   const double eps = std::numeric_limits<T>::epsilon(), tol = logit_tolerance<T>();
   const double kappa_eps = expansion_kappa(d) * eps;
+  const T* mu0 = mix.mu.data() + n_begin * d;
+  // The products first, a tile of components at a time for all rows, so that
+  // each tile is read from memory once (gathered row by row, the candidates'
+  // components would each be fetched from memory once per row).
+  if (static_cast<int64_t>(ws.cl_rows.size()) < q) ws.cl_rows.resize(q);
+  std::vector<int64_t> cursor(q, 0);
+  for (int64_t i = 0; i < q; ++i) ws.cl_rows[i].resize(dense[i] ? 0 : ws.cand[i].size());
+  for (int64_t j0 = 0; j0 < nr; j0 += kDotTile) {
+    if (opt.stop && opt.stop->poll()) return true;
+    const uint32_t j1 = static_cast<uint32_t>(std::min(nr, j0 + kDotTile));
+    for (int64_t i = 0; i < q; ++i) {
+      if (dense[i]) continue;
+      const std::vector<uint32_t>& cand = ws.cand[i];
+      const int64_t c0 = cursor[i];
+      int64_t c1 = c0;
+      while (c1 < static_cast<int64_t>(cand.size()) && cand[c1] < j1) ++c1;
+      if (c1 > c0) rows::dots(ws.rows.data() + i * d, mu0, d, cand.data() + c0, c1 - c0, ws.cl_rows[i].data() + c0);
+      cursor[i] = c1;
+    }
+  }
   for (int64_t i = 0; i < q; ++i) {
     if (dense[i]) continue;
     const T* row = ws.rows.data() + i * d;
@@ -311,10 +340,7 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
     // None: the reference lies in another shard of the components (in its own
     // range it is always a candidate); the state stays empty, S = 0.
     if (nc == 0) continue;
-    ws.cl.resize(static_cast<size_t>(nc));
-    double* l = ws.cl.data();
-    const T* mu0 = mix.mu.data() + n_begin * d;
-    rows::dots(row, mu0, d, cand.data(), nc, l);
+    double* l = ws.cl_rows[i].data();
     const double ny = ws.ny[i];
     const T* n2 = mix.norm2.data() + n_begin;
     double top = rs.max();

@@ -35,7 +35,7 @@ void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const 
 // ref_d2[i] is an exact squared distance from row i to some component (the
 // least known, over all components when the pass covers a shard of them);
 // components whose bound lies beyond it by the margin are skipped, rows
-// with more than 1/8 of the components as candidates go through dense_pass,
+// with more than 1/4 of the components as candidates go through dense_pass,
 // the others are reduced over their candidates with exact distances.
 // Returns false, having done nothing, when a probe of the first tile finds
 // that most rows would go dense (large t): the caller runs dense_pass.
