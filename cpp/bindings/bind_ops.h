@@ -204,12 +204,14 @@ void bind_ops(py::module_& m) {
         };
         double* err_ptr = nullptr;
         py::object err = maybe<double>(want_error, {static_cast<py::ssize_t>(cfg.error_slots())}, &err_ptr);
-        bool finished;
         {
+          // (A run stops early only when poll says so, and then failure is set.)
           py::gil_scoped_release release;
-          finished = B::sample(mix, n_samples, cfg, out_ptr, traj_ptr, po, poll, on_device, err_ptr);
+          B::sample(mix, n_samples, cfg, out_ptr, traj_ptr, po, poll, on_device, err_ptr);
         }
-        if (!finished && failure) throw std::move(*failure);
+        // An error of the progress function (or Ctrl-C) is raised even when the
+        // run had finished when it came (the last report follows the last step).
+        if (failure) throw std::move(*failure);
         return py::make_tuple(out, traj, err);
       },
       py::arg("mixture"), py::arg("n_samples"), py::arg("config"), py::arg("want_error"), py::arg("progress"),

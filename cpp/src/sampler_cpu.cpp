@@ -33,7 +33,14 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
 
   const SmoothOptions sm0 = cfg.smooth;
-  const int64_t tq = std::max<int64_t>(1, opt.tile_q / cfg.max_draws(!mix.var.empty()));
+  // Tiles of samples: at most tile_q rows, and small enough that a few
+  // hundred samples still make kTargetTasks tiles (every core busy), but not
+  // below kMinSamplerRows (thinner tiles read the components from memory more
+  // often than they compute). Fixed by the sizes alone: the same tiles, so the
+  // same results, for any number of threads.
+  constexpr int64_t kMinSamplerRows = 32;
+  const int64_t spread = std::max(kMinSamplerRows, (n_samples + kTargetTasks - 1) / kTargetTasks);
+  const int64_t tq = std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(!mix.var.empty()));
   const int64_t ntiles = (n_samples + tq - 1) / tq;
   // Per tile and error slot: the sum over the tile's samples of the relative
   // standard errors (summed over tiles in tile order at the end: the result
