@@ -131,3 +131,41 @@ def test_prune_argument_is_checked():
     with pytest.raises(TypeError, match="^prune: expected True or False"):
         ledkde.Mixture(clustered(0), prune="yes")
     assert not ledkde.Mixture(clustered(0)[:2000]).pruning  # too few points to pay
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01, 0.1, 10.0])
+@pytest.mark.parametrize("k", [1, 2, 7])
+def test_pruned_nearest_neighbours_are_the_dense_ones(noise, k):
+    # Exact: the same indices and bit-identical distances as without pruning (and the
+    # brute force), from samples on the data (every distance 0 ties) to far away.
+    data = clustered(12).astype(np.float32)
+    r = np.random.default_rng(13)
+    y = (data[r.integers(0, len(data), 70)] + noise * r.normal(size=(70, data.shape[1]))).astype(np.float32)
+    got, frac = pruned_fraction(lambda: ledkde.nearest_neighbors(y, ledkde.Mixture(data), k))
+    want = ledkde.nearest_neighbors(y, ledkde.Mixture(data, prune=False), k)
+    if noise <= 0.01:
+        assert frac > 0.5
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    d2 = ((y[:, None, :].astype(np.float64) - data[None].astype(np.float64)) ** 2).sum(-1)
+    brute = np.argsort(d2, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(got.indices, brute)
+
+
+def test_pruned_neighbours_break_ties_to_the_lower_index():
+    data = clustered(14)
+    data[3000:3010] = data[5]  # ten copies of point 5, far from it in index
+    got = ledkde.nearest_neighbors(data[[5, 3004]], ledkde.Mixture(data), 3)
+    assert got.indices.tolist() == [[5, 3000, 3001], [5, 3000, 3001]]
+    assert not got.distances.any()
+
+
+def test_memorization_is_the_same_with_and_without_pruning():
+    data = clustered(15)
+    r = np.random.default_rng(16)
+    samples = data[r.integers(0, len(data), 50)] + 0.02 * r.normal(size=(50, data.shape[1]))
+    a = ledkde.memorization(samples, ledkde.Mixture(data))
+    b = ledkde.memorization(samples, ledkde.Mixture(data, prune=False))
+    np.testing.assert_array_equal(a.nearest, b.nearest)
+    np.testing.assert_array_equal(a.d1, b.d1)
+    np.testing.assert_array_equal(a.d2, b.d2)

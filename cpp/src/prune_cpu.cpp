@@ -53,7 +53,8 @@ constexpr int64_t kLbTile = 1024;      // components per tile of lower bounds
 constexpr int64_t kMinComponents = 1024;  // fewer: the dense pass is as fast
 constexpr int64_t kMaxKeptPart = 4;    // a row keeping more than n / 4 candidates goes dense
 constexpr int64_t kProbePart = 2;
-constexpr int64_t kDotTile = 256;      // components per tile of the candidates' products (L2)      // the first probe: rows with more than half of a tile
+constexpr int64_t kDotTile = 256;
+constexpr int64_t kMaxPrunedNeighbors = 64;  // more neighbours: the dense search      // components per tile of the candidates' products (L2)      // the first probe: rows with more than half of a tile
 
 std::atomic<int64_t> g_considered{0}, g_computed{0};
 
@@ -377,6 +378,130 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
   return true;
 }
 
+template <class T>
+bool knn_prune_applies(const Mixture<T>& mix, int64_t k, const PassOptions& opt) {
+  return opt.prune && !mix.proj.empty() && mix.muT.empty() && mix.n >= kMinComponents && k <= kMaxPrunedNeighbors;
+}
+
+template <class T>
+void knn_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t k, const PassOptions& opt,
+                    std::vector<std::vector<std::pair<double, int64_t>>>& found, std::vector<char>& dense) {
+  const int64_t d = mix.d, n = mix.n, k1 = prefix_dims(mix.proj.k);
+  found.assign(q, {});
+  dense.assign(q, 0);
+  if (q == 0) return;
+  prepare_rows(mix, q, ws);
+  // The probe of the first tile (as prune_probe, with a cut of zero margin):
+  // queries far from all the data (most components about as far as the
+  // nearest) go to the dense search at once.
+  {
+    const int64_t nb = std::min(kLbTile, n);
+    ws.lb.resize(static_cast<size_t>(q * kLbTile));
+    lower_bounds(mix, ws, q, 0, nb, ws.lb.data());
+    int64_t many = 0;
+    for (int64_t i = 0; i < q; ++i) {
+      const float* l = ws.lb.data() + i * nb;
+      const int64_t jmin = std::min_element(l, l + nb) - l;
+      const float cut = static_cast<float>(rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + jmin * d, d));
+      int64_t near = 0;
+#pragma omp simd reduction(+ : near)
+      for (int64_t j = 0; j < nb; ++j) near += l[j] <= cut;
+      many += near * kProbePart > nb;
+    }
+    if (2 * many > q) {
+      std::fill(dense.begin(), dense.end(), 1);
+      add_prune_counts(q * n, q * n);
+      return;
+    }
+  }
+  // References: each row's k nearest in the leading coordinates of the
+  // projection, then their exact distances; the k-th of those bounds the
+  // true k-th nearest distance from above.
+  std::vector<std::vector<std::pair<float, int64_t>>> pick(q);
+  ws.lb.resize(static_cast<size_t>(q * kLbTile));
+  for (int64_t n0 = 0; n0 < n; n0 += kLbTile) {
+    if (opt.stop && opt.stop->poll()) return;
+    const int64_t nb = std::min(kLbTile, n - n0);
+    float* sc = ws.lb.data();
+    blas::gemm_nt(q, nb, k1, ws.yp32.data(), mix.proj.k, mix.proj.z.data() + n0 * mix.proj.k, mix.proj.k, sc, nb);
+    const float* zn2 = mix.proj.zn2_prefix.data() + n0;
+    for (int64_t i = 0; i < q; ++i) {
+      auto& p = pick[i];
+      float worst = static_cast<int64_t>(p.size()) < k ? std::numeric_limits<float>::infinity() : p.back().first;
+      for (int64_t j = 0; j < nb; ++j) {
+        const float v = zn2[j] - 2.0f * sc[i * nb + j];
+        if (v >= worst) continue;
+        const std::pair<float, int64_t> e{v, n0 + j};
+        p.insert(std::upper_bound(p.begin(), p.end(), e), e);
+        if (static_cast<int64_t>(p.size()) > k) p.pop_back();
+        if (static_cast<int64_t>(p.size()) == k) worst = p.back().first;
+      }
+    }
+  }
+  std::vector<double> bound(q, 0.0);
+  for (int64_t i = 0; i < q; ++i)
+    for (const auto& e : pick[i])
+      bound[i] = std::max(bound[i], rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + e.second * d, d));
+  // Candidates: components whose lower bound does not exceed that (ties are
+  // kept: the k-th place goes to the lower index).
+  const int64_t cap = n / kMaxKeptPart;
+  std::vector<std::vector<uint32_t>>& cand = ws.cand;
+  if (static_cast<int64_t>(cand.size()) < q) cand.resize(q);
+  for (int64_t i = 0; i < q; ++i) cand[i].clear();
+  for (int64_t n0 = 0; n0 < n; n0 += kLbTile) {
+    if (opt.stop && opt.stop->poll()) return;
+    const int64_t nb = std::min(kLbTile, n - n0);
+    lower_bounds(mix, ws, q, n0, nb, ws.lb.data());
+    for (int64_t i = 0; i < q; ++i) {
+      if (dense[i]) continue;
+      const float* l = ws.lb.data() + i * nb;
+      const float cut = static_cast<float>(bound[i]);
+      for (int64_t j = 0; j < nb; ++j)
+        if (l[j] <= cut) cand[i].push_back(static_cast<uint32_t>(n0 + j));
+      if (static_cast<int64_t>(cand[i].size()) > cap) {
+        dense[i] = 1;
+        cand[i].clear();
+      }
+    }
+  }
+  // Their approximate distances (|y|^2 + |mu|^2 - 2 y.mu, products in the
+  // working precision, a tile of components at a time for all rows); those
+  // that could come within the bound once exact (error bound of the
+  // expansion, as the dense search) are measured exactly.
+  if (static_cast<int64_t>(ws.cl_rows.size()) < q) ws.cl_rows.resize(q);
+  for (int64_t i = 0; i < q; ++i) ws.cl_rows[i].resize(dense[i] ? 0 : cand[i].size());
+  std::vector<int64_t> cursor(q, 0);
+  for (int64_t j0 = 0; j0 < n; j0 += kDotTile) {
+    if (opt.stop && opt.stop->poll()) return;
+    const uint32_t j1 = static_cast<uint32_t>(std::min(n, j0 + kDotTile));
+    for (int64_t i = 0; i < q; ++i) {
+      if (dense[i]) continue;
+      const int64_t c0 = cursor[i];
+      int64_t c1 = c0;
+      while (c1 < static_cast<int64_t>(cand[i].size()) && cand[i][c1] < j1) ++c1;
+      if (c1 > c0) rows::dots(ws.rows.data() + i * d, mix.mu.data(), d, cand[i].data() + c0, c1 - c0,
+                              ws.cl_rows[i].data() + c0);
+      cursor[i] = c1;
+    }
+  }
+  const double kappa_eps = expansion_kappa(d) * std::numeric_limits<T>::epsilon();
+  int64_t computed = 0;
+  for (int64_t i = 0; i < q; ++i) {
+    if (dense[i]) continue;
+    const double ny = ws.ny[i], slack = kappa_eps * (ny + mix.norm2_max);
+    const double keep = bound[i] + 2.0 * slack;
+    for (size_t c = 0; c < cand[i].size(); ++c) {
+      const int64_t j = cand[i][c];
+      const double approx = ny + static_cast<double>(mix.norm2[j]) - 2.0 * ws.cl_rows[i][c];
+      if (approx > keep) continue;
+      found[i].emplace_back(rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + j * d, d), j);
+    }
+    computed += static_cast<int64_t>(cand[i].size());
+  }
+  for (int64_t i = 0; i < q; ++i) computed += dense[i] ? n : 0;
+  add_prune_counts(q * n, computed);
+}
+
 #define LEDKDE_INSTANTIATE(T)                                                                          \
   template bool prune_applies(const Mixture<T>&, const LogitParams<T>&, const PassOptions&, int64_t); \
   template bool prune_probe(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&, int64_t, \
@@ -384,7 +509,10 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
   template void prune_references(const Mixture<T>&, int64_t, Workspace<T>&, const PassOptions&,       \
                                  int64_t, int64_t, double*);                                          \
   template bool pruned_reduce(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,       \
-                              const PassOptions&, int64_t, int64_t, const double*, bool);
+                              const PassOptions&, int64_t, int64_t, const double*, bool);         \
+  template bool knn_prune_applies(const Mixture<T>&, int64_t, const PassOptions&);                   \
+  template void knn_candidates(const Mixture<T>&, int64_t, Workspace<T>&, int64_t, const PassOptions&, \
+                               std::vector<std::vector<std::pair<double, int64_t>>>&, std::vector<char>&);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

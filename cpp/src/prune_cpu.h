@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "pass_cpu.h"
 
@@ -44,6 +46,21 @@ template <class T>
 bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                    const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,
                    bool rows_prepared);
+
+// Whether nearest_neighbors over mix can prune (k nearest, k small enough).
+template <class T>
+bool knn_prune_applies(const Mixture<T>& mix, int64_t k, const PassOptions& opt);
+
+// The pruned search of the k nearest components of the q centred rows
+// ws.rows: each row's references (k components nearest in the leading
+// projection coordinates, measured exactly) bound its k-th distance; every
+// component whose lower bound does not exceed it is measured exactly, into
+// found[i] as (squared distance, index). Rows with more than 1/4 of the
+// components as candidates get dense[i] = 1 and nothing in found: the caller
+// searches them the dense way.
+template <class T>
+void knn_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t k, const PassOptions& opt,
+                    std::vector<std::vector<std::pair<double, int64_t>>>& found, std::vector<char>& dense);
 
 // Adds to the counts that prune_counts (cpu.h) reports.
 void add_prune_counts(int64_t considered, int64_t computed);
