@@ -1,13 +1,16 @@
 """Certified pruning at small t (issue 13): the pass with and without it, on real images.
 
-    python bench/prune.py [--data fashion|mnist] [--queries 256,1024] [--samples 64] [--quick]
+    python bench/prune.py [--data fashion|mnist] [--queries 256,1024] [--samples 64] [--faiss-k 64] [--quick]
 
 Per t: the score of Q queries ``x_i + sqrt(t) z`` (x_i training images) against a
 prepared Mixture with pruning and one without (``prune=False``), timed in rotation
 (medians); the fraction of (query, component) pairs whose distance was never
 computed; the speed-up over the dense pass and over the dense limit (4 Q N d flops at
 NumPy's own sgemm rate, measured in the same run); the largest difference of the
-scores (relative to the largest score). Then a whole sampler run with the default
+scores (relative to the largest score). With faiss-cpu installed, the k-NN estimator
+researchers use instead of the exact score: FAISS's exact IndexFlatL2 top-k (k = 64)
+followed by the softmax over those k, its time and its error against ledkde's exact
+score (same relative measure). Then a whole sampler run with the default
 schedule (``sampler_defaults``) both ways. Also the pruned fraction of the bound for
 other numbers of projection coordinates k (NumPy, a sample of queries), which chose
 k = 64. Fashion-MNIST (60,000 images) when Debian's package is installed, else the
@@ -88,11 +91,22 @@ def bound_fractions(x, centre, t_values, ks, q=32, seed=0):
     return rows
 
 
+def faiss_score(faiss_index, x, y, t, k):
+    """The k-NN estimate of the score: exact top-k by FAISS, softmax over those k."""
+    dist2, idx = faiss_index.search(y, k)
+    logits = -dist2.astype(np.float64) / (2 * t)
+    logits -= logits.max(1, keepdims=True)
+    w = np.exp(logits)
+    w /= w.sum(1, keepdims=True)
+    return (np.einsum("qk,qkd->qd", w, x[idx].astype(np.float64)) - y) / t
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="fashion", choices=("fashion", "mnist"))
     ap.add_argument("--queries", default="256,1024")
     ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--faiss-k", type=int, default=64)
     ap.add_argument("--quick", action="store_true", help="fewer t values and repeats, no sampler")
     args = ap.parse_args()
     name, x = load(args.data)
@@ -111,8 +125,18 @@ def main():
           f"Mixture {t1 - t0:.2f} s, with the projection (k = {mix._core.projection_k}) {t2 - t1:.2f} s\n")
     ts = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.001) if not args.quick else (1.0, 0.1, 0.01)
     rng = np.random.default_rng(0)
-    print("| Q | t | t / t_C | dense (ms) | pruned (ms) | pruned pairs | speed-up | vs dense limit | score diff |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    try:
+        import faiss
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        index = faiss.IndexFlatL2(d)
+        index.add(np.ascontiguousarray(x, dtype=np.float32))
+    except ImportError:
+        index = None
+        print("(faiss-cpu not installed: no FAISS columns)")
+    fk = args.faiss_k
+    print(f"| Q | t | t / t_C | dense (ms) | pruned (ms) | pruned pairs | speed-up | vs dense limit | score diff | "
+          f"FAISS k={fk} (ms) | FAISS error |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for q in (int(v) for v in args.queries.split(",")):
         idx = rng.choice(n, q, replace=False)
         for t in ts:
@@ -121,13 +145,19 @@ def main():
             s1 = ledkde.score(y, mix, t)
             considered, computed = _core.prune_counts(True)
             s0 = ledkde.score(y, dense_mix, t)
-            med = timed({"dense": lambda: ledkde.score(y, dense_mix, t), "pruned": lambda: ledkde.score(y, mix, t)},
-                        3 if args.quick else 5)
+            fns = {"dense": lambda: ledkde.score(y, dense_mix, t), "pruned": lambda: ledkde.score(y, mix, t)}
+            if index is not None:
+                fns["faiss"] = lambda: faiss_score(index, x, y, t, fk)
+            med = timed(fns, 3 if args.quick else 5)
+            faiss_cols = "| |"
+            if index is not None:
+                ferr = float(np.abs(faiss_score(index, x, y, t, fk) - s0).max() / np.abs(s0).max())
+                faiss_cols = f"| {med['faiss'] * 1e3:.1f} | {ferr:.1e} |"
             limit = 4.0 * q * n * d / rate
             diff = float(np.abs(s1 - s0).max() / np.abs(s0).max())
             print(f"| {q} | {t:g} | {t / tc:.3g} | {med['dense'] * 1e3:.1f} | {med['pruned'] * 1e3:.1f} | "
                   f"{1 - computed / considered:.3f} | {med['dense'] / med['pruned']:.2f}x | "
-                  f"{limit / med['pruned']:.2f}x | {diff:.1e} |", flush=True)
+                  f"{limit / med['pruned']:.2f}x | {diff:.1e} {faiss_cols}", flush=True)
     if not args.quick:
         kw = sampler_defaults(x, nn)
         kw["steps"] = 100
