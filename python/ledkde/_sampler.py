@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _checks, _device, reference
 from ._call import check_ranges, resolve
+from .distributed import is_sharded, refuse
 from ._scores import KERNELS, smooth_args
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
@@ -139,6 +140,9 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
             raise ValueError("return_trajectory: give at least one step index")
     if progress is not None and not callable(progress):
         raise TypeError("progress: expected a callable (done, total) or None")
+    if is_sharded(data):
+        return _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, seed, keep, return_trajectory,
+                               return_error, progress, log_weights, variances, tile, dtype, device)
     call = resolve(data, log_weights=log_weights, variances=variances, device=device, threads=threads, tile=tile,
                    dtype=dtype, pack=True, prune=True)
     mix, where = call.mix, call.where
@@ -178,4 +182,25 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
         samples, traj, err = module.sample(*args)
         samples, traj = where.output(samples), where.output(traj)
     res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
+    return res if len(res) > 1 else samples
+
+
+def _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, seed, keep, return_trajectory,
+                    return_error, progress, log_weights, variances, tile, dtype, device):
+    """sample() over a ShardedMixture: the step loop on the driver (ledkde.distributed)."""
+    refuse("give it when building the ShardedMixture", log_weights=log_weights,
+           variances=variances, dtype=dtype)
+    refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
+    if device not in ("auto", "cpu"):
+        raise ValueError(f"device: a ShardedMixture's shards run where Ray placed them, not on {device!r}")
+    if hs.max() > 0:
+        raise ValueError("bandwidth: kernel-smoothed sampling over a ShardedMixture is not built yet; "
+                         "bandwidth=0 (the plain score) is")
+    if init != "gaussian":
+        raise ValueError("init: over a ShardedMixture only 'gaussian' is built yet")
+    if return_error:
+        raise ValueError("return_error: over a ShardedMixture the plain score has no Monte Carlo error")
+    _checks.time_for_dtype("t_min", float(times[-1]), data.dtype)
+    samples, traj = data.sample(n_samples, times, method, init, denoise_last, seed, keep, progress)
+    res = (samples,) + ((traj,) if return_trajectory is not None else ())
     return res if len(res) > 1 else samples

@@ -11,6 +11,7 @@ from . import _checks
 from ._call import resolve
 from ._loader import _core
 from ._mixture import Mixture  # noqa: F401  (ledkde.Mixture is exported from here)
+from .distributed import is_sharded, refuse
 
 OUTPUTS = ("log_density", "score", "denoise", "entropy", "max_weight")
 _OUT_BITS = {
@@ -53,6 +54,9 @@ def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), l
         raise ValueError("outputs: ask for at least one of " + ", ".join(OUTPUTS))
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)
+    if is_sharded(data):
+        _sharded_options(log_weights, variances, tile, device)
+        return data.evaluate(y, t, outs)
     call = resolve(data, y=y, t=t, log_weights=log_weights, variances=variances, device=device, threads=threads,
                    tile=tile)
     if call.y_on_gpu:
@@ -122,6 +126,9 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
     NumPy arrays whatever the device, so shards computed on different GPUs
     (``device="cuda:N"``) merge on the host. The state keeps its own copy of ``y``.
     """
+    if is_sharded(data):
+        _sharded_options(log_weights, variances, tile, device)
+        return data.partial_state(y, t)
     empty = False
     if log_weights is not None:
         lw = _checks.as_array("log_weights", log_weights)
@@ -141,6 +148,15 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
     else:
         m, S, E, A = call.module.partial(call.engine, call.y, call.t, call.options())
     return PassState(m, S, E, A, float(call.mix._core.log_mass), y_host, call.t)
+
+
+def _sharded_options(log_weights, variances, tile, device) -> None:
+    """What a call over a ShardedMixture takes from its construction instead."""
+    refuse("give it when building the ShardedMixture", log_weights=log_weights,
+           variances=variances)
+    refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
+    if device not in ("auto", "cpu"):
+        raise ValueError(f"device: a ShardedMixture's shards run where Ray placed them, not on {device!r}")
 
 
 def _host(a) -> np.ndarray:
@@ -225,6 +241,9 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
     h, m, k, est, anti, orth, sd = smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal,
                                                seed, return_error)
     want_ld = not want_score
+    if is_sharded(data):
+        raise ValueError("data: kernel-smoothed scores over a ShardedMixture are not built yet (its plain scores, "
+                         "nearest neighbours and the plain sampler are); use a local Mixture")
     call = resolve(data, y=y, t=t, log_weights=log_weights, variances=variances, device=device, threads=threads,
                    tile=tile, kernel=(h, k == KERNELS["gaussian"]))
     if call.y_on_gpu:

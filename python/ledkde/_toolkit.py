@@ -10,6 +10,7 @@ import numpy as np
 from . import _checks
 from ._loader import _core
 from ._call import resolve
+from .distributed import is_sharded, refuse
 from ._mixture import Mixture
 from ._scores import score, smoothed_score
 
@@ -30,6 +31,9 @@ def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighb
     approximate distances by matrix products, and every candidate that could be
     among the k nearest measured again by coordinate differences in float64.
     """
+    if is_sharded(data):
+        refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
+        return data.nearest_neighbors(y, k)
     call = resolve(data, y=y, threads=threads, tile=tile, cpu_only=True)
     k = _checks.positive_int("k", k)
     if k > call.mix.n:
@@ -89,8 +93,11 @@ def memorization(samples, data, *, held_out=None, ratio: float = 1.0 / 3.0, thre
     r = _checks.positive_scalar("ratio", ratio)
     if r >= 1:
         raise ValueError(f"ratio: must be below 1, got {r}")
-    call = resolve(data, y=samples, threads=threads, cpu_only=True, y_name="samples")
-    samples, data = call.y, call.mix  # checked once, the data prepared once
+    if is_sharded(data):
+        samples = data._queries("samples", samples)
+    else:
+        call = resolve(data, y=samples, threads=threads, cpu_only=True, y_name="samples")
+        samples, data = call.y, call.mix  # checked once, the data prepared once
     if held_out is not None:
         held_out = _checks.array2d("held_out", held_out, d=samples.shape[1])
     nb = nearest_neighbors(samples, data, 2, threads=threads)

@@ -1,0 +1,162 @@
+"""Data sharded over a Ray cluster (ledkde.distributed): a local Ray instance started by
+this module (4 logical CPUs, so that up to 4 shards of one CPU each can be placed) and
+shut down at its end. Every sharded operation must give the local one's answer."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import ledkde
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install \"ledkde[ray]\")")
+from ledkde.distributed import ShardedMixture  # noqa: E402
+
+ALL = ("log_density", "score", "denoise", "entropy", "max_weight")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+_open = []
+
+
+@pytest.fixture(autouse=True)
+def close_shards():
+    """Each test's shards end with it (their CPUs free for the next test at once)."""
+    yield
+    while _open:
+        _open.pop().close()
+
+
+def request_close(sharded):
+    _open.append(sharded)
+
+
+def problem(seed=0, n=600, d=12, q=9, t=0.05):
+    r = np.random.default_rng(seed)
+    x = r.normal(size=(n, d))
+    y = x[r.integers(0, n, q)] + np.sqrt(t) * r.normal(size=(q, d))
+    return x, y, t
+
+
+@pytest.mark.parametrize("n_shards", [1, 2, 3])
+def test_sharded_evaluate_is_the_local_one(n_shards):
+    x, y, t = problem()
+    with ShardedMixture(x, n_shards=n_shards) as sharded:
+        got = ledkde.evaluate(y, sharded, t, outputs=ALL)
+    want = ledkde.evaluate(y, x, t, outputs=ALL)
+    for k in ALL:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12 * max(1.0, np.abs(want[k]).max()))
+
+
+def test_uneven_files_and_a_shard_of_one_point(tmp_path):
+    x, y, t = problem(1, n=301)
+    parts = [x[:1], x[1:50], x[50:]]
+    files = []
+    for i, p in enumerate(parts):
+        files.append(str(tmp_path / f"shard{i}.npy"))
+        np.save(files[-1], p)
+    sharded = ShardedMixture(files=files)
+    request_close(sharded)
+    assert sharded.shard_sizes == [1, 49, 251] and sharded.n == 301
+    got = ledkde.evaluate(y, sharded, t, outputs=ALL)
+    want = ledkde.evaluate(y, x, t, outputs=ALL)
+    for k in ALL:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12 * max(1.0, np.abs(want[k]).max()))
+    np.testing.assert_allclose(ledkde.score(y, sharded, t), ledkde.score(y, x, t), rtol=1e-12, atol=1e-12)
+
+
+def test_weights_and_variances_are_split_with_the_rows():
+    x, y, t = problem(2)
+    r = np.random.default_rng(3)
+    lw, var = r.normal(size=len(x)), r.uniform(0, 0.1, len(x))
+    with ShardedMixture(x, n_shards=3, log_weights=lw, variances=var) as sharded:
+        got = ledkde.evaluate(y, sharded, t, outputs=ALL)
+    want = ledkde.evaluate(y, x, t, outputs=ALL, log_weights=lw, variances=var)
+    for k in ALL:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-11, atol=1e-11 * max(1.0, np.abs(want[k]).max()))
+
+
+def test_partial_state_and_neighbours():
+    x, y, t = problem(4)
+    sharded = ShardedMixture(x, n_shards=3)
+    request_close(sharded)
+    state = ledkde.partial_state(y, sharded, t)
+    fin = ledkde.finalize(state)
+    want = ledkde.evaluate(y, x, t, outputs=ALL)
+    np.testing.assert_allclose(fin["score"], want["score"], rtol=1e-12, atol=1e-12)
+    nb, local = ledkde.nearest_neighbors(y, sharded, 5), ledkde.nearest_neighbors(y, x, 5)
+    np.testing.assert_array_equal(nb.indices, local.indices)
+    np.testing.assert_allclose(nb.distances, local.distances, rtol=1e-14)
+    m1, m2 = ledkde.memorization(y, sharded), ledkde.memorization(y, x)
+    np.testing.assert_array_equal(m1.nearest, m2.nearest)
+    assert m1.fraction == m2.fraction
+
+
+@pytest.mark.parametrize("method", ["euler_maruyama", "ode_heun"])
+def test_sharded_sampler_gives_the_local_samples(method):
+    x, _, _ = problem(5)
+    kw = dict(t_max=20.0, t_min=1e-3, steps=25, seed=7, method=method, return_trajectory=[0, 10])
+    with ShardedMixture(x, n_shards=3) as sharded:
+        s1, tr1 = ledkde.sample(sharded, 12, **kw)
+    s2, tr2 = ledkde.sample(x, 12, **kw)
+    np.testing.assert_allclose(s1, s2, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(tr1, tr2, rtol=0, atol=1e-10)
+
+
+def test_a_killed_shard_is_restarted_and_the_run_finishes_the_same(tmp_path):
+    x, _, _ = problem(6)
+    np.save(tmp_path / "a.npy", x[:300])
+    np.save(tmp_path / "b.npy", x[300:])
+    for sharded in (ShardedMixture(x, n_shards=2), ShardedMixture(files=[str(tmp_path / "a.npy"),
+                                                                         str(tmp_path / "b.npy")])):
+        pid = sharded.actor_pids()[1]
+        killed = []
+
+        def kill_once(done, total):
+            if done == 5 and not killed:
+                os.kill(pid, signal.SIGKILL)  # the process dies; Ray restarts the actor
+                killed.append(done)
+
+        kw = dict(t_max=20.0, t_min=1e-3, steps=20, seed=3)
+        got = ledkde.sample(sharded, 8, progress=kill_once, **kw)
+        assert killed and sharded.actor_pids()[1] != pid  # it really died and came back
+        sharded.close()
+        np.testing.assert_allclose(got, ledkde.sample(x, 8, **kw), rtol=0, atol=1e-10)
+
+
+def test_bad_input_is_refused_on_the_driver():
+    x, y, t = problem(8)
+    sharded = ShardedMixture(x, n_shards=2)
+    request_close(sharded)
+    with pytest.raises(ValueError, match="^y: has dimension 3"):
+        ledkde.score(y[:, :3], sharded, t)
+    with pytest.raises(ValueError, match="^t: must be > 0"):
+        ledkde.score(y, sharded, -1.0)
+    with pytest.raises(ValueError, match="^log_weights: give it when building the ShardedMixture"):
+        ledkde.score(y, sharded, t, log_weights=np.zeros(len(x)))
+    with pytest.raises(ValueError, match="^data: kernel-smoothed scores over a ShardedMixture"):
+        ledkde.smoothed_score(y, sharded, t, bandwidth=0.1, n_kernel=4)
+    with pytest.raises(ValueError, match="^bandwidth: kernel-smoothed sampling over a ShardedMixture"):
+        ledkde.sample(sharded, 4, t_max=1.0, t_min=0.01, steps=3, bandwidth=0.1, n_kernel=2)
+    with pytest.raises(ValueError, match="^n_shards: 5 shards x num_cpus=1 need 5 CPUs"):
+        ShardedMixture(x, n_shards=5)
+    with pytest.raises(ValueError, match="^data/files: give exactly one"):
+        ShardedMixture()
+    with pytest.raises(ValueError, match="^files\\[0\\]: cannot read"):
+        ShardedMixture(files=["/nonexistent/a.npy"])
+
+
+def test_a_gpu_less_cluster_refuses_gpu_shards_and_devices():
+    x, y, t = problem(9)
+    with pytest.raises(ValueError, match="^n_shards: 2 shards x num_gpus=1 need 2 GPUs, but the Ray cluster has 0"):
+        ShardedMixture(x, n_shards=2, num_gpus=1)
+    with ShardedMixture(x, n_shards=2) as sharded:
+        with pytest.raises(ValueError, match="^device: a ShardedMixture's shards run where Ray placed them"):
+            ledkde.score(y, sharded, t, device="cuda")
