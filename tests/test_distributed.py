@@ -99,10 +99,11 @@ def test_partial_state_and_neighbours():
     assert m1.fraction == m2.fraction
 
 
-@pytest.mark.parametrize("method", ["euler_maruyama", "ode_heun"])
-def test_sharded_sampler_gives_the_local_samples(method):
+@pytest.mark.parametrize("method,init", [("euler_maruyama", "gaussian"), ("ode_heun", "gaussian"),
+                                         ("ode_euler", "empirical")])
+def test_sharded_sampler_gives_the_local_samples(method, init):
     x, _, _ = problem(5)
-    kw = dict(t_max=20.0, t_min=1e-3, steps=25, seed=7, method=method, return_trajectory=[0, 10])
+    kw = dict(t_max=20.0, t_min=1e-3, steps=25, seed=7, method=method, init=init, return_trajectory=[0, 10])
     with ShardedMixture(x, n_shards=3) as sharded:
         s1, tr1 = ledkde.sample(sharded, 12, **kw)
     s2, tr2 = ledkde.sample(x, 12, **kw)
@@ -141,10 +142,8 @@ def test_bad_input_is_refused_on_the_driver():
         ledkde.score(y, sharded, -1.0)
     with pytest.raises(ValueError, match="^log_weights: give it when building the ShardedMixture"):
         ledkde.score(y, sharded, t, log_weights=np.zeros(len(x)))
-    with pytest.raises(ValueError, match="^data: kernel-smoothed scores over a ShardedMixture"):
-        ledkde.smoothed_score(y, sharded, t, bandwidth=0.1, n_kernel=4)
-    with pytest.raises(ValueError, match="^bandwidth: kernel-smoothed sampling over a ShardedMixture"):
-        ledkde.sample(sharded, 4, t_max=1.0, t_min=0.01, steps=3, bandwidth=0.1, n_kernel=2)
+    with pytest.raises(ValueError, match="^n_kernel: must be even with antithetic=True"):
+        ledkde.smoothed_score(y, sharded, t, bandwidth=0.1, n_kernel=3, antithetic=True)
     with pytest.raises(ValueError, match="^n_shards: 5 shards x num_cpus=1 need 5 CPUs"):
         ShardedMixture(x, n_shards=5)
     with pytest.raises(ValueError, match="^data/files: give exactly one"):
@@ -160,3 +159,42 @@ def test_a_gpu_less_cluster_refuses_gpu_shards_and_devices():
     with ShardedMixture(x, n_shards=2) as sharded:
         with pytest.raises(ValueError, match="^device: a ShardedMixture's shards run where Ray placed them"):
             ledkde.score(y, sharded, t, device="cuda")
+
+
+SMOOTHING = [dict(estimator="control"), dict(estimator="naive"), dict(antithetic=True),
+             dict(orthogonal=True, kernel="uniform")]
+
+
+@pytest.mark.parametrize("opts", SMOOTHING)
+def test_sharded_smoothed_scores_are_the_local_ones(opts):
+    # The same draws (the stream), every draw's state merged over the shards, the
+    # engine's own estimator: the local estimates and standard errors up to rounding.
+    x, y, t = problem(10)
+    kw = dict(bandwidth=0.3, n_kernel=8, seed=5, return_error=True, **opts)
+    sharded = ShardedMixture(x, n_shards=3)
+    request_close(sharded)
+    for fn in (ledkde.smoothed_score, ledkde.led_kde_log_density):
+        got, got_err = fn(y, sharded, t, **kw)
+        want, want_err = fn(y, x, t, **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+        np.testing.assert_allclose(got_err, want_err, rtol=1e-7, atol=1e-9 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("method", ["euler_maruyama", "ode_heun"])
+def test_sharded_smoothed_sampler_gives_the_local_samples(method):
+    x, _, _ = problem(11)
+    kw = dict(t_max=20.0, t_min=1e-3, steps=15, seed=9, method=method, bandwidth=lambda t: 0.2 * np.sqrt(t),
+              n_kernel=4, antithetic=True, return_error=True)
+    with ShardedMixture(x, n_shards=2) as sharded:
+        s1, e1 = ledkde.sample(sharded, 10, **kw)
+    s2, e2 = ledkde.sample(x, 10, **kw)
+    np.testing.assert_allclose(s1, s2, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(e1, e2, rtol=1e-6, atol=1e-12)
+
+
+def test_a_shard_that_cannot_come_back_fails_the_call_naming_it():
+    x, y, t = problem(12)
+    with ShardedMixture(x, n_shards=2, max_restarts=0) as sharded:
+        os.kill(sharded.actor_pids()[1], signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="^shard 1 of 2 failed and could not be restored"):
+            ledkde.score(y, sharded, t)

@@ -102,7 +102,15 @@ inline void bind_options(py::module_& m) {
   py::class_<SmoothOptions>(m, "SmoothOptions", py::module_local())
       .def(py::init(&smooth_options), py::arg("bandwidth"), py::arg("n_kernel"), py::arg("kernel"),
            py::arg("estimator"), py::arg("antithetic"), py::arg("orthogonal"), py::arg("seed"),
-           py::arg("eval") = 0);
+           py::arg("eval") = 0)
+      .def_readonly("bandwidth", &SmoothOptions::bandwidth)
+      .def_readonly("n_kernel", &SmoothOptions::n_kernel)
+      .def_readonly("kernel", &SmoothOptions::kernel)
+      .def_readonly("estimator", &SmoothOptions::estimator)
+      .def_readonly("antithetic", &SmoothOptions::antithetic)
+      .def_readonly("orthogonal", &SmoothOptions::orthogonal)
+      .def_readonly("seed", &SmoothOptions::seed)
+      .def_readonly("eval", &SmoothOptions::eval);
   py::class_<SamplerConfig>(m, "SamplerConfig", py::module_local())
       .def(py::init([](std::vector<double> times, std::vector<double> bandwidth, int method,
                        const SmoothOptions& smooth, int init, bool denoise_last, std::vector<int64_t> keep) {

@@ -78,6 +78,52 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       py::arg("data"), py::arg("log_weights"), py::arg("variances"), py::arg("threads"),
       py::arg("pack") = true);
 
+  // The smoothed estimates from row states merged over shards (ledkde.distributed):
+  // m, S (rows,), A (rows, d), rows (rows, d) the draws' rows as the shards saw
+  // them before centring, y (q, d) float64; B is not needed (equal variances).
+  m.def(
+      "smoothed_estimate",
+      [](F64 mm, F64 S, F64 A, CArray<T> rows, F64 y, double t, double log_offset, const SmoothOptions& sm,
+         bool want_score, bool want_ld, bool want_err) {
+        const py::ssize_t q = y.shape(0), d = y.shape(1);
+        const int64_t copies = rows_per_point(sm, false, want_ld);
+        if (mm.size() != q * copies || S.size() != q * copies || A.size() != q * copies * d ||
+            rows.size() != q * copies * d)
+          throw std::invalid_argument("smoothed_estimate: the states and rows must hold q x rows_per_point rows");
+        std::vector<double> centre(static_cast<size_t>(d), 0.0);
+        py::object sc = py::none(), sse = py::none(), ld = py::none(), lse = py::none();
+        SmoothRowOutputs out;
+        if (want_score) {
+          F64 a({q, d});
+          out.score = a.mutable_data();
+          sc = a;
+          if (want_err) {
+            F64 e({q});
+            out.score_se = e.mutable_data();
+            sse = e;
+          }
+        }
+        if (want_ld) {
+          F64 a({q});
+          out.log_density = a.mutable_data();
+          ld = a;
+          if (want_err) {
+            F64 e({q});
+            out.log_density_se = e.mutable_data();
+            lse = e;
+          }
+        }
+        RowStateInputs st{mm.data(), S.data(), A.data(), nullptr};
+        estimate_from_states<T>(sm, false, t, log_offset, q, d, st, rows.data(), y.data(), centre.data(), out);
+        return py::make_tuple(sc, sse, ld, lse);
+      },
+      py::arg("m"), py::arg("S"), py::arg("A"), py::arg("rows"), py::arg("y"), py::arg("t"), py::arg("log_offset"),
+      py::arg("smooth"), py::arg("want_score"), py::arg("want_ld"), py::arg("want_err"));
+  m.def(
+      "rows_per_point",
+      [](const SmoothOptions& sm, bool want_ld) { return rows_per_point(sm, false, want_ld); },
+      py::arg("smooth"), py::arg("want_ld"));
+
   m.def(
       "knn",
       [](const Mixture<T>& mix, CArray<T> y, int64_t k, PassOptions po) {
@@ -132,6 +178,10 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("seed"), py::arg("index0"), py::arg("count"), py::arg("step"), py::arg("purpose"), py::arg("d"));
+  // The training point init="empirical" starts sample `index` at (of n).
+  m.def(
+      "stream_index", [](uint64_t seed, uint32_t index, uint64_t n) { return stream_index(seed, index, n); },
+      py::arg("seed"), py::arg("index"), py::arg("n"));
   m.def(
       "kernel_draws",
       [](uint64_t seed, uint32_t index, uint32_t eval, int64_t n_kernel, bool antithetic, bool orthogonal,

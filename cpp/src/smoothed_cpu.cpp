@@ -28,6 +28,48 @@ SmoothRowOutputs offset(SmoothRowOutputs o, int64_t i, int64_t d) {
   return o;
 }
 
+}  // namespace
+
+template <class T>
+void estimate_from_states(const SmoothOptions& sm, bool per_var, double t, double log_offset, int64_t qb, int64_t d,
+                          const RowStateInputs& st, const T* rows, const double* y, const double* centre,
+                          SmoothRowOutputs out) {
+  const int64_t M = effective_draws(sm);
+  const bool pilot = has_pilot(sm, per_var, out.log_density != nullptr);
+  const int64_t copies = M + (pilot ? 1 : 0);
+  for (int64_t i = 0; i < qb; ++i) {
+    const int64_t r0 = i * copies, rp = r0 + M;  // first draw, pilot
+    const double* mx = st.m + r0;
+    const double* S = st.S + r0;
+    // (B is read only with per-component variances: it may be null otherwise.)
+    const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, t, pilot,
+                                     pilot && per_var ? st.B[rp] : 0.0, pilot ? st.S[rp] : 1.0);
+    if (out.score) {
+      double* s = out.score + i * d;
+      double se2_sum = 0.0, norm2 = 0.0;
+      for (int64_t k = 0; k < d; ++k) {
+        const ScoreDraws<T> f{st.A + r0 * d, S, rows + r0 * d, d, k, y[i * d + k] - centre[k], beta};
+        double se2;
+        unit_mean_se2(M, sm.antithetic, f, s[k], se2);
+        se2_sum += se2;
+        norm2 += s[k] * s[k];
+      }
+      if (out.score_se) out.score_se[i] = std::sqrt(se2_sum);
+      if (out.relative_se) out.relative_se[i] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
+    }
+    if (out.log_density) {
+      const LogDensityDraws<T> f{mx, S, pilot ? st.A + rp * d : nullptr, pilot ? st.S[rp] : 1.0, rows + r0 * d,
+                                 y + i * d, centre, d};
+      double mean, se2;
+      unit_mean_se2(M, sm.antithetic, f, mean, se2);
+      out.log_density[i] = log_offset + mean;
+      if (out.log_density_se) out.log_density_se[i] = std::sqrt(se2);
+    }
+  }
+}
+
+namespace {
+
 // All draws of qb queries in one pass.
 template <class T>
 void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
@@ -53,35 +95,8 @@ void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const doubl
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
   pass_rows(mix, lp, qb * copies, ws, o);
-  for (int64_t i = 0; i < qb; ++i) {
-    const int64_t r0 = i * copies, rp = r0 + M;  // first draw, pilot
-    const double* mx = ws.m.data() + r0;
-    const double* S = ws.S.data() + r0;
-    const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot,
-                                     pilot ? ws.B[rp] : 0.0, pilot ? ws.S[rp] : 1.0);
-    if (out.score) {
-      double* s = out.score + i * d;
-      double se2_sum = 0.0, norm2 = 0.0;
-      for (int64_t k = 0; k < d; ++k) {
-        const ScoreDraws<T> f{ws.A.data() + r0 * d, S, ws.rows.data() + r0 * d, d, k,
-                              y[i * d + k] - mix.centre[k], beta};
-        double se2;
-        unit_mean_se2(M, sm.antithetic, f, s[k], se2);
-        se2_sum += se2;
-        norm2 += s[k] * s[k];
-      }
-      if (out.score_se) out.score_se[i] = std::sqrt(se2_sum);
-      if (out.relative_se) out.relative_se[i] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
-    }
-    if (out.log_density) {
-      const LogDensityDraws<T> f{mx, S, pilot ? ws.A.data() + rp * d : nullptr, pilot ? ws.S[rp] : 1.0,
-                                 ws.rows.data() + r0 * d, y + i * d, mix.centre.data(), d};
-      double mean, se2;
-      unit_mean_se2(M, sm.antithetic, f, mean, se2);
-      out.log_density[i] = lp.c0 + mean;
-      if (out.log_density_se) out.log_density_se[i] = std::sqrt(se2);
-    }
-  }
+  RowStateInputs st{ws.m.data(), ws.S.data(), ws.A.data(), ws.B.data()};
+  estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, qb, d, st, ws.rows.data(), y, mix.centre.data(), out);
 }
 
 // One query whose draws do not fit one pass: its draws go through the pass
@@ -215,6 +230,9 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                   \
+  template void estimate_from_states(const SmoothOptions&, bool, double, double, int64_t, int64_t,  \
+                                     const RowStateInputs&, const T*, const double*, const double*, \
+                                     SmoothRowOutputs);                                            \
   template void smoothed_rows(const Mixture<T>&, const LogitParams<T>&, const double*, int64_t, \
                               uint32_t, const SmoothOptions&, Workspace<T>&,                    \
                               const PassOptions&, SmoothRowOutputs);                            \

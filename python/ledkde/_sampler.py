@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _checks, _device, reference
 from ._call import check_ranges, resolve
+from ._loader import _core
 from .distributed import is_sharded, refuse
 from ._scores import KERNELS, smooth_args
 
@@ -141,8 +142,10 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     if progress is not None and not callable(progress):
         raise TypeError("progress: expected a callable (done, total) or None")
     if is_sharded(data):
-        return _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, seed, keep, return_trajectory,
-                               return_error, progress, log_weights, variances, tile, dtype, device)
+        smooth = _core.SmoothOptions(bandwidth=0.0, n_kernel=n_kernel, kernel=kcode, estimator=ecode,
+                                     antithetic=antithetic, orthogonal=orthogonal, seed=seed)
+        return _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, smooth, keep,
+                               return_trajectory, return_error, progress, log_weights, variances, tile, dtype, device)
     call = resolve(data, log_weights=log_weights, variances=variances, device=device, threads=threads, tile=tile,
                    dtype=dtype, pack=True, prune=True)
     mix, where = call.mix, call.where
@@ -185,7 +188,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     return res if len(res) > 1 else samples
 
 
-def _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, seed, keep, return_trajectory,
+def _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, smooth, keep, return_trajectory,
                     return_error, progress, log_weights, variances, tile, dtype, device):
     """sample() over a ShardedMixture: the step loop on the driver (ledkde.distributed)."""
     refuse("give it when building the ShardedMixture", log_weights=log_weights,
@@ -193,14 +196,11 @@ def _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, seed
     refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
     if device not in ("auto", "cpu"):
         raise ValueError(f"device: a ShardedMixture's shards run where Ray placed them, not on {device!r}")
-    if hs.max() > 0:
-        raise ValueError("bandwidth: kernel-smoothed sampling over a ShardedMixture is not built yet; "
-                         "bandwidth=0 (the plain score) is")
-    if init != "gaussian":
-        raise ValueError("init: over a ShardedMixture only 'gaussian' is built yet")
-    if return_error:
-        raise ValueError("return_error: over a ShardedMixture the plain score has no Monte Carlo error")
+    if hs.max() > 0 and data.has_variances:
+        raise ValueError("bandwidth: kernel-smoothed sampling over a ShardedMixture with component variances is "
+                         "not built yet")
     _checks.time_for_dtype("t_min", float(times[-1]), data.dtype)
-    samples, traj = data.sample(n_samples, times, method, init, denoise_last, seed, keep, progress)
-    res = (samples,) + ((traj,) if return_trajectory is not None else ())
+    samples, traj, err = data.sample(n_samples, times, hs, method, init, denoise_last, keep, progress, smooth,
+                                     bool(return_error))
+    res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
     return res if len(res) > 1 else samples

@@ -242,8 +242,11 @@ def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, or
                                                seed, return_error)
     want_ld = not want_score
     if is_sharded(data):
-        raise ValueError("data: kernel-smoothed scores over a ShardedMixture are not built yet (its plain scores, "
-                         "nearest neighbours and the plain sampler are); use a local Mixture")
+        _sharded_options(log_weights, variances, tile, device)
+        smooth = _core.SmoothOptions(bandwidth=h, n_kernel=m, kernel=k, estimator=est, antithetic=anti,
+                                     orthogonal=orth, seed=sd)
+        out, err = data.smoothed(y, t, smooth, want_score, bool(return_error))
+        return (out, err) if return_error else out
     call = resolve(data, y=y, t=t, log_weights=log_weights, variances=variances, device=device, threads=threads,
                    tile=tile, kernel=(h, k == KERNELS["gaussian"]))
     if call.y_on_gpu:

@@ -23,10 +23,13 @@ driver's copy in Ray's object store) and the call is retried. A shard that canno
 fails the call with an error naming the shard. Connecting to a cluster is Ray's business;
 ``ShardedMixture`` starts a local Ray instance only when none is running.
 
-Supported on sharded data now: ``evaluate``, ``score``, ``denoise``, ``log_density``,
-``partial_state``, ``nearest_neighbors``, ``memorization`` and ``sample`` with the plain
-score (bandwidth 0, every method, schedule and ``init="gaussian"``). Kernel-smoothed scores
-on sharded data are not built yet and are refused with a clear error.
+Supported on sharded data: ``evaluate``, ``score``, ``denoise``, ``log_density``,
+``partial_state``, ``smoothed_score`` and ``led_kde_log_density`` (every estimator; the
+draws made on the driver from the stream, every draw's state merged over the shards, the
+estimate by the engine's own estimator code), ``nearest_neighbors``, ``memorization`` and
+``sample`` (every method, schedule, init and bandwidth form, ``return_error``). A shard
+given ``num_gpus`` keeps its Mixture on its GPU (compiled; not yet run on a GPU). Not built
+yet, and refused by name: smoothed scores of mixtures with component variances.
 """
 
 from __future__ import annotations
@@ -57,12 +60,13 @@ class _Shard:
     """One shard: a prepared Mixture of its rows, made from its source (an array, or a
     .npy file memory-mapped here so that the driver never holds it)."""
 
-    def __init__(self, source, offset: int, log_weights, variances, dtype, threads, prune):
+    def __init__(self, source, offset: int, log_weights, variances, dtype, threads, prune, use_gpu):
         from ._mixture import Mixture
 
-        data = np.load(source, mmap_mode="r") if isinstance(source, str) else source
+        self.data = np.load(source, mmap_mode="r") if isinstance(source, str) else source
         self.offset = offset
-        self.mix = Mixture(data, log_weights=log_weights, variances=variances, dtype=dtype, threads=threads,
+        self.device = "cuda" if use_gpu else "cpu"  # a shard given a GPU keeps its Mixture there
+        self.mix = Mixture(self.data, log_weights=log_weights, variances=variances, dtype=dtype, threads=threads,
                            prune=prune)
 
     def info(self):
@@ -71,7 +75,7 @@ class _Shard:
     def partial(self, y, t, threads):
         from ._scores import partial_state
 
-        s = partial_state(y, self.mix, t, threads=threads)
+        s = partial_state(y, self.mix, t, threads=threads, device=self.device)
         return s.log_max, s.sum, s.ent, s.score_num, s.log_mass
 
     def knn(self, y, k, threads):
@@ -80,6 +84,9 @@ class _Shard:
         k = min(k, self.mix.n)
         nb = nearest_neighbors(y, self.mix, k, threads=threads)
         return np.asarray(nb.distances, dtype=np.float64), np.asarray(nb.indices) + self.offset
+
+    def rows(self, local_indices):
+        return np.asarray(self.data[np.asarray(local_indices)], dtype=np.float64)
 
     def pid(self):
         return os.getpid()
@@ -167,7 +174,8 @@ class ShardedMixture:
             src = sources[i] if sources is not None else ray.put(np.ascontiguousarray(arr[lo:hi]))
             self._sources.append(src)
             self._actors.append(actor.remote(src, lo, None if lw is None else lw[lo:hi],
-                                             None if var is None else var[lo:hi], dtype, threads, prune))
+                                             None if var is None else var[lo:hi], dtype, threads, prune,
+                                             num_gpus > 0))
         self._threads = threads
         infos = self._gather([a.info.remote() for a in self._actors], timeout=PLACE_TIMEOUT)
         self.n = n_total
@@ -251,6 +259,33 @@ class ShardedMixture:
         m, S, E, A, log_mass = self._states(yw, t)
         return PassState(m, S, E, A, log_mass, np.array(yw, copy=True), t)
 
+    def _smoothed_rows(self, y64, t, sm, want_ld, want_err):
+        """The smoothed estimates (smooth_estimator.h) of float64 points y64, their draws
+        made here from the stream (rows ``y + u``; the pilot row ``y``), every row's state
+        merged over the shards, the estimate by the engine's own code."""
+        q, d = y64.shape
+        copies = _core.rows_per_point(sm, want_ld)
+        draws = sm.n_kernel if sm.bandwidth > 0 else 1
+        rows = np.repeat(y64[:, None, :], copies, axis=1)
+        if sm.bandwidth > 0:
+            for i in range(q):
+                rows[i, :draws] += _core.kernel_draws(sm.seed, i, sm.eval, draws, sm.antithetic, sm.orthogonal,
+                                                      sm.kernel, sm.bandwidth, d)
+        rows = np.ascontiguousarray(rows.reshape(q * copies, d), dtype=self.dtype)
+        m, S, E, A, log_mass = self._states(rows, t)
+        return _core.smoothed_estimate(m, S, A, rows, y64, t, -log_mass, sm, not want_ld, want_ld, want_err)
+
+    def smoothed(self, y, t, sm, want_score, return_error):
+        """smoothed_score (want_score) or led_kde_log_density over all shards: (values, errors)."""
+        if self.has_variances:
+            raise ValueError("variances: kernel-smoothed scores over a ShardedMixture with component variances "
+                             "are not built yet")
+        yw = self._queries("y", y)
+        t = _checks.positive_scalar("t", t)
+        sc, sse, ld, lse = self._smoothed_rows(yw.astype(np.float64), t, sm, not want_score, return_error)
+        out, err = (sc, sse) if want_score else (ld, lse)
+        return out.astype(self.dtype), (err.astype(self.dtype) if err is not None else None)
+
     def nearest_neighbors(self, y, k):
         from ._toolkit import Neighbors
 
@@ -267,22 +302,51 @@ class ShardedMixture:
         order = np.lexsort((idx, dist), axis=1)[:, :k]
         return Neighbors(np.take_along_axis(dist, order, 1).astype(self.dtype), np.take_along_axis(idx, order, 1))
 
-    def sample(self, n_samples, times, method, init, denoise_last, seed, keep, progress):
-        """The sampler's step loop on the driver (plain score), the local sampler's stream."""
+    def _rows_at(self, indices):
+        """Rows of the data set by global index, fetched from the shards that hold them."""
+        indices = np.asarray(indices, dtype=np.int64)
+        bounds = np.concatenate([[0], np.cumsum(self.shard_sizes)])
+        shard = np.searchsorted(bounds, indices, side="right") - 1
+        out = np.empty((len(indices), self.d))
+        wanted = [np.flatnonzero(shard == s) for s in range(self.n_shards)]
+        parts = self._gather([a.rows.remote(indices[w] - bounds[s]) for s, (a, w) in enumerate(zip(self._actors, wanted))])
+        for w, rows in zip(wanted, parts):
+            out[w] = rows
+        return out
+
+    def sample(self, n_samples, times, bandwidths, method, init, denoise_last, keep, progress, smooth, want_error):
+        """The sampler's step loop on the driver, the local sampler's stream and
+        evaluation numbers (sampler_cpu.cpp): the plain or the smoothed score."""
         d = self.d
         K = len(times) - 1
+        seed = smooth.seed
         y = np.sqrt(times[0]) * _core.stream_normal_rows(seed, 0, n_samples, 0, _core.PURPOSE_INIT_NOISE, d)
+        if init == "empirical":  # an exact draw of p_{t_max}: a training point plus the noise
+            y += self._rows_at([_core.stream_index(seed, i, self.n) for i in range(n_samples)])
         kept = {0: y.copy()} if 0 in keep else {}
+        slots = K + (1 if denoise_last else 0)
+        err = np.zeros(slots)
 
-        def score(at, t):
-            m, S, E, A, _ = self._states(np.ascontiguousarray(at.astype(self.dtype)), t)
-            return A / S[:, None]
+        def score(at, grid, evaln, slot):
+            h = float(bandwidths[grid])
+            if h == 0.0:
+                m, S, E, A, _ = self._states(np.ascontiguousarray(at, dtype=self.dtype), times[grid])
+                return A / S[:, None]
+            sm = _core.SmoothOptions(bandwidth=h, n_kernel=smooth.n_kernel, kernel=smooth.kernel,
+                                     estimator=smooth.estimator, antithetic=smooth.antithetic,
+                                     orthogonal=smooth.orthogonal, seed=seed, eval=evaln)
+            sc, se, _, _ = self._smoothed_rows(at, times[grid], sm, False, want_error)
+            if want_error:
+                norm = np.sqrt((sc * sc).sum(1))
+                rel = np.where(se == 0, 0.0, se / np.where(norm > 0, norm, np.nan))
+                err[slot] += np.nan_to_num(rel, nan=np.inf).sum()
+            return sc
 
         evals = K * (2 if method == "ode_heun" else 1) + (1 if denoise_last else 0)
         done = 0
         for k in range(K):
             D = times[k] - times[k + 1]
-            s = score(y, times[k])
+            s = score(y, k, 2 * k, k)
             done += 1
             if method == "euler_maruyama":
                 z = _core.stream_normal_rows(seed, 0, n_samples, k, _core.PURPOSE_NOISE, d)
@@ -291,7 +355,7 @@ class ShardedMixture:
                 y = y + 0.5 * D * s
             else:
                 y2 = y + 0.5 * D * s
-                s2 = score(y2, times[k + 1])
+                s2 = score(y2, k + 1, 2 * k + 1, k)
                 done += 1
                 y = y + 0.25 * D * (s + s2)
             if k + 1 in keep:
@@ -299,11 +363,12 @@ class ShardedMixture:
             if progress is not None:
                 progress(done, evals)
         if denoise_last:
-            y = y + times[K] * score(y, times[K])
+            y = y + times[K] * score(y, K, 2 * K, K)
             if progress is not None:
                 progress(evals, evals)
+        per_slot = np.array([2.0 if method == "ode_heun" and s < K else 1.0 for s in range(slots)])
         traj = np.stack([kept[k] for k in keep]).astype(self.dtype) if keep else None
-        return y.astype(self.dtype), traj
+        return y.astype(self.dtype), traj, (err / (n_samples * per_slot) if want_error else None)
 
     def actor_pids(self) -> list[int]:
         """The process id of each shard's actor (tests kill one to check recovery)."""

@@ -51,6 +51,26 @@ void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b);
 void finalize_states_cpu(int64_t q, int64_t d, PartialState s, double* log_density, double* score,
                          double* entropy, double* max_weight);
 
+// The rows' states of a smoothed evaluation (m, S, A as in PartialState; B =
+// S sum_i w_i / v_i, read only for the control estimator's pilot with
+// per-component variances).
+struct RowStateInputs {
+  const double* m;
+  const double* S;
+  const double* A;
+  const double* B;
+};
+
+// The estimates of smooth_estimator.h for qb queries y (float64, qb x d) from
+// the states of their rows (per query: the draws, then the pilot row when
+// has_pilot): rows (the draws' rows, shifted by centre as the pass saw
+// them), log_offset added to each log-density. Used by the CPU pass and, on
+// states merged over shards, by ledkde.distributed.
+template <class T>
+void estimate_from_states(const SmoothOptions& sm, bool per_var, double t, double log_offset, int64_t qb, int64_t d,
+                          const RowStateInputs& st, const T* rows, const double* y, const double* centre,
+                          SmoothRowOutputs out);
+
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
                   SmoothOutputs<T> out, const PassOptions& opt);
