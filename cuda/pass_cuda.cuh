@@ -99,7 +99,7 @@ struct RowStates {
   RowStates(int64_t rows, int64_t d)
       : m(rows), S(rows), E(rows), A(static_cast<size_t>(rows * d)), B(rows), ny(rows), delta(rows),
         alpha(rows), gamma(rows) {}
-  PartialState state() const { return PartialState{m.get(), S.get(), E.get(), A.get()}; }
+  PartialState state() const { return PartialState{m.get(), S.get(), E.get(), A.get(), B.get()}; }
 };
 
 constexpr int kWarps = 8;    // rows per block, one warp each (row-wise helper kernels)

@@ -85,6 +85,7 @@ void partial_cuda(const DeviceMixture<T>& mix, const T* y, int64_t q, double t, 
   st.S.download(out.S, q);
   st.E.download(out.E, q);
   st.A.download(out.A, qd);
+  if (out.B) st.B.download(out.B, q);
   for (int64_t i = 0; i < q; ++i) out.m[i] = m[i] + mix.log_mass;  // un-normalized weights, as partial_cpu
 }
 

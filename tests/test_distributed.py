@@ -198,3 +198,19 @@ def test_a_shard_that_cannot_come_back_fails_the_call_naming_it():
         os.kill(sharded.actor_pids()[1], signal.SIGKILL)
         with pytest.raises(RuntimeError, match="^shard 1 of 2 failed and could not be restored"):
             ledkde.score(y, sharded, t)
+
+
+def test_sharded_smoothing_with_component_variances():
+    # The control estimator's pilot needs B = sum w / v over all shards (merged as A).
+    x, y, t = problem(13)
+    var = np.random.default_rng(14).uniform(0, 0.05, len(x))
+    kw = dict(bandwidth=0.3, n_kernel=8, seed=2, return_error=True)
+    with ShardedMixture(x, n_shards=3, variances=var) as sharded:
+        for fn in (ledkde.smoothed_score, ledkde.led_kde_log_density):
+            got, got_err = fn(y, sharded, t, **kw)
+            want, want_err = fn(y, x, t, variances=var, **kw)
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+            np.testing.assert_allclose(got_err, want_err, rtol=1e-7, atol=1e-9 * np.abs(want).max())
+        s1 = ledkde.sample(sharded, 6, t_max=10.0, t_min=1e-2, steps=8, seed=1, bandwidth=0.1, n_kernel=4)
+    s2 = ledkde.sample(x, 6, t_max=10.0, t_min=1e-2, steps=8, seed=1, bandwidth=0.1, n_kernel=4, variances=var)
+    np.testing.assert_allclose(s1, s2, rtol=0, atol=1e-8)

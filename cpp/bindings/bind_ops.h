@@ -151,11 +151,11 @@ void bind_ops(py::module_& m) {
       "partial",
       [](const typename B::Mix& mix, CArray<T> y, double t, PassOptions po) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
-        F64 mm({q}), S({q}), E({q}), A({q, d});
-        PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data()};
+        F64 mm({q}), S({q}), E({q}), A({q, d}), Bv({q});
+        PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data(), Bv.mutable_data()};
         const T* py_ = y.data();
         Interrupt().run(po, [&] { B::partial(mix, py_, q, t, st, po); });
-        return py::make_tuple(mm, S, E, A);
+        return py::make_tuple(mm, S, E, A, Bv);
       },
       py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("options"));
 

@@ -80,13 +80,17 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
 
   // The smoothed estimates from row states merged over shards (ledkde.distributed):
   // m, S (rows,), A (rows, d), rows (rows, d) the draws' rows as the shards saw
-  // them before centring, y (q, d) float64; B is not needed (equal variances).
+  // them before centring, y (q, d) float64; B (rows,) with per-component
+  // variances (the pilot's beta), else None.
   m.def(
       "smoothed_estimate",
-      [](F64 mm, F64 S, F64 A, CArray<T> rows, F64 y, double t, double log_offset, const SmoothOptions& sm,
-         bool want_score, bool want_ld, bool want_err) {
+      [](F64 mm, F64 S, F64 A, std::optional<F64> Bv, CArray<T> rows, F64 y, double t, double log_offset,
+         const SmoothOptions& sm, bool want_score, bool want_ld, bool want_err) {
         const py::ssize_t q = y.shape(0), d = y.shape(1);
-        const int64_t copies = rows_per_point(sm, false, want_ld);
+        const bool per_var = Bv.has_value();
+        const int64_t copies = rows_per_point(sm, per_var, want_ld);
+        if (per_var && Bv->size() != q * copies)
+          throw std::invalid_argument("smoothed_estimate: B must hold q x rows_per_point rows");
         if (mm.size() != q * copies || S.size() != q * copies || A.size() != q * copies * d ||
             rows.size() != q * copies * d)
           throw std::invalid_argument("smoothed_estimate: the states and rows must hold q x rows_per_point rows");
@@ -113,16 +117,12 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
             lse = e;
           }
         }
-        RowStateInputs st{mm.data(), S.data(), A.data(), nullptr};
-        estimate_from_states<T>(sm, false, t, log_offset, q, d, st, rows.data(), y.data(), centre.data(), out);
+        RowStateInputs st{mm.data(), S.data(), A.data(), per_var ? Bv->data() : nullptr};
+        estimate_from_states<T>(sm, per_var, t, log_offset, q, d, st, rows.data(), y.data(), centre.data(), out);
         return py::make_tuple(sc, sse, ld, lse);
       },
-      py::arg("m"), py::arg("S"), py::arg("A"), py::arg("rows"), py::arg("y"), py::arg("t"), py::arg("log_offset"),
-      py::arg("smooth"), py::arg("want_score"), py::arg("want_ld"), py::arg("want_err"));
-  m.def(
-      "rows_per_point",
-      [](const SmoothOptions& sm, bool want_ld) { return rows_per_point(sm, false, want_ld); },
-      py::arg("smooth"), py::arg("want_ld"));
+      py::arg("m"), py::arg("S"), py::arg("A"), py::arg("B"), py::arg("rows"), py::arg("y"), py::arg("t"),
+      py::arg("log_offset"), py::arg("smooth"), py::arg("want_score"), py::arg("want_ld"), py::arg("want_err"));
 
   m.def(
       "knn",
@@ -178,6 +178,11 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("seed"), py::arg("index0"), py::arg("count"), py::arg("step"), py::arg("purpose"), py::arg("d"));
+  // Rows per point of a smoothed evaluation (the draws and the pilot row).
+  m.def(
+      "rows_per_point",
+      [](const SmoothOptions& sm, bool per_variance, bool want_ld) { return rows_per_point(sm, per_variance, want_ld); },
+      py::arg("smooth"), py::arg("per_variance"), py::arg("want_ld"));
   // The training point init="empirical" starts sample `index` at (of n).
   m.def(
       "stream_index", [](uint64_t seed, uint32_t index, uint64_t n) { return stream_index(seed, index, n); },

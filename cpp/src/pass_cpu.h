@@ -60,7 +60,7 @@ struct Workspace {
   std::vector<int64_t> dense_rows;
   std::unique_ptr<Workspace> sub;
 
-  PartialState state() { return PartialState{m.data(), S.data(), E.data(), A.data()}; }
+  PartialState state() { return PartialState{m.data(), S.data(), E.data(), A.data(), B.data()}; }
   // Sizes the row states of q rows (d wide) and empties them.
   void start_states(int64_t q, int64_t d);
   // Sizes the scratch of a pass of q rows (tiles of tile_n components, nblk

@@ -86,6 +86,7 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     out.S.swap(w.S);
     out.E.swap(w.E);
     out.A.swap(w.A);
+    out.B.swap(w.B);
   }, &stop);
   for (int64_t tile = 0; tile < ntiles; ++tile) {
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
@@ -130,6 +131,7 @@ void partial_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, Partial
       out.S[i0 + i] = w.S[i];
       out.E[i0 + i] = w.E[i];
       std::copy(w.A.begin() + i * d, w.A.begin() + (i + 1) * d, out.A + (i0 + i) * d);
+      if (out.B) out.B[i0 + i] = w.B[i];
     }
   });
 }

@@ -196,9 +196,6 @@ def _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, smoo
     refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
     if device not in ("auto", "cpu"):
         raise ValueError(f"device: a ShardedMixture's shards run where Ray placed them, not on {device!r}")
-    if hs.max() > 0 and data.has_variances:
-        raise ValueError("bandwidth: kernel-smoothed sampling over a ShardedMixture with component variances is "
-                         "not built yet")
     _checks.time_for_dtype("t_min", float(times[-1]), data.dtype)
     samples, traj, err = data.sample(n_samples, times, hs, method, init, denoise_last, keep, progress, smooth,
                                      bool(return_error))

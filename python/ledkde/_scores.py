@@ -144,9 +144,9 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
         return PassState(np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros((q, call.mix.d)), -np.inf,
                          y_host, call.t)
     if call.y_on_gpu:  # the states are NumPy arrays whatever the device
-        m, S, E, A = call.module.partial(call.engine, y_host, call.t, call.options())
+        m, S, E, A, _ = call.module.partial(call.engine, y_host, call.t, call.options())
     else:
-        m, S, E, A = call.module.partial(call.engine, call.y, call.t, call.options())
+        m, S, E, A, _ = call.module.partial(call.engine, call.y, call.t, call.options())
     return PassState(m, S, E, A, float(call.mix._core.log_mass), y_host, call.t)
 
 

@@ -28,8 +28,7 @@ Supported on sharded data: ``evaluate``, ``score``, ``denoise``, ``log_density``
 draws made on the driver from the stream, every draw's state merged over the shards, the
 estimate by the engine's own estimator code), ``nearest_neighbors``, ``memorization`` and
 ``sample`` (every method, schedule, init and bandwidth form, ``return_error``). A shard
-given ``num_gpus`` keeps its Mixture on its GPU (compiled; not yet run on a GPU). Not built
-yet, and refused by name: smoothed scores of mixtures with component variances.
+given ``num_gpus`` keeps its Mixture on its GPU (compiled; not yet run on a GPU).
 """
 
 from __future__ import annotations
@@ -73,10 +72,15 @@ class _Shard:
         return self.mix.n, self.mix.d, self.mix.dtype.name, os.getpid()
 
     def partial(self, y, t, threads):
-        from ._scores import partial_state
+        """(m, S, E, A, B, log_mass) of the rows y (already in the working dtype, checked
+        by the driver) over this shard: the compiled partial pass (B: the control
+        estimator's pilot needs it with per-component variances)."""
+        from . import _device
 
-        s = partial_state(y, self.mix, t, threads=threads, device=self.device)
-        return s.log_max, s.sum, s.ent, s.score_num, s.log_mass
+        where = _device.placement(self.device)
+        m, S, E, A, B = where.module().partial(self.mix._engine(where), y, t, _checks.pass_options(where.module(),
+                                                                                                  threads, None))
+        return m, S, E, A, B, float(self.mix._core.log_mass)
 
     def knn(self, y, k, threads):
         from ._toolkit import nearest_neighbors
@@ -223,16 +227,23 @@ class ShardedMixture:
         return out
 
     # ----------------------------------------------------------------- passes
-    def _states(self, y: np.ndarray, t: float):
-        """The merged partial state (m, S, E, A, log_mass) of queries y over all shards."""
+    def _states(self, y: np.ndarray, t: float, want_b: bool = False):
+        """The merged partial state (m, S, E, A, log_mass) of queries y over all shards,
+        in shard order; with want_b (m, S, E, A, B, log_mass)."""
         ray = _ray()
         ref = ray.put(y)
         parts = self._gather([a.partial.remote(ref, t, self._threads) for a in self._actors])
-        m, S, E, A, log_mass = parts[0]
-        for pm, pS, pE, pA, plm in parts[1:]:
+        m, S, E, A, B, log_mass = parts[0]
+        for pm, pS, pE, pA, pB, plm in parts[1:]:
+            if want_b:  # B scales as A (finish_rows.h merge_row): by exp(m_old - m_new)
+                top = np.maximum(m, pm)
+                with np.errstate(invalid="ignore"):
+                    fa = np.where(np.isneginf(m), 0.0, np.exp(m - top))
+                    fb = np.where(np.isneginf(pm), 0.0, np.exp(pm - top))
+                B = fa * B + fb * pB
             m, S, E, A = _core.merge_states(m, S, E, A, pm, pS, pE, pA)
             log_mass = float(np.logaddexp(log_mass, plm))
-        return m, S, E, A, log_mass
+        return (m, S, E, A, B, log_mass) if want_b else (m, S, E, A, log_mass)
 
     def _queries(self, name: str, y) -> np.ndarray:
         arr = _checks.array2d(name, y, d=self.d, allow_empty=True)
@@ -264,7 +275,7 @@ class ShardedMixture:
         made here from the stream (rows ``y + u``; the pilot row ``y``), every row's state
         merged over the shards, the estimate by the engine's own code."""
         q, d = y64.shape
-        copies = _core.rows_per_point(sm, want_ld)
+        copies = _core.rows_per_point(sm, self.has_variances, want_ld)
         draws = sm.n_kernel if sm.bandwidth > 0 else 1
         rows = np.repeat(y64[:, None, :], copies, axis=1)
         if sm.bandwidth > 0:
@@ -272,14 +283,12 @@ class ShardedMixture:
                 rows[i, :draws] += _core.kernel_draws(sm.seed, i, sm.eval, draws, sm.antithetic, sm.orthogonal,
                                                       sm.kernel, sm.bandwidth, d)
         rows = np.ascontiguousarray(rows.reshape(q * copies, d), dtype=self.dtype)
-        m, S, E, A, log_mass = self._states(rows, t)
-        return _core.smoothed_estimate(m, S, A, rows, y64, t, -log_mass, sm, not want_ld, want_ld, want_err)
+        m, S, E, A, B, log_mass = self._states(rows, t, want_b=True)
+        return _core.smoothed_estimate(m, S, A, B if self.has_variances else None, rows, y64, t, -log_mass, sm,
+                                       not want_ld, want_ld, want_err)
 
     def smoothed(self, y, t, sm, want_score, return_error):
         """smoothed_score (want_score) or led_kde_log_density over all shards: (values, errors)."""
-        if self.has_variances:
-            raise ValueError("variances: kernel-smoothed scores over a ShardedMixture with component variances "
-                             "are not built yet")
         yw = self._queries("y", y)
         t = _checks.positive_scalar("t", t)
         sc, sse, ld, lse = self._smoothed_rows(yw.astype(np.float64), t, sm, not want_score, return_error)

@@ -125,6 +125,9 @@ struct PartialState {
   double* S;
   double* E;
   double* A;
+  // (q,) B = sum_j exp(l_j - m) / v_j, scaled as A (the control estimator's
+  // pilot with per-component variances needs it); null: not kept.
+  double* B = nullptr;
 };
 
 // Kernel-smoothed score (K_h * s_t)(y) and the LED-KDE log-density

@@ -21,6 +21,7 @@ LEDKDE_HD void merge_row(const PartialState& a, int64_t i, const PartialState& b
     // An empty side has scale 0 and may hold no meaningful A.
     a.A[i * d + k] = (f.fa == 0.0 ? 0.0 : f.fa * a.A[i * d + k]) + (f.fb == 0.0 ? 0.0 : f.fb * b.A[j * d + k]);
   }
+  if (a.B && b.B) a.B[i] = (f.fa == 0.0 ? 0.0 : f.fa * a.B[i]) + (f.fb == 0.0 ? 0.0 : f.fb * b.B[j]);
   a.m[i] = sa.m;
   a.S[i] = sa.S;
   a.E[i] = sa.E;
