@@ -11,7 +11,7 @@
 
 A pass over sharded data is the partial-state reduction of a local one (SPEC section 2,
 ``partial_state`` / ``merge_states`` / ``finalize``): the queries go out once per call
-(``ray.put``), every shard returns its states (Q (d + 3) float64 numbers), and the driver
+(``ray.put``), every shard returns its states (Q (d + 4) float64 numbers), and the driver
 merges them in shard order and finalizes them. The sampler's step loop runs on the driver
 with the local sampler's random stream (the same Philox counters): for the same seed, the
 same samples as the local run up to floating-point rounding (the states are merged in
