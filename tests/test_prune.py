@@ -13,7 +13,7 @@ from helpers import ALL, check_against_reference
 from ledkde import _core
 
 
-def clustered(seed, n=6000, d=48, clusters=30, spread=0.3):
+def clustered(seed, n=20000, d=48, clusters=30, spread=0.3):
     """Data in clusters along a few directions (a low-dimensional structure, as images
     have, which the projection bound captures), and their nearest-neighbour scale."""
     r = np.random.default_rng(seed)

@@ -177,8 +177,11 @@ void add_prune_counts(int64_t considered, int64_t computed) {
 
 template <class T>
 bool prune_applies(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t range) {
-  return opt.prune && !mix.proj.empty() && mix.var.empty() && !lp.per_component && mix.muT.empty() &&
-         range >= kMinComponents;
+  if (!opt.prune || mix.proj.empty() || !mix.var.empty() || lp.per_component || !mix.muT.empty()) return false;
+  // The probes and the rows' projections cost about q k (d + kLbTile) whatever the
+  // range: worth it only when that is a small part (1/16) of a dense pass, q range d.
+  const int64_t k = mix.proj.k, d = mix.d;
+  return range >= std::max(kMinComponents, 16 * k * (d + kLbTile) / d);
 }
 
 template <class T>
