@@ -359,7 +359,7 @@ class ShardedMixture:
             done += 1
             if method == "euler_maruyama":
                 z = _core.stream_normal_rows(seed, 0, n_samples, k, _core.PURPOSE_NOISE, d)
-                y = y + D * s + np.sqrt(D) * z
+                y = y + (D * s + np.sqrt(D) * z)  # as sampler_cpu.cpp associates it
             elif method == "ode_euler":
                 y = y + 0.5 * D * s
             else:
