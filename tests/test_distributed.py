@@ -169,6 +169,9 @@ SMOOTHING = [dict(estimator="control"), dict(estimator="naive"), dict(antithetic
 def test_sharded_smoothed_scores_are_the_local_ones(opts):
     # The same draws (the stream), every draw's state merged over the shards, the
     # engine's own estimator: the local estimates and standard errors up to rounding.
+    # Float64; the draws' rows are rounded once more than locally (y + u, then each
+    # shard's centre), and the control estimator divides u by t = 0.05: 1e-9 relative.
+    # A standard error is a difference of nearly equal sums of squares: 1e-7.
     x, y, t = problem(10)
     kw = dict(bandwidth=0.3, n_kernel=8, seed=5, return_error=True, **opts)
     sharded = ShardedMixture(x, n_shards=3)
@@ -188,6 +191,7 @@ def test_sharded_smoothed_sampler_gives_the_local_samples(method):
     with ShardedMixture(x, n_shards=2) as sharded:
         s1, e1 = ledkde.sample(sharded, 10, **kw)
     s2, e2 = ledkde.sample(x, 10, **kw)
+    # 15 steps of the same rounding as above, carried along the run (data of unit scale).
     np.testing.assert_allclose(s1, s2, rtol=0, atol=1e-8)
     np.testing.assert_allclose(e1, e2, rtol=1e-6, atol=1e-12)
 

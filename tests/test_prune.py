@@ -60,6 +60,8 @@ def test_pruned_and_dense_agree_at_every_t(t):
     if t >= 1e3:
         assert frac == 0.0
     scale = np.abs(dense["score"]).max()
+    # float32 passes: the tolerances of the float32 reference tests (helpers.RTOL, 1e-4 of the
+    # scale; entropy and max weight absolute); measured differences are about 7e-8 (bench/prune.py).
     np.testing.assert_allclose(pruned["score"], dense["score"], rtol=0, atol=1e-4 * scale)
     np.testing.assert_allclose(pruned["log_density"], dense["log_density"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(pruned["entropy"], dense["entropy"], rtol=0, atol=1e-4)
@@ -124,6 +126,7 @@ def test_sampler_with_pruning_gives_the_dense_samples():
     considered, computed = _core.prune_counts(True)
     dense = ledkde.sample(ledkde.Mixture(data, prune=False), 32, **kw)
     assert computed < 0.8 * considered  # the late steps pruned
+    # float32 samples: the float32 reference tolerance (helpers.RTOL); measured 6e-8 on Fashion-MNIST.
     np.testing.assert_allclose(pruned, dense, rtol=0, atol=1e-4 * np.abs(dense).max())
 
 

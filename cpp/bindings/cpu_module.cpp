@@ -95,28 +95,11 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
             rows.size() != q * copies * d)
           throw std::invalid_argument("smoothed_estimate: the states and rows must hold q x rows_per_point rows");
         std::vector<double> centre(static_cast<size_t>(d), 0.0);
-        py::object sc = py::none(), sse = py::none(), ld = py::none(), lse = py::none();
         SmoothRowOutputs out;
-        if (want_score) {
-          F64 a({q, d});
-          out.score = a.mutable_data();
-          sc = a;
-          if (want_err) {
-            F64 e({q});
-            out.score_se = e.mutable_data();
-            sse = e;
-          }
-        }
-        if (want_ld) {
-          F64 a({q});
-          out.log_density = a.mutable_data();
-          ld = a;
-          if (want_err) {
-            F64 e({q});
-            out.log_density_se = e.mutable_data();
-            lse = e;
-          }
-        }
+        py::object sc = maybe<double>(want_score, {q, d}, &out.score);
+        py::object sse = maybe<double>(want_score && want_err, {q}, &out.score_se);
+        py::object ld = maybe<double>(want_ld, {q}, &out.log_density);
+        py::object lse = maybe<double>(want_ld && want_err, {q}, &out.log_density_se);
         RowStateInputs st{mm.data(), S.data(), A.data(), per_var ? Bv->data() : nullptr};
         estimate_from_states<T>(sm, per_var, t, log_offset, q, d, st, rows.data(), y.data(), centre.data(), out);
         return py::make_tuple(sc, sse, ld, lse);
@@ -208,8 +191,10 @@ PYBIND11_MODULE(_core, m) {
       py::arg("counter"), py::arg("key"));
   m.def(
       "merge_states",
-      [](F64 m1, F64 S1, F64 E1, F64 A1, F64 m2, F64 S2, F64 E2, F64 A2) {
+      [](F64 m1, F64 S1, F64 E1, F64 A1, F64 m2, F64 S2, F64 E2, F64 A2, std::optional<F64> B1,
+         std::optional<F64> B2) {
         const py::ssize_t q = m1.shape(0), d = A1.shape(1);
+        if (B1.has_value() != B2.has_value()) throw std::invalid_argument("merge_states: give both B or neither");
         // Results are new arrays: the inputs stay as they were.
         auto copy_of = [](const F64& x) {
           F64 c(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
@@ -217,14 +202,21 @@ PYBIND11_MODULE(_core, m) {
           return c;
         };
         F64 m = copy_of(m1), S = copy_of(S1), E = copy_of(E1), A = copy_of(A1);
+        py::object B = py::none();
         PartialState a{m.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data()};
         PartialState b{const_cast<double*>(m2.data()), const_cast<double*>(S2.data()),
                        const_cast<double*>(E2.data()), const_cast<double*>(A2.data())};
+        if (B1) {  // B = sum p / v rescales as A (finish_rows.h merge_row)
+          F64 Bm = copy_of(*B1);
+          a.B = Bm.mutable_data();
+          b.B = const_cast<double*>(B2->data());
+          B = Bm;
+        }
         merge_states_cpu(q, d, a, b);
-        return py::make_tuple(m, S, E, A);
+        return py::make_tuple(m, S, E, A, B);
       },
       py::arg("m1"), py::arg("S1"), py::arg("E1"), py::arg("A1"), py::arg("m2"), py::arg("S2"), py::arg("E2"),
-      py::arg("A2"));
+      py::arg("A2"), py::arg("B1") = py::none(), py::arg("B2") = py::none());
   m.def("finalize_state", [](F64 m, F64 S, F64 E, F64 A) {
     const py::ssize_t q = m.shape(0), d = A.shape(1);
     F64 ld({q}), sc({q, d}), en({q}), mw({q});

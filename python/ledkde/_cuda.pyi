@@ -31,6 +31,14 @@ class PassOptions:
     def __init__(self, threads: int, tile_q: int, tile_n: int) -> None: ...
 
 class SmoothOptions:
+    bandwidth: float
+    n_kernel: int
+    kernel: int
+    estimator: int
+    antithetic: bool
+    orthogonal: bool
+    seed: int
+    eval: int
     def __init__(self, bandwidth: float, n_kernel: int, kernel: int, estimator: int, antithetic: bool,
                  orthogonal: bool, seed: int, eval: int = ...) -> None: ...
 

@@ -198,7 +198,7 @@ def merge_states(states: Iterable[PassState]) -> PassState:
     m, S, E, A = full[0].log_max, full[0].sum, full[0].ent, full[0].score_num
     log_mass = full[0].log_mass
     for s in full[1:]:
-        m, S, E, A = _core.merge_states(m, S, E, A, s.log_max, s.sum, s.ent, s.score_num)
+        m, S, E, A, _ = _core.merge_states(m, S, E, A, s.log_max, s.sum, s.ent, s.score_num)
         log_mass = float(np.logaddexp(log_mass, s.log_mass))
     return PassState(m, S, E, A, log_mass, first.y, first.t)
 

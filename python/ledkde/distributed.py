@@ -235,13 +235,7 @@ class ShardedMixture:
         parts = self._gather([a.partial.remote(ref, t, self._threads) for a in self._actors])
         m, S, E, A, B, log_mass = parts[0]
         for pm, pS, pE, pA, pB, plm in parts[1:]:
-            if want_b:  # B scales as A (finish_rows.h merge_row): by exp(m_old - m_new)
-                top = np.maximum(m, pm)
-                with np.errstate(invalid="ignore"):
-                    fa = np.where(np.isneginf(m), 0.0, np.exp(m - top))
-                    fb = np.where(np.isneginf(pm), 0.0, np.exp(pm - top))
-                B = fa * B + fb * pB
-            m, S, E, A = _core.merge_states(m, S, E, A, pm, pS, pE, pA)
+            m, S, E, A, B = _core.merge_states(m, S, E, A, pm, pS, pE, pA, B, pB)
             log_mass = float(np.logaddexp(log_mass, plm))
         return (m, S, E, A, B, log_mass) if want_b else (m, S, E, A, log_mass)
 
