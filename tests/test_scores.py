@@ -73,9 +73,10 @@ def test_many_tiles_each_regime(dtype, d, t, mixture, tile_n, prepared):
     check_against_reference(y, data, t, lw, var, dtype, tile=(5, tile_n), prepared=prepared)
 
 
+@pytest.mark.parametrize("clusters", [2, 8])  # candidates: half of each tile; an eighth (patched one by one)
 @pytest.mark.parametrize("tile_n", [16, 64])  # 16: not whole panels of 32, so BLAS; 64: the built-in products
 @pytest.mark.parametrize("d", [16, 100, 784])
-def test_competing_candidates_on_later_tiles_are_exact(d, tile_n):
+def test_competing_candidates_on_later_tiles_are_exact(d, tile_n, clusters):
     # Two clusters at -3 and +3 in every coordinate (the centre stays near 0):
     # |y|^2 is ~100 times the distances that decide the weights, so the
     # expanded logits are off by ~1e-3 and several components compete (t a
@@ -83,8 +84,12 @@ def test_competing_candidates_on_later_tiles_are_exact(d, tile_n):
     # after the row's running maximum was set must get exact weights too
     # (measured: 5e-6 of the cluster's score scale; with their approximate
     # weights left in, 3.5e-4).
+    # With 8 clusters (corners of the cube at random) a row's candidates are
+    # its own cluster, an eighth of each tile: their exact distances are
+    # patched in four at a time (rows::exact_dist2s).
     r = np.random.default_rng(d)
-    data = 0.3 * r.random((400, d)) + np.where(r.random((400, 1)) < 0.5, -3.0, 3.0)
+    corners = np.where(r.random((clusters, d)) < 0.5, -3.0, 3.0)
+    data = 0.3 * r.random((400, d)) + corners[np.arange(400) % clusters]
     d2 = ((data[:, None, :] - data[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     t = 0.1 * np.median(d2.min(axis=1))

@@ -34,6 +34,16 @@ namespace ledkde {
 
 namespace {
 
+// Candidates for the exact recompute: a row whose tile holds at most
+// 1/kFewDiv of them gets their exact distances four at a time
+// (rows::exact_dist2s) and patched in; more send the row's next tile to the
+// two-step route, and above 1/kManyDiv a whole tile of exact logits is cheaper
+// (measured on Fashion-MNIST, d = 784: at t = 3, 4% of the components are
+// candidates on average; with 1/16 and 1/8 most tiles went to the float64
+// product, 2.1x the limit, with 1/4 and 1/3 1.5x; at t = 10, 37% candidates,
+// 1/2 was 1.5x slower than 1/4).
+constexpr int64_t kFewDiv = 4;
+constexpr int64_t kManyDiv = 3;
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // The exactness rules (logit tolerance, error bounds, candidate margins,
@@ -46,12 +56,6 @@ double logit_of_dist2(const LogitParams<T>& lp, int64_t j, double d2) {
   return static_cast<double>(lp.cprime[j]) - d2 * static_cast<double>(lp.inv2v_j[j]);
 }
 
-// Exact logit of component j for the row (distance by coordinate differences).
-template <class T>
-double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t j) {
-  return logit_of_dist2(lp, j, rows::exact_dist2(row, mix.mu.data() + j * mix.d, mix.d));
-}
-
 // The candidates of a tile whose weights p_j = exp(l_j - ts) were taken from
 // approximate logits (those with l_j - ts >= cut, at most the weights >=
 // exp(cut) up to the exponential's rounding, hence the slack): their exact
@@ -59,11 +63,12 @@ double exact_logit(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row
 // partly patched, when an exact logit lies more than kMaxOvershoot above ts.
 template <class T>
 bool patch_candidates(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t n0,
-                      T* x, int64_t nb, T ts, T cut, int64_t* idx, double* m_new) {
+                      T* x, int64_t nb, T ts, T cut, int64_t* idx, double* d2, double* m_new) {
   const T thr = static_cast<T>(std::exp(static_cast<double>(cut) - 1e-3));
   const int64_t count = rows::indices_at_least(x, nb, thr, idx);
+  rows::exact_dist2s(row, mix.mu.data() + n0 * mix.d, mix.d, idx, count, d2);
   for (int64_t c = 0; c < count; ++c) {
-    const double z = exact_logit(mix, lp, row, n0 + idx[c]) - static_cast<double>(ts);
+    const double z = logit_of_dist2(lp, n0 + idx[c], d2[c]) - static_cast<double>(ts);
     if (z > kMaxOvershoot) return false;
     *m_new = std::max(*m_new, static_cast<double>(ts) + z);
     x[idx[c]] = static_cast<T>(std::exp(z));
@@ -155,6 +160,7 @@ void Workspace<T>::start(int64_t q, int64_t d, int64_t tn, int64_t nblk, bool ow
   near.assign(q, 0);
   start_states(q, d);
   idx.resize(static_cast<size_t>(tn));
+  cd2.resize(static_cast<size_t>(tn));
   live.resize(static_cast<size_t>(q * nblk));
   weighted.resize(q);
   rows64.clear();  // the rows in float64, made when a tile first needs them
@@ -281,7 +287,7 @@ TileLogits exact_tile_logits(const PassContext<T>& c, int64_t i, double row_max,
     const double cut = m_guess - candidate_margin(dlt, c.tol);
     for (int64_t j = 0; j < c.nb; ++j) count += ws.logit64[j] >= cut;
   }
-  ws.near[i] = count > c.nb / 16;
+  ws.near[i] = count > c.nb / kFewDiv;
   std::fill_n(live, c.nblk, uint8_t{1});
   return {tile_max, true, false};
 }
@@ -307,9 +313,9 @@ bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState&
   // maximum): their exact weights are patched in (without the entropy, whose
   // sum would need every logit again). Many go the two-step route, which
   // computes a whole tile of exact logits at once.
-  const bool few = sums[3] <= static_cast<double>(c.nb / 16);
+  const bool few = sums[3] <= static_cast<double>(c.nb / kFewDiv);
   if (sums[3] != 0.0 && few && sums[2] <= kMaxOvershoot && !c.opt.entropy &&
-      patch_candidates(c.mix, c.lp, row, c.n0, x, c.nb, ts, cut, ws.idx.data(), &m_new)) {
+      patch_candidates(c.mix, c.lp, row, c.n0, x, c.nb, ts, cut, ws.idx.data(), ws.cd2.data(), &m_new)) {
     sums[0] = rows::sum(x, c.nb);
     sums[3] = 0.0;
   }
@@ -323,7 +329,7 @@ bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState&
   }
   // A row whose tile held many candidates (large t: many comparable logits)
   // tends to keep holding them: take the two-step route directly on its next tile.
-  ws.near[i] = sums[3] > static_cast<double>(c.nb / 16);
+  ws.near[i] = sums[3] > static_cast<double>(c.nb / kFewDiv);
   return false;
 }
 
@@ -363,7 +369,7 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
     const int64_t count =
         lg.many && c.own_gemm ? nb : rows::indices_at_least(x, nb, static_cast<T>(cut), ws.idx.data());
     double exact_max = rs.max();
-    if (c.own_gemm && count > nb / 8) {
+    if (c.own_gemm && count > nb / kManyDiv) {
       // Many candidates (large t: many comparable logits): the exact logits
       // of the whole tile at once, by coordinate differences in float64 over
       // the packed panels.
@@ -377,8 +383,9 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
       }
       all_exact = true;
     } else {
+      rows::exact_dist2s(row, c.mix.mu.data() + c.n0 * c.d, c.d, ws.idx.data(), count, ws.cd2.data());
       for (int64_t k = 0; k < count; ++k)
-        exact.emplace_back(ws.idx[k], exact_logit(c.mix, c.lp, row, c.n0 + ws.idx[k]));
+        exact.emplace_back(ws.idx[k], logit_of_dist2(c.lp, c.n0 + ws.idx[k], ws.cd2[k]));
       for (const auto& e : exact) exact_max = std::max(exact_max, e.second);
     }
     m_new = exact_max;

@@ -42,6 +42,7 @@ struct Workspace {
   std::vector<double> scale;  // (q,) the same times the sum scale (built-in products)
   std::vector<char> near;     // (q,) row i's last tile had near-maximum candidates
   std::vector<int64_t> idx;   // (tile_n,) indices of one row's candidates
+  std::vector<double> cd2;    // (tile_n,) their exact squared distances
   std::vector<uint8_t> live;  // (q, tile_n / 64) blocks of a tile where a row may have weight
   std::vector<uint8_t> weighted;  // (q,) row i may have weight on this tile
   std::vector<int64_t> slots;     // (q,) the row of A for each row slot of X (built-in products)

@@ -121,6 +121,12 @@ double exact_dist2(const float* a, const float* b, int64_t d) {
 double exact_dist2(const double* a, const double* b, int64_t d) {
   LEDKDE_DISPATCH(exact_dist2(a, b, d));
 }
+void exact_dist2s(const float* row, const float* mu, int64_t d, const int64_t* idx, int64_t count, double* out) {
+  LEDKDE_DISPATCH(exact_dist2s(row, mu, d, idx, count, out));
+}
+void exact_dist2s(const double* row, const double* mu, int64_t d, const int64_t* idx, int64_t count, double* out) {
+  LEDKDE_DISPATCH(exact_dist2s(row, mu, d, idx, count, out));
+}
 void weights(float* x, int64_t nb, float shift, double* s, double* e) {
   LEDKDE_DISPATCH(weights(x, nb, shift, s, e));
 }

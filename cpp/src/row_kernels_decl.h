@@ -80,6 +80,10 @@ void dots(const double* row, const double* mu, int64_t d, const uint32_t* idx, i
 // recompute of near-maximum logits).
 double exact_dist2(const float* a, const float* b, int64_t d);
 double exact_dist2(const double* a, const double* b, int64_t d);
+// The same for count rows of mu at once: out[c] = |row - mu_{idx[c]}|^2 (four
+// at a time; each the same number exact_dist2 gives).
+void exact_dist2s(const float* row, const float* mu, int64_t d, const int64_t* idx, int64_t count, double* out);
+void exact_dist2s(const double* row, const double* mu, int64_t d, const int64_t* idx, int64_t count, double* out);
 
 // p_j = exp(x_j - shift) in place; *s = sum p, *e = sum p (x - shift) (0 * -inf left out).
 void weights(float* x, int64_t nb, float shift, double* s, double* e);

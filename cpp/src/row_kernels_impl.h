@@ -10,6 +10,9 @@
 #include <cstdint>
 
 #include <cmath>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <limits>
 
 #include "ledkde/tile_math.h"
@@ -108,20 +111,54 @@ LEDKDE_INLINE void expansion_weights_t(const T* norm2, const T* g, T ny, const T
   sums[3] = static_cast<double>(c);
 }
 
+// Bit b of the result: x[b] >= cut, for the kSkipBlock (64) values of a whole
+// block (vector compares where the instruction set has them).
+inline uint64_t at_least_mask(const float* x, float cut) {
+  uint64_t m = 0;
+#if defined(__AVX512F__)
+  const __m512 c = _mm512_set1_ps(cut);
+  for (int v = 0; v < 4; ++v)
+    m |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16 * v), c, _CMP_GE_OQ)) << (16 * v);
+#elif defined(__AVX2__)
+  const __m256 c = _mm256_set1_ps(cut);
+  for (int v = 0; v < 8; ++v)
+    m |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + 8 * v), c, _CMP_GE_OQ)))
+         << (8 * v);
+#else
+  for (int j = 0; j < 64; ++j) m |= static_cast<uint64_t>(x[j] >= cut) << j;
+#endif
+  return m;
+}
+
+inline uint64_t at_least_mask(const double* x, double cut) {
+  uint64_t m = 0;
+#if defined(__AVX512F__)
+  const __m512d c = _mm512_set1_pd(cut);
+  for (int v = 0; v < 8; ++v)
+    m |= static_cast<uint64_t>(_mm512_cmp_pd_mask(_mm512_loadu_pd(x + 8 * v), c, _CMP_GE_OQ)) << (8 * v);
+#elif defined(__AVX2__)
+  const __m256d c = _mm256_set1_pd(cut);
+  for (int v = 0; v < 16; ++v)
+    m |= static_cast<uint64_t>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(x + 4 * v), c, _CMP_GE_OQ)))
+         << (4 * v);
+#else
+  for (int j = 0; j < 64; ++j) m |= static_cast<uint64_t>(x[j] >= cut) << j;
+#endif
+  return m;
+}
+
 template <class T>
 inline int64_t indices_at_least_t(const T* x, int64_t nb, T cut, int64_t* idx) {
+  static_assert(kSkipBlock == 64, "at_least_mask covers blocks of 64");
   int64_t n = 0;
-  for (int64_t j0 = 0; j0 < nb; j0 += kSkipBlock) {
-    const int64_t j1 = j0 + kSkipBlock < nb ? j0 + kSkipBlock : nb;
-    T bm = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : bm)
-    for (int64_t j = j0; j < j1; ++j) bm = x[j] > bm ? x[j] : bm;
-    if (bm < cut) continue;
-    // Branch-free: the slot is written always and kept when x_j qualifies.
-    for (int64_t j = j0; j < j1; ++j) {
-      idx[n] = j;
-      n += x[j] >= cut ? 1 : 0;
-    }
+  int64_t j0 = 0;
+  for (; j0 + kSkipBlock <= nb; j0 += kSkipBlock) {
+    // One bit per value: the cost is the compares and one step per index found.
+    for (uint64_t m = at_least_mask(x + j0, cut); m != 0; m &= m - 1) idx[n++] = j0 + __builtin_ctzll(m);
+  }
+  for (int64_t j = j0; j < nb; ++j) {  // a partial last block
+    idx[n] = j;
+    n += x[j] >= cut ? 1 : 0;
   }
   return n;
 }
@@ -134,15 +171,35 @@ inline double sum_t(const T* x, int64_t nb) {
   return static_cast<double>(s);
 }
 
+// |row - mu_j|^2 for the count rows j = idx[c] of mu, by coordinate
+// differences accumulated in float64, four at a time: four independent
+// accumulators, so the sums are not bound by the latency of one chain. Every
+// exact distance of the engine comes from here (a single one too, as a group
+// whose last index repeats), so a distance does not depend on its group.
 template <class T>
-inline double exact_dist2_t(const T* a, const T* b, int64_t d) {
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < d; ++k) {
-    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
-    s += diff * diff;
+inline void exact_dist2s_t(const T* row, const T* mu, int64_t d, const int64_t* idx, int64_t count, double* out) {
+  for (int64_t c = 0; c < count; c += 4) {
+    const int64_t last = count - 1;
+    const T* a0 = mu + idx[c] * d;
+    const T* a1 = mu + idx[c + 1 < count ? c + 1 : last] * d;
+    const T* a2 = mu + idx[c + 2 < count ? c + 2 : last] * d;
+    const T* a3 = mu + idx[c + 3 < count ? c + 3 : last] * d;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t k = 0; k < d; ++k) {
+      const double r = static_cast<double>(row[k]);
+      const double e0 = r - static_cast<double>(a0[k]), e1 = r - static_cast<double>(a1[k]);
+      const double e2 = r - static_cast<double>(a2[k]), e3 = r - static_cast<double>(a3[k]);
+      s0 += e0 * e0;
+      s1 += e1 * e1;
+      s2 += e2 * e2;
+      s3 += e3 * e3;
+    }
+    out[c] = s0;
+    if (c + 1 < count) out[c + 1] = s1;
+    if (c + 2 < count) out[c + 2] = s2;
+    if (c + 3 < count) out[c + 3] = s3;
   }
-  return s;
 }
 
 // Four dot products at a time (four independent accumulators, so the sums
@@ -377,8 +434,15 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
     return indices_at_least_t(x, nb, cut, idx);                                                   \
   }                                                                                               \
   double sum(const T* x, int64_t nb) { return sum_t(x, nb); }                                     \
-  double exact_dist2(const T* a, const T* b, int64_t d) {                          \
-    return exact_dist2_t(a, b, d);                                                                \
+  double exact_dist2(const T* a, const T* b, int64_t d) {                                        \
+    const int64_t zero = 0;                                                                       \
+    double out;                                                                                   \
+    exact_dist2s_t(a, b, d, &zero, 1, &out);                                                      \
+    return out;                                                                                   \
+  }                                                                                               \
+  void exact_dist2s(const T* row, const T* mu, int64_t d, const int64_t* idx, int64_t count,     \
+                    double* out) {                                                                \
+    exact_dist2s_t(row, mu, d, idx, count, out);                                                  \
   }                                                                                               \
   void add_scaled(const T* x, int64_t n, double scale, double* acc) {               \
     add_scaled_t(x, n, scale, acc);                                                               \
