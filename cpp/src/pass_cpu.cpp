@@ -275,18 +275,12 @@ TileLogits exact_tile_logits(const PassContext<T>& c, int64_t i, double row_max,
   Workspace<T>& ws = c.ws;
   const double* g = ws.G64.data() + i * c.tn;
   const double* n2 = c.tp->norm2.data() + c.n0;
-  double tile_max = kNegInf;
-  for (int64_t j = 0; j < c.nb; ++j) {
-    ws.logit64[j] = logit_of_dist2(c.lp, c.n0 + j, ws.ny[i] + n2[j] - 2.0 * g[j]);
-    tile_max = std::max(tile_max, ws.logit64[j]);
-  }
+  const double tile_max = rows::logits_f64(n2, g, ws.ny[i], c.cp(), c.kk(), static_cast<double>(c.lp.inv2v), c.nb,
+                                           ws.logit64.data());
   const double m_guess = std::max(row_max, tile_max);
   const double dlt = c.error_bound(i, m_guess);
   int64_t count = 0;
-  if (dlt > c.tol) {
-    const double cut = m_guess - candidate_margin(dlt, c.tol);
-    for (int64_t j = 0; j < c.nb; ++j) count += ws.logit64[j] >= cut;
-  }
+  if (dlt > c.tol) count = rows::count_at_least(ws.logit64.data(), c.nb, m_guess - candidate_margin(dlt, c.tol));
   ws.near[i] = count > c.nb / kFewDiv;
   std::fill_n(live, c.nblk, uint8_t{1});
   return {tile_max, true, false};
@@ -377,10 +371,8 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
         for (int64_t k = 0; k < c.d; ++k) ws.row64[k] = static_cast<double>(row[k]);
         tile_gemm::exact_dist2(ws.row64.data(), c.d, c.pk, nb, ws.logit64.data());
       }
-      for (int64_t j = 0; j < nb; ++j) {
-        ws.logit64[j] = logit_of_dist2(c.lp, c.n0 + j, ws.logit64[j]);
-        exact_max = std::max(exact_max, ws.logit64[j]);
-      }
+      exact_max = std::max(exact_max, rows::logits_f64(nullptr, nullptr, 0.0, c.cp(), c.kk(),
+                                                       static_cast<double>(c.lp.inv2v), nb, ws.logit64.data()));
       all_exact = true;
     } else {
       rows::exact_dist2s(row, c.mix.mu.data() + c.n0 * c.d, c.d, ws.idx.data(), count, ws.cd2.data());
@@ -395,7 +387,7 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
   double s_tile, e_tile;
   if (all_exact) {
     // Shifted exact logits: small numbers, which T holds accurately.
-    for (int64_t j = 0; j < nb; ++j) x[j] = static_cast<T>(ws.logit64[j] - m_new);
+    rows::shifted(ws.logit64.data(), nb, m_new, x);
     rows::weights(x, nb, T(0), &s_tile, &e_tile);
   } else if (exact.empty()) {
     rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);

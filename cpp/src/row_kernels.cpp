@@ -101,6 +101,17 @@ int64_t indices_at_least(const float* x, int64_t nb, float cut, int64_t* idx) {
 int64_t indices_at_least(const double* x, int64_t nb, double cut, int64_t* idx) {
   LEDKDE_DISPATCH(indices_at_least(x, nb, cut, idx));
 }
+double logits_f64(const double* n2, const double* g, double ny, const float* cprime, const float* k, double k0,
+                  int64_t nb, double* l) {
+  LEDKDE_DISPATCH(logits_f64(n2, g, ny, cprime, k, k0, nb, l));
+}
+double logits_f64(const double* n2, const double* g, double ny, const double* cprime, const double* k,
+                  double k0, int64_t nb, double* l) {
+  LEDKDE_DISPATCH(logits_f64(n2, g, ny, cprime, k, k0, nb, l));
+}
+int64_t count_at_least(const double* x, int64_t nb, double cut) { LEDKDE_DISPATCH(count_at_least(x, nb, cut)); }
+void shifted(const double* l, int64_t nb, double m, float* x) { LEDKDE_DISPATCH(shifted(l, nb, m, x)); }
+void shifted(const double* l, int64_t nb, double m, double* x) { LEDKDE_DISPATCH(shifted(l, nb, m, x)); }
 double sum(const float* x, int64_t nb) { LEDKDE_DISPATCH(sum(x, nb)); }
 double sum(const double* x, int64_t nb) { LEDKDE_DISPATCH(sum(x, nb)); }
 void add_scaled(const float* x, int64_t n, double scale, double* acc) {

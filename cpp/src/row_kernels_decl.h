@@ -63,6 +63,21 @@ void expansion_weights(const double* norm2, const double* g, double ny, const do
 int64_t indices_at_least(const float* x, int64_t nb, float cut, int64_t* idx);
 int64_t indices_at_least(const double* x, int64_t nb, double cut, int64_t* idx);
 
+// Float64 logits of squared distances D_j: l_j = cprime_j - D_j k_j (cprime
+// given) or -D_j k0, with D_j = ny + n2_j - 2 g_j when n2 is given, else D_j =
+// l_j on entry (in place); returns max_j l_j.
+double logits_f64(const double* n2, const double* g, double ny, const float* cprime, const float* k, double k0,
+                  int64_t nb, double* l);
+double logits_f64(const double* n2, const double* g, double ny, const double* cprime, const double* k,
+                  double k0, int64_t nb, double* l);
+
+// The number of j with x_j >= cut.
+int64_t count_at_least(const double* x, int64_t nb, double cut);
+
+// x_j = l_j - m, rounded to the working precision.
+void shifted(const double* l, int64_t nb, double m, float* x);
+void shifted(const double* l, int64_t nb, double m, double* x);
+
 // sum_j x_j.
 double sum(const float* x, int64_t nb);
 double sum(const double* x, int64_t nb);

@@ -111,6 +111,44 @@ LEDKDE_INLINE void expansion_weights_t(const T* norm2, const T* g, T ny, const T
   sums[3] = static_cast<double>(c);
 }
 
+// Float64 logits of squared distances D_j: l_j = c'_j - D_j k_j (cprime
+// given) or -D_j k0, with D_j = ny + n2_j - 2 g_j when n2 is given, else
+// D_j = l_j on entry (in place). Returns max_j l_j.
+template <class T>
+inline double logits_f64_t(const double* n2, const double* g, double ny, const T* cprime, const T* k, double k0,
+                           int64_t nb, double* l) {
+  double mx = -std::numeric_limits<double>::infinity();
+  if (cprime) {
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < nb; ++j) {
+      const double d2 = n2 ? ny + n2[j] - 2.0 * g[j] : l[j];
+      l[j] = static_cast<double>(cprime[j]) - d2 * static_cast<double>(k[j]);
+      mx = l[j] > mx ? l[j] : mx;
+    }
+  } else {
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < nb; ++j) {
+      const double d2 = n2 ? ny + n2[j] - 2.0 * g[j] : l[j];
+      l[j] = -d2 * k0;
+      mx = l[j] > mx ? l[j] : mx;
+    }
+  }
+  return mx;
+}
+
+inline int64_t count_at_least_t(const double* x, int64_t nb, double cut) {
+  int64_t n = 0;
+#pragma omp simd reduction(+ : n)
+  for (int64_t j = 0; j < nb; ++j) n += x[j] >= cut ? 1 : 0;
+  return n;
+}
+
+template <class T>
+inline void shifted_t(const double* l, int64_t nb, double m, T* x) {
+#pragma omp simd
+  for (int64_t j = 0; j < nb; ++j) x[j] = static_cast<T>(l[j] - m);
+}
+
 // Bit b of the result: x[b] >= cut, for the kSkipBlock (64) values of a whole
 // block (vector compares where the instruction set has them).
 inline uint64_t at_least_mask(const float* x, float cut) {
@@ -434,6 +472,11 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
     return indices_at_least_t(x, nb, cut, idx);                                                   \
   }                                                                                               \
   double sum(const T* x, int64_t nb) { return sum_t(x, nb); }                                     \
+  double logits_f64(const double* n2, const double* g, double ny, const T* cprime, const T* k,    \
+                    double k0, int64_t nb, double* l) {                                           \
+    return logits_f64_t(n2, g, ny, cprime, k, k0, nb, l);                                         \
+  }                                                                                               \
+  void shifted(const double* l, int64_t nb, double m, T* x) { shifted_t(l, nb, m, x); }          \
   double exact_dist2(const T* a, const T* b, int64_t d) {                                        \
     const int64_t zero = 0;                                                                       \
     double out;                                                                                   \
@@ -493,6 +536,7 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
 #define LEDKDE_ACC_ARGS row, muT, ld, cprime, k, k0, nb, shift, scale, sums, acc
 LEDKDE_ROW_KERNELS(float)
 LEDKDE_ROW_KERNELS(double)
+int64_t count_at_least(const double* x, int64_t nb, double cut) { return count_at_least_t(x, nb, cut); }
 #undef LEDKDE_ROW_KERNELS
 #undef LEDKDE_ACC_ARGS
 #undef LEDKDE_WITH_DIM
