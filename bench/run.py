@@ -1,6 +1,7 @@
 """ledkde benchmark suite: one command, ratios against the alternatives in the same run.
 
     python bench/run.py [--quick] [--json bench/results.json] [--with-reference]
+    LEDKDE_TILE_GEMM=avx2 LEDKDE_ROW_KERNELS=avx2 python bench/run.py   # the AVX2 kernels on an AVX-512 CPU
 
 Measures the machine's single-precision matrix-product rate (the "limit" of a
 score pass is 4 Q N d flops at that rate, SPEC section 5) and exponential rate,
@@ -117,7 +118,7 @@ def rel_err(a, b):
     return float(np.abs(a - b).max() / (np.abs(b).max() + 1e-30))
 
 
-def bench_score(shape, t, rate, threads, quick, with_reference, rows):
+def bench_score(shape, t, rate, rate_exp, threads, quick, with_reference, rows):
     q, n, d = shape
     rng = np.random.default_rng(1)
     data = rng.random((n, d), dtype=np.float32)
@@ -145,6 +146,12 @@ def bench_score(shape, t, rate, threads, quick, with_reference, rows):
     t_me = med["ledkde"]
     row = {"case": f"score Q={q} N={n} d={d} t={t:g}", "ledkde_s": t_me, "limit_s": limit,
            "ledkde_vs_limit": t_me / limit, "gflops": flops / t_me / 1e9}
+    if d <= 8:
+        # Thin products: the exponentials bound the pass (one per pair): their rate
+        # against NumPy's exp and the FMA rate (the sgemm rate / 2 FMAs per second).
+        row["gexp_per_s"] = q * n / t_me / 1e9
+        row["exp_over_numpy_exp"] = q * n / t_me / rate_exp
+        row["fma_per_exp"] = rate / 2 / (q * n / t_me)
     for name, err in errs.items():
         row[f"{name}_s"] = med[name]
         row[f"{name}_err"] = err
@@ -252,9 +259,12 @@ def main():
     erate = exp_rate()
     print(f"machine: {cpu_model()}, {args.threads} threads; "
           f"NumPy sgemm {rate / 1e9:.1f} GFLOP/s; NumPy exp {erate / 1e9:.2f} G/s; "
-          f"ledkde tile products: {ledkde._core.TILE_GEMM_ISA}")
+          f"ledkde tile products: {ledkde._core.TILE_GEMM_ISA}, row kernels: {ledkde._core.ROW_KERNELS_ISA}")
     rows = []
     shapes = [((1024, 10000, 784), 0.02), ((2048, 50000, 64), 0.05), ((4096, 4096, 2), 0.001),
+              # d = 784 with every block of weights above the rounding (nothing to skip):
+              # the dense pass itself against the limit.
+              ((1024, 10000, 784), 0.5),
               # The same d = 64 shape at larger t (the first steps of a sampler): many
               # comparable logits, no block of weights below the rounding to skip, and
               # many near-maximum candidates whose logits are recomputed exactly.
@@ -262,7 +272,7 @@ def main():
     if args.quick:
         shapes = [((256, 4000, 784), 0.02), ((512, 8000, 64), 0.05), ((2048, 2048, 2), 0.001)]
     for shape, t in shapes:
-        bench_score(shape, t, rate, args.threads, args.quick, args.with_reference, rows)
+        bench_score(shape, t, rate, erate, args.threads, args.quick, args.with_reference, rows)
     bench_real_data(rate, args.threads, args.quick, rows)
     # Smoothed score and the whole sampler: per-score efficiency against the plain pass.
     rng = np.random.default_rng(2)
@@ -315,7 +325,8 @@ def main():
         other = ", ".join(f"{k}={v:.3f}" for k, v in r.items()
                           if k in ("overhead_vs_16_plain_scores", "overhead_vs_plain_scores",
                                    "float64_over_float32", "speedup_all_threads", "pruned_pairs",
-                                   "speedup_vs_dense", "faiss_speedup", "faiss_err"))
+                                   "speedup_vs_dense", "faiss_speedup", "faiss_err", "gexp_per_s",
+                                   "exp_over_numpy_exp", "fma_per_exp"))
         print(f"| {r['case']} | {r['ledkde_s']:.4f} | {f('gflops', '{:.1f}')} | {f('ledkde_vs_limit')} | "
               f"{f('ledkde_speedup_vs_numpy_blas')} | {f('ledkde_speedup_vs_torch_sdpa')} | "
               f"{f('ledkde_speedup_vs_keops')} | {f('ledkde_speedup_vs_reference')} | {other} |")
@@ -324,7 +335,8 @@ def main():
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"gemm_flops": rate, "exp_per_s": erate, "threads": args.threads,
-                   "tile_gemm": ledkde._core.TILE_GEMM_ISA, "rows": rows}, fh, indent=2)
+                   "tile_gemm": ledkde._core.TILE_GEMM_ISA, "row_kernels": ledkde._core.ROW_KERNELS_ISA,
+                   "cpu": cpu_model(), "rows": rows}, fh, indent=2)
     print(f"wrote {args.json}")
 
 

@@ -117,6 +117,23 @@ def test_many_candidates_whole_tile_exact(d):
     check_against_reference(y, data, t, None, None, np.float32, tile=(16, 64), prepared=True)
 
 
+@pytest.mark.parametrize("weights", [False, True])
+@pytest.mark.parametrize("t", [1.0, 10.0])
+@pytest.mark.parametrize("d", [16, 100, 784])
+def test_far_queries_lifted_logits(d, t, weights):
+    # Queries far from the data (|y - c|^2 > 4 max |mu - c|^2, equal
+    # variances): the float logits leave out |y|^2, which the pass keeps in
+    # float64 (lifted rows), with and without log-weights, every route.
+    r = np.random.default_rng(d)
+    data = r.random((700, d))
+    y = data[r.choice(700, 30)] + np.sqrt(t) * r.normal(size=(30, d))
+    c = data.mean(0)
+    assert (((y - c) ** 2).sum(1) > 4 * ((data - c) ** 2).sum(1).max()).all()
+    lw = r.normal(size=700) if weights else None
+    for prepared in (False, True):
+        check_against_reference(y, data, t, lw, None, np.float32, tile=(16, 64), prepared=prepared)
+
+
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([9, 16, 40]), log_t=st.floats(-2, 0),
        dtype=st.sampled_from([np.float32, np.float64]), tile_n=st.sampled_from([256, 240]))
 def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t, dtype, tile_n):

@@ -63,14 +63,14 @@ double logit_of_dist2(const LogitParams<T>& lp, int64_t j, double d2) {
 // partly patched, when an exact logit lies more than kMaxOvershoot above ts.
 template <class T>
 bool patch_candidates(const Mixture<T>& mix, const LogitParams<T>& lp, const T* row, int64_t n0,
-                      T* x, int64_t nb, T ts, T cut, int64_t* idx, double* d2, double* m_new) {
+                      T* x, int64_t nb, double ts, T cut, int64_t* idx, double* d2, double* m_new) {
   const T thr = static_cast<T>(std::exp(static_cast<double>(cut) - 1e-3));
   const int64_t count = rows::indices_at_least(x, nb, thr, idx);
   rows::exact_dist2s(row, mix.mu.data() + n0 * mix.d, mix.d, idx, count, d2);
   for (int64_t c = 0; c < count; ++c) {
-    const double z = logit_of_dist2(lp, n0 + idx[c], d2[c]) - static_cast<double>(ts);
+    const double z = logit_of_dist2(lp, n0 + idx[c], d2[c]) - ts;
     if (z > kMaxOvershoot) return false;
-    *m_new = std::max(*m_new, static_cast<double>(ts) + z);
+    *m_new = std::max(*m_new, ts + z);
     x[idx[c]] = static_cast<T>(std::exp(z));
   }
   return true;
@@ -200,12 +200,17 @@ struct PassContext {
   const T* cprime;   // per-component constants, or null
   const T* kj;
   std::vector<double> delta;  // (q,) the expansion's error bound of each row
+  // (q,) |y_i|^2 inv2v for a row whose float logits leave out |y_i|^2 (they
+  // are l_j + lift_i: equal variances, rows far from the data), else 0.
+  std::vector<double> lift;
   // The current tile: components [n0, n0 + nb), its first row panel pk (built-in products).
   int64_t n0 = 0, nb = 0;
   const T* pk = nullptr;
 
   const T* cp() const { return cprime ? cprime + n0 : nullptr; }
   const T* kk() const { return kj ? kj + n0 : nullptr; }
+  // The |y|^2 the row's float logits are computed with (0 when lifted).
+  T ny(int64_t i) const { return lift[i] != 0.0 ? T(0) : static_cast<T>(ws.ny[i]); }
   // Error bound of row i's approximate logits near the maximum m: the
   // expansion's (fixed per row), or for coordinate differences a relative
   // error of about (d + 4) eps of the logits near the maximum.
@@ -296,25 +301,28 @@ bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState&
   Workspace<T>& ws = c.ws;
   const double shift = rs.max();
   const double dlt = c.error_bound(i, shift);
-  const T ts = static_cast<T>(shift);
+  // The sweep's shift in the float logits' terms, and what it is in float64
+  // (they differ by the lift and by the shift's rounding to T).
+  const T ts = static_cast<T>(shift + c.lift[i]);
+  const double ts64 = static_cast<double>(ts) - c.lift[i];
   // Candidates for the recompute lie above m_new - margin >= shift - margin.
   const T cut = dlt > c.tol ? static_cast<T>(-candidate_margin(dlt, c.tol)) : std::numeric_limits<T>::infinity();
   double sums[4];
-  rows::expansion_weights(c.mix.norm2.data() + c.n0, ws.G.data() + i * c.tn, static_cast<T>(ws.ny[i]), c.cp(),
-                          c.kk(), c.lp.inv2v, c.nb, ts, cut, c.skip, c.opt.entropy, x, sums, live);
-  double m_new = std::max(rs.max(), static_cast<double>(ts) + sums[2]);
+  rows::expansion_weights(c.mix.norm2.data() + c.n0, ws.G.data() + i * c.tn, c.ny(i), c.cp(), c.kk(), c.lp.inv2v,
+                          c.nb, ts, cut, c.skip, c.opt.entropy, x, sums, live);
+  double m_new = std::max(rs.max(), ts64 + sums[2]);
   // A few candidates (the usual case when the tile holds the row's new
   // maximum): their exact weights are patched in (without the entropy, whose
   // sum would need every logit again). Many go the two-step route, which
   // computes a whole tile of exact logits at once.
   const bool few = sums[3] <= static_cast<double>(c.nb / kFewDiv);
   if (sums[3] != 0.0 && few && sums[2] <= kMaxOvershoot && !c.opt.entropy &&
-      patch_candidates(c.mix, c.lp, row, c.n0, x, c.nb, ts, cut, ws.idx.data(), ws.cd2.data(), &m_new)) {
+      patch_candidates(c.mix, c.lp, row, c.n0, x, c.nb, ts64, cut, ws.idx.data(), ws.cd2.data(), &m_new)) {
     sums[0] = rows::sum(x, c.nb);
     sums[3] = 0.0;
   }
   if (sums[3] == 0.0 && sums[2] <= kMaxOvershoot) {
-    const double f = rs.merge_tile(static_cast<double>(ts), sums[0], sums[1], m_new);
+    const double f = rs.merge_tile(ts64, sums[0], sums[1], m_new);
     // This tile's weights are relative to ts: scale its product on the way into A.
     ws.F[i] = f;
     ws.weighted[i] = std::any_of(live, live + c.nblk, [](uint8_t b) { return b != 0; });
@@ -332,10 +340,9 @@ bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState&
 template <class T>
 TileLogits expansion_logits(const PassContext<T>& c, int64_t i, T* x, uint8_t* live, bool many) {
   std::fill_n(live, c.nblk, uint8_t{1});
-  const double mx = static_cast<double>(rows::logits_expansion(
-      c.mix.norm2.data() + c.n0, c.ws.G.data() + i * c.tn, static_cast<T>(c.ws.ny[i]), c.cp(), c.kk(),
-      c.lp.inv2v, c.nb, x));
-  return {mx, false, many};
+  const double mx = static_cast<double>(rows::logits_expansion(c.mix.norm2.data() + c.n0, c.ws.G.data() + i * c.tn,
+                                                               c.ny(i), c.cp(), c.kk(), c.lp.inv2v, c.nb, x));
+  return {mx - c.lift[i], false, many};
 }
 
 // Every two-step route ends here: the components whose logit could carry
@@ -361,7 +368,7 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
     // Components that could carry weight above the tolerance once their logit is exact.
     const double cut = m_new - candidate_margin(dlt, c.tol);
     const int64_t count =
-        lg.many && c.own_gemm ? nb : rows::indices_at_least(x, nb, static_cast<T>(cut), ws.idx.data());
+        lg.many && c.own_gemm ? nb : rows::indices_at_least(x, nb, static_cast<T>(cut + c.lift[i]), ws.idx.data());
     double exact_max = rs.max();
     if (c.own_gemm && count > nb / kManyDiv) {
       // Many candidates (large t: many comparable logits): the exact logits
@@ -383,21 +390,31 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
     m_new = exact_max;
     if (m_new == kNegInf) return nothing();
   }
-  rs.move_to(m_new);
   double s_tile, e_tile;
   if (all_exact) {
+    rs.move_to(m_new);
     // Shifted exact logits: small numbers, which T holds accurately.
     rows::shifted(ws.logit64.data(), nb, m_new, x);
     rows::weights(x, nb, T(0), &s_tile, &e_tile);
-  } else if (exact.empty()) {
-    rows::weights(x, nb, static_cast<T>(m_new), &s_tile, &e_tile);
   } else {
-    // Shift first, then patch in the candidates' exact shifted logits (small
-    // numbers, so T holds them accurately), then exponentiate.
-    const T mt = static_cast<T>(m_new);
-    for (int64_t j = 0; j < nb; ++j) x[j] -= mt;
-    for (const auto& e : exact) x[e.first] = static_cast<T>(e.second - m_new);
-    rows::weights(x, nb, T(0), &s_tile, &e_tile);
+    // The float logits x (lifted or not) are shifted by mt: the weights are
+    // relative to what mt is in float64.
+    const T mt = static_cast<T>(m_new + c.lift[i]);
+    double m_ref = static_cast<double>(mt) - c.lift[i];
+    // Logits of extreme size (t near the edge of the working range, where
+    // the rounding of mt exceeds 1e-3): the state stays on m_new (lifted
+    // rows never get here: their float logits are kept below 1e-3 / eps).
+    if (std::fabs(m_ref - m_new) > 1e-3) m_ref = m_new;
+    rs.move_to(m_ref);
+    if (exact.empty()) {
+      rows::weights(x, nb, mt, &s_tile, &e_tile);
+    } else {
+      // Shift first, then patch in the candidates' exact shifted logits (small
+      // numbers, so T holds them accurately), then exponentiate.
+      for (int64_t j = 0; j < nb; ++j) x[j] -= mt;
+      for (const auto& e : exact) x[e.first] = static_cast<T>(e.second - m_ref);
+      rows::weights(x, nb, T(0), &s_tile, &e_tile);
+    }
   }
   rs.add(s_tile, e_tile);
   // The running sum of p / v; with per-component variances the columns are divided by v_j here.
@@ -486,7 +503,7 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
                    std::numeric_limits<T>::epsilon(), logit_tolerance<T>(), skip_below(mix),
                    mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0,
                    lp.per_component ? lp.cprime.data() : nullptr, lp.per_component ? lp.inv2v_j.data() : nullptr,
-                   std::vector<double>(static_cast<size_t>(q))};
+                   std::vector<double>(static_cast<size_t>(q)), std::vector<double>(static_cast<size_t>(q))};
   ws.start(q, d, tn, nblk, own_gemm, direct);
   // Bound on the error of an approximate logit: rounding in the product and
   // in |y|^2 + |mu|^2 - 2 y.mu, a few sqrt(d) units of the largest term.
@@ -499,6 +516,17 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
     }
     ws.ny[i] = s;
     c.delta[i] = expansion_error(kappa * c.eps, s, mix.norm2_max, lp.inv2v_max, lp.cprime_abs_max);
+    // Equal variances and a row far from the data (|y|^2 > 4 max |mu|^2): its
+    // float logits leave out |y|^2 (lifted), a smaller error bound; only
+    // while they stay below 1e-3 / eps, so that their rounding is harmless.
+    c.lift[i] = 0.0;
+    if (!direct && !c.per_var) {
+      const double lifted = expansion_error_lifted(kappa * c.eps, s, mix.norm2_max, lp.inv2v_max, lp.cprime_abs_max);
+      if (lifted < c.delta[i] && lifted <= kappa * 1e-3) {
+        c.delta[i] = lifted;
+        c.lift[i] = s * static_cast<double>(lp.inv2v);
+      }
+    }
   }
   const int64_t pad = own_gemm ? tile_gemm::kRowPad : 0;  // rows the kernels may touch past q
   if (n_end < 0) n_end = mix.n;

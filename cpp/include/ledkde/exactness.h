@@ -32,6 +32,15 @@ LEDKDE_HD double expansion_error(double kappa_eps, double ny, double norm2_max, 
   return kappa_eps * ((ny + norm2_max) * inv2v_max + cprime_abs_max);
 }
 
+// The same for logits computed without the row's |y|^2 (equal variances: it
+// is the same for every component, and the pass keeps it in float64): the
+// largest term is then 2 |y| |mu|_max + |mu|^2_max, far below |y|^2 when the
+// row lies far from the data (large t).
+LEDKDE_HD double expansion_error_lifted(double kappa_eps, double ny, double norm2_max, double inv2v_max,
+                                        double cprime_abs_max) {
+  return kappa_eps * ((2.0 * sqrt(ny * norm2_max) + norm2_max) * inv2v_max + cprime_abs_max);
+}
+
 // Logits within this margin of the maximum can carry weight above tol once
 // exact, for an error bound dlt > tol (2 dlt covers the error on both sides):
 // they are recomputed by coordinate differences.
