@@ -34,16 +34,22 @@ namespace ledkde {
 
 namespace {
 
-// Candidates for the exact recompute: a row whose tile holds at most
+// Candidates for the exact recompute. A row whose tile holds at most
 // 1/kFewDiv of them gets their exact distances four at a time
 // (rows::exact_dist2s) and patched in; more send the row's next tile to the
-// two-step route, and above 1/kManyDiv a whole tile of exact logits is cheaper
-// (measured on Fashion-MNIST, d = 784: at t = 3, 4% of the components are
-// candidates on average; with 1/16 and 1/8 most tiles went to the float64
-// product, 2.1x the limit, with 1/4 and 1/3 1.5x; at t = 10, 37% candidates,
-// 1/2 was 1.5x slower than 1/4).
+// two-step route, where up to 1/kManyDiv are recomputed one by one and more
+// get the whole tile's exact distances for that row. When the rows' last
+// tiles held on average more than kExactTileFraction candidates, the next
+// tile's first product runs in float64 for all rows instead. Costs measured
+// on Fashion-MNIST, d = 784 (AVX-512 EPYC): an exact distance from the data's
+// rows is a matrix-vector product at ~4.4x a pair of the float32 product
+// (it streams the component's row from L2/L3); the float64 product costs 2x
+// for every pair (and saves the float32 one), so it pays above ~0.2. With
+// 1/16 and 1/8 (until stop 18) Fashion-MNIST t = 3 ran at 2.1x the limit,
+// with these 1.3x; t = 5.8 with 64 rows 2.2x -> 1.8x.
 constexpr int64_t kFewDiv = 4;
-constexpr int64_t kManyDiv = 3;
+constexpr int64_t kManyDiv = 2;
+constexpr double kExactTileFraction = 0.2;
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // The exactness rules (logit tolerance, error bounds, candidate margins,
@@ -158,6 +164,7 @@ void Workspace<T>::start(int64_t q, int64_t d, int64_t tn, int64_t nblk, bool ow
   ny.resize(q);
   F.assign(q, 1.0);
   near.assign(q, 0);
+  cfrac.assign(q, 0.0f);
   start_states(q, d);
   idx.resize(static_cast<size_t>(tn));
   cd2.resize(static_cast<size_t>(tn));
@@ -224,7 +231,6 @@ struct PassContext {
 struct TileLogits {
   double max;      // the tile's largest (approximate) logit
   bool all_exact;  // ws.logit64 holds the exact logits of the whole tile
-  bool many;       // the row's last tile had many candidates (no need to count them)
 };
 
 // Direct route, the usual case: one fused sweep computes the distances by
@@ -269,7 +275,7 @@ template <class T>
 TileLogits direct_logits(const PassContext<T>& c, const T* row, T* x) {
   const double mx = static_cast<double>(rows::logits_direct(row, c.mix.muT.data() + c.n0, c.mix.n, c.d, c.cp(),
                                                             c.kk(), c.lp.inv2v, c.nb, c.ws.D2.data(), x));
-  return {mx, false, false};
+  return {mx, false};
 }
 
 // Float64 route (float data, most rows had many candidates on the last
@@ -287,8 +293,9 @@ TileLogits exact_tile_logits(const PassContext<T>& c, int64_t i, double row_max,
   int64_t count = 0;
   if (dlt > c.tol) count = rows::count_at_least(ws.logit64.data(), c.nb, m_guess - candidate_margin(dlt, c.tol));
   ws.near[i] = count > c.nb / kFewDiv;
+  ws.cfrac[i] = static_cast<float>(count) / static_cast<float>(c.nb);
   std::fill_n(live, c.nblk, uint8_t{1});
-  return {tile_max, true, false};
+  return {tile_max, true};
 }
 
 // Matrix-product route, the usual case after the row's first tile: one sweep
@@ -311,6 +318,7 @@ bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState&
   rows::expansion_weights(c.mix.norm2.data() + c.n0, ws.G.data() + i * c.tn, c.ny(i), c.cp(), c.kk(), c.lp.inv2v,
                           c.nb, ts, cut, c.skip, c.opt.entropy, x, sums, live);
   double m_new = std::max(rs.max(), ts64 + sums[2]);
+  ws.cfrac[i] = static_cast<float>(sums[3] / static_cast<double>(c.nb));
   // A few candidates (the usual case when the tile holds the row's new
   // maximum): their exact weights are patched in (without the entropy, whose
   // sum would need every logit again). Many go the two-step route, which
@@ -338,11 +346,12 @@ bool expansion_sweep(const PassContext<T>& c, int64_t i, const T* row, RowState&
 // Matrix-product route, two steps: the tile's approximate logits into x
 // (every block may then carry weight).
 template <class T>
-TileLogits expansion_logits(const PassContext<T>& c, int64_t i, T* x, uint8_t* live, bool many) {
+TileLogits expansion_logits(const PassContext<T>& c, int64_t i, T* x, uint8_t* live) {
   std::fill_n(live, c.nblk, uint8_t{1});
+  c.ws.cfrac[i] = 0.0f;  // finish_tile counts the candidates
   const double mx = static_cast<double>(rows::logits_expansion(c.mix.norm2.data() + c.n0, c.ws.G.data() + i * c.tn,
                                                                c.ny(i), c.cp(), c.kk(), c.lp.inv2v, c.nb, x));
-  return {mx - c.lift[i], false, many};
+  return {mx - c.lift[i], false};
 }
 
 // Every two-step route ends here: the components whose logit could carry
@@ -367,8 +376,8 @@ void finish_tile(const PassContext<T>& c, int64_t i, const T* row, RowState& rs,
   if (dlt > c.tol && !all_exact) {
     // Components that could carry weight above the tolerance once their logit is exact.
     const double cut = m_new - candidate_margin(dlt, c.tol);
-    const int64_t count =
-        lg.many && c.own_gemm ? nb : rows::indices_at_least(x, nb, static_cast<T>(cut + c.lift[i]), ws.idx.data());
+    const int64_t count = rows::indices_at_least(x, nb, static_cast<T>(cut + c.lift[i]), ws.idx.data());
+    ws.cfrac[i] = static_cast<float>(count) / static_cast<float>(nb);
     double exact_max = rs.max();
     if (c.own_gemm && count > nb / kManyDiv) {
       // Many candidates (large t: many comparable logits): the exact logits
@@ -540,9 +549,9 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
     // which makes every logit exact at once (float data only).
     bool exact_tile = false;
     if (own_gemm) {
-      int64_t many_rows = 0;
-      for (int64_t i = 0; i < q; ++i) many_rows += ws.near[i];
-      exact_tile = 2 * many_rows > q;
+      double frac = 0.0;
+      for (int64_t i = 0; i < q; ++i) frac += ws.cfrac[i];
+      exact_tile = frac > kExactTileFraction * static_cast<double>(q);
     }
     if (!direct) first_product(c, q, pad, exact_tile);
     // The rows whose weights on this tile are not all zero are packed into
@@ -571,7 +580,7 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
         } else {
           ws.near[i] = 0;  // try the single sweep again on the next tile
         }
-        lg = expansion_logits(c, i, x, live, many);
+        lg = expansion_logits(c, i, x, live);
       }
       finish_tile(c, i, row, rs, x, lg);
     }

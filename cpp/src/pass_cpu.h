@@ -41,6 +41,7 @@ struct Workspace {
   std::vector<double> F;      // (q,) factor of row i of this tile's product C
   std::vector<double> scale;  // (q,) the same times the sum scale (built-in products)
   std::vector<char> near;     // (q,) row i's last tile had near-maximum candidates
+  std::vector<float> cfrac;   // (q,) the fraction of row i's last tile that were candidates
   std::vector<int64_t> idx;   // (tile_n,) indices of one row's candidates
   std::vector<double> cd2;    // (tile_n,) their exact squared distances
   std::vector<uint8_t> live;  // (q, tile_n / 64) blocks of a tile where a row may have weight
