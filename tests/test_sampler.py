@@ -79,6 +79,26 @@ def test_thread_count_and_seed():
     np.testing.assert_array_equal(a[:10], ledkde.sample(data, 10, threads=2, **kw))
 
 
+@pytest.mark.parametrize("method,dtype", [(m, np.float64) for m in METHODS] + [("euler_maruyama", np.float32)])
+def test_components_cut_into_shards_follow_the_reference(method, dtype):
+    # 1,500 components in tiles of 128: six samples (one tile of rows, with
+    # their kernel draws) cut the components into shards whose states merge at
+    # every step; the run must still follow the reference and not depend on
+    # the thread count.
+    rng = np.random.default_rng(8)
+    data = rng.normal(size=(1500, 12)).astype(dtype)
+    times = ref.time_grid(3.0, 0.02, 10, "geometric")
+    kw = dict(schedule=times, method=method, bandwidth=0.1, n_kernel=3, seed=3, tile=(64, 128))
+    got = ledkde.sample(data, 6, threads=1, **kw)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(got, ledkde.sample(data, 6, threads=threads, **kw))
+    want, _ = ref.sample(data.astype(np.float64), 6, times, np.full(11, 0.1), method=method, n_kernel=3, seed=3)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    else:  # as test_float32_run_follows_float64_reference
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-3 * np.abs(want).max())
+
+
 def _three_component_mixture():
     a = np.array([0.2, 0.3, 0.5])
     means = np.array([[-3.0, 1.0], [2.0, 2.0], [0.0, -1.6]])

@@ -6,7 +6,7 @@
 #include "ledkde/finish_rows.h"
 #include "parallel.h"
 #include "pass_cpu.h"
-#include "prune_cpu.h"
+#include "sharded_pass.h"
 
 namespace ledkde {
 
@@ -22,13 +22,10 @@ namespace {
 template <class T, class Emit>
 void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const T* y, int64_t q,
                          const PassOptions& opt, Emit&& emit) {
-  const int64_t d = mix.d, tq = opt.tile_q, tn = opt.tile_n;
+  const int64_t d = mix.d, tq = opt.tile_q;
   const int64_t ntiles = (q + tq - 1) / tq;
   if (ntiles == 0) return;
-  const int64_t n_tiles_data = (mix.n + tn - 1) / tn;
-  const int64_t nshards =
-      std::max<int64_t>(1, std::min((kTargetTasks + ntiles - 1) / ntiles, n_tiles_data));
-  const int64_t shard_tiles = (n_tiles_data + nshards - 1) / nshards;  // data tiles per shard
+  const int64_t nshards = shard_count(ntiles, mix.n, opt.tile_n);
   StopFlag stop(opt.interrupted);
   PassOptions o = opt;
   o.stop = &stop;
@@ -43,59 +40,15 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     }, &stop);
     return;
   }
-  auto shard_begin = [&](int64_t shard) { return std::min(mix.n, shard * shard_tiles * tn); };
-  // Pruning over shards: each row's reference (prune_cpu.h) must come from
-  // all the components, not from its shard alone: each shard finds its own,
-  // and each row takes the least (a fixed order: the same for any threads).
-  std::vector<double> refs;
-  if (prune_applies(mix, lp, o, shard_begin(1) - shard_begin(0))) {
-    std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
-    std::vector<char> pays(static_cast<size_t>(ntiles * nshards), 0);
-    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
-      const int64_t tile = task / nshards, shard = task % nshards;
-      const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
-      Workspace<T>& w = ws[worker];
-      centre_rows(mix, y + i0 * d, qb, w);
-      pays[task] = prune_probe(mix, lp, qb, w, shard_begin(shard), shard_begin(shard + 1));
-      if (pays[task])
-        prune_references(mix, qb, w, o, shard_begin(shard), shard_begin(shard + 1), local.data() + task * tq);
-    }, &stop);
-    int64_t paying = 0;
-    for (char v : pays) paying += v;
-    if (2 * paying > ntiles * nshards) {
-      refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
-      for (int64_t task = 0; task < ntiles * nshards; ++task)
-        if (pays[task])
-          for (int64_t i = 0; i < tq; ++i)
-            refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
-    } else {
-      o.prune = false;  // most shards found that pruning would not pay (large t)
-    }
-  }
-  // One state per (query tile, shard); then merge the shards of each tile.
   WorkspaceLease<T> part(static_cast<size_t>(ntiles * nshards));
-  parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
-    const int64_t tile = task / nshards, shard = task % nshards;
+  sharded_passes(mix, lp, ntiles, tq, nshards, o, ws, part, [&](int64_t tile, Workspace<T>& w) {
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
-    Workspace<T>& w = ws[worker];
     centre_rows(mix, y + i0 * d, qb, w);
-    pass_rows(mix, lp, qb, w, o, shard_begin(shard), shard_begin(shard + 1),
-              refs.empty() ? nullptr : refs.data() + tile * tq);
-    Workspace<T>& out = part[task];
-    out.m.swap(w.m);
-    out.S.swap(w.S);
-    out.E.swap(w.E);
-    out.A.swap(w.A);
-    out.B.swap(w.B);
-  }, &stop);
+    return qb;
+  });
   for (int64_t tile = 0; tile < ntiles; ++tile) {
-    const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
-    Workspace<T>& acc = part[tile * nshards];
-    for (int64_t shard = 1; shard < nshards; ++shard) {
-      const PartialState other = part[tile * nshards + shard].state();
-      for (int64_t i = 0; i < qb; ++i) merge_row(acc.state(), i, other, i, d);
-    }
-    emit(i0, qb, acc);
+    const int64_t i0 = tile * tq;
+    emit(i0, std::min(tq, q - i0), part[tile * nshards]);
   }
 }
 

@@ -15,10 +15,6 @@ namespace ledkde {
 
 namespace {
 
-// Rows of one pass at most: a worker's memory stays O(rows (d + tile_n)) for
-// any number of draws (10^6 draws of one query once took 4 GB).
-constexpr int64_t kMaxPassRows = 8192;
-
 SmoothRowOutputs offset(SmoothRowOutputs o, int64_t i, int64_t d) {
   if (o.score) o.score += i * d;
   if (o.score_se) o.score_se += i;
@@ -68,17 +64,11 @@ void estimate_from_states(const SmoothOptions& sm, bool per_var, double t, doubl
   }
 }
 
-namespace {
-
-// All draws of qb queries in one pass.
 template <class T>
-void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
-                    uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
-                    const PassOptions& opt, SmoothRowOutputs out) {
+int64_t draw_rows(const Mixture<T>& mix, const double* y, int64_t qb, uint32_t index0, const SmoothOptions& sm,
+                  bool want_log_density, Workspace<T>& ws) {
   const int64_t d = mix.d, M = effective_draws(sm);
-  const bool per_var = !mix.var.empty();
-  const bool pilot = has_pilot(sm, per_var, out.log_density != nullptr);
-  const int64_t copies = M + (pilot ? 1 : 0);
+  const int64_t copies = rows_per_point(sm, !mix.var.empty(), want_log_density);
   ws.rows.resize(static_cast<size_t>(qb * copies * d));
   ws.u.assign(static_cast<size_t>(M * d), 0.0);
   for (int64_t i = 0; i < qb; ++i) {
@@ -92,11 +82,22 @@ void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const doubl
       for (int64_t k = 0; k < d; ++k) row[k] = static_cast<T>(y[i * d + k] + on * u[k] - mix.centre[k]);
     }
   }
+  return qb * copies;
+}
+
+namespace {
+
+// All draws of qb queries in one pass.
+template <class T>
+void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
+                    uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
+                    const PassOptions& opt, SmoothRowOutputs out) {
+  const int64_t rows = draw_rows(mix, y, qb, index0, sm, out.log_density != nullptr, ws);
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
-  pass_rows(mix, lp, qb * copies, ws, o);
+  pass_rows(mix, lp, rows, ws, o);
   RowStateInputs st{ws.m.data(), ws.S.data(), ws.A.data(), ws.B.data()};
-  estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, qb, d, st, ws.rows.data(), y, mix.centre.data(), out);
+  estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, qb, mix.d, st, ws.rows.data(), y, mix.centre.data(), out);
 }
 
 // One query whose draws do not fit one pass: its draws go through the pass
@@ -230,6 +231,8 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                   \
+  template int64_t draw_rows(const Mixture<T>&, const double*, int64_t, uint32_t, const SmoothOptions&, bool, \
+                             Workspace<T>&);                                                       \
   template void estimate_from_states(const SmoothOptions&, bool, double, double, int64_t, int64_t,  \
                                      const RowStateInputs&, const T*, const double*, const double*, \
                                      SmoothRowOutputs);                                            \

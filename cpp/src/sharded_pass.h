@@ -1,0 +1,93 @@
+// Passes of a few blocks of query rows with the components cut into shards
+// (score_cpu.cpp, sampler_cpu.cpp): with fewer blocks than kTargetTasks the
+// components are split too, so that a few rows still keep the cores busy.
+// The cut and the order of the merge depend on the sizes alone, never on the
+// thread count: results stay bit-identical across threads.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "ledkde/finish_rows.h"
+#include "parallel.h"
+#include "pass_cpu.h"
+#include "prune_cpu.h"
+
+namespace ledkde {
+
+// Shards of the components for ntiles blocks of rows: about kTargetTasks
+// tasks in all, at most one per tile of tile_n components.
+inline int64_t shard_count(int64_t ntiles, int64_t n, int64_t tile_n) {
+  const int64_t n_tiles_data = (n + tile_n - 1) / tile_n;
+  if (ntiles <= 0) return 1;
+  return std::max<int64_t>(1, std::min((kTargetTasks + ntiles - 1) / ntiles, n_tiles_data));
+}
+
+// The passes of ntiles blocks of rows over the components cut into nshards
+// shards of whole tiles. rows(tile, w) puts block tile's centred rows into
+// w.rows and returns how many there are (at most tq). On return
+// part[tile * nshards] holds block tile's states merged over the shards in
+// shard order, and its rows. With pruning, each row's reference (prune_cpu.h)
+// comes from all the components: each shard finds its own and each row takes
+// the least, in shard order. part must hold ntiles * nshards workspaces, ws
+// one per worker; o.stop is polled (parallel_for throws Cancelled).
+template <class T, class Rows>
+void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t ntiles, int64_t tq, int64_t nshards,
+                    const PassOptions& opt, WorkspaceLease<T>& ws, WorkspaceLease<T>& part, Rows&& rows) {
+  const int64_t d = mix.d;
+  const int64_t n_tiles_data = (mix.n + opt.tile_n - 1) / opt.tile_n;
+  const int64_t shard_tiles = (n_tiles_data + nshards - 1) / nshards;  // data tiles per shard
+  auto shard_begin = [&](int64_t shard) { return std::min(mix.n, shard * shard_tiles * opt.tile_n); };
+  PassOptions o = opt;
+  std::vector<double> refs;
+  if (prune_applies(mix, lp, o, shard_begin(1) - shard_begin(0))) {
+    std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
+    std::vector<char> pays(static_cast<size_t>(ntiles * nshards), 0);
+    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
+      const int64_t shard = task % nshards;
+      Workspace<T>& w = ws[worker];
+      const int64_t qb = rows(task / nshards, w);
+      pays[task] = prune_probe(mix, lp, qb, w, shard_begin(shard), shard_begin(shard + 1));
+      if (pays[task])
+        prune_references(mix, qb, w, o, shard_begin(shard), shard_begin(shard + 1), local.data() + task * tq);
+    }, opt.stop);
+    int64_t paying = 0;
+    for (char v : pays) paying += v;
+    if (2 * paying > ntiles * nshards) {
+      refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
+      for (int64_t task = 0; task < ntiles * nshards; ++task)
+        if (pays[task])
+          for (int64_t i = 0; i < tq; ++i)
+            refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
+    } else {
+      o.prune = false;  // most shards found that pruning would not pay (large t)
+    }
+  }
+  // One state per (block, shard); then the shards of each block merge.
+  parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
+    const int64_t tile = task / nshards, shard = task % nshards;
+    Workspace<T>& w = ws[worker];
+    const int64_t qb = rows(tile, w);
+    pass_rows(mix, lp, qb, w, o, shard_begin(shard), shard_begin(shard + 1),
+              refs.empty() ? nullptr : refs.data() + tile * tq);
+    Workspace<T>& out = part[task];
+    out.m.swap(w.m);
+    out.S.swap(w.S);
+    out.E.swap(w.E);
+    out.A.swap(w.A);
+    out.B.swap(w.B);
+    if (shard == 0) out.rows.swap(w.rows);
+  }, opt.stop);
+  for (int64_t tile = 0; tile < ntiles; ++tile) {
+    Workspace<T>& acc = part[tile * nshards];
+    const int64_t qb = static_cast<int64_t>(acc.m.size());
+    for (int64_t shard = 1; shard < nshards; ++shard) {
+      const PartialState other = part[tile * nshards + shard].state();
+      for (int64_t i = 0; i < qb; ++i) merge_row(acc.state(), i, other, i, d);
+    }
+  }
+}
+
+}  // namespace ledkde
