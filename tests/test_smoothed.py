@@ -57,6 +57,32 @@ def test_seed_reproducible_across_threads(dtype):
     assert not np.array_equal(base, ledkde.smoothed_score(y, data, 0.1, bandwidth=0.3, n_kernel=6, seed=12))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_few_queries_cut_the_components_into_shards(dtype):
+    # Three queries with their draws make one pass; over 1,500 components in
+    # tiles of 128 it is cut into shards whose states merge: the result must
+    # match the reference (scores, log-densities, their errors) and not
+    # depend on the threads.
+    y, data, _, _ = make_problem(12, 3, 1500, 12, 0.1)
+    y, data = y.astype(dtype), data.astype(dtype)
+    kw = dict(bandwidth=0.3, n_kernel=8, antithetic=True, seed=5)
+    got, se = ledkde.smoothed_score(y, data, 0.1, threads=1, tile=(64, 128), return_error=True, **kw)
+    ld, ld_se = ledkde.led_kde_log_density(y, data, 0.1, threads=1, tile=(64, 128), return_error=True, **kw)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(got, ledkde.smoothed_score(y, data, 0.1, threads=threads, tile=(64, 128), **kw))
+        np.testing.assert_array_equal(ld, ledkde.led_kde_log_density(y, data, 0.1, threads=threads, tile=(64, 128),
+                                                                     **kw))
+    y64, d64 = y.astype(np.float64), data.astype(np.float64)
+    want, want_se = ref.smoothed_score(y64, d64, 0.1, return_error=True, **kw)
+    ld_want, ld_se_want = ref.led_kde_log_density(y64, d64, 0.1, return_error=True, **kw)
+    span = np.ptp(np.vstack([y64, d64])) + 6 * 0.3 * np.sqrt(12)  # as test_smoothed_matches_reference
+    atol = RTOL[dtype] * span / 0.1 * (1 + 9 * (dtype == np.float32))
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+    np.testing.assert_allclose(se, want_se, rtol=0, atol=atol)
+    np.testing.assert_allclose(ld, ld_want, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] * 10)
+    np.testing.assert_allclose(ld_se, ld_se_want, rtol=0, atol=RTOL[dtype] * 10)
+
+
 def test_monte_carlo_rate():
     # Mean squared error against the expectation falls as 1/M.
     y, data, _, _ = make_problem(10, 4, 50, 3, 0.2)

@@ -10,6 +10,7 @@
 #include "ledkde/smooth_estimator.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "sharded_pass.h"
 
 namespace ledkde {
 
@@ -197,14 +198,47 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
   const int64_t copies = rows_per_point(sm, !mix.var.empty(), out.log_density != nullptr);
   const int64_t tq = std::max<int64_t>(1, opt.tile_q / copies);
   const int64_t ntiles = (q + tq - 1) / tq;
+  StopFlag stop(opt.interrupted);
+  PassOptions o = opt;
+  o.stop = &stop;
+  // The float64 estimates of queries [i0, i0 + qb) into out.
+  auto write = [&](int64_t i0, int64_t qb, const double* s, const double* ld, const double* sse, const double* lse) {
+    for (int64_t i = 0; i < qb; ++i) {
+      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(ld[i]);
+      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(lse[i]);
+      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(sse[i]);
+      if (out.score)
+        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(s[i * d + k]);
+    }
+  };
+  // The draws of all the queries in one pass: the components cut into shards
+  // so that every core shares it (as the sampler's single tile).
+  if (ntiles == 1 && q * copies <= kMaxPassRows && shard_count(1, mix.n, opt.tile_n) > 1) {
+    const int64_t nshards = shard_count(1, mix.n, opt.tile_n);
+    o.entropy = false;
+    std::vector<double> y64(y, y + q * d), s(out.score ? q * d : 0), ld(q), sse(q), lse(q);
+    WorkspaceLease<T> ws(static_cast<size_t>(worker_count(opt.threads, nshards)));
+    WorkspaceLease<T> part(static_cast<size_t>(nshards));
+    sharded_passes(mix, lp, 1, q * copies, nshards, o, ws, part, [&](int64_t, Workspace<T>& w) {
+      return draw_rows(mix, y64.data(), q, 0, sm, out.log_density != nullptr, w);
+    });
+    SmoothRowOutputs ro;
+    ro.score = out.score ? s.data() : nullptr;
+    ro.score_se = out.score_se ? sse.data() : nullptr;
+    ro.log_density = out.log_density ? ld.data() : nullptr;
+    ro.log_density_se = out.log_density_se ? lse.data() : nullptr;
+    Workspace<T>& w = part[0];
+    const RowStateInputs st{w.m.data(), w.S.data(), w.A.data(), w.B.data()};
+    estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, q, d, st, w.rows.data(), y64.data(), mix.centre.data(),
+                         ro);
+    write(0, q, s.data(), ld.data(), sse.data(), lse.data());
+    return;
+  }
   struct Scratch {
     Workspace<T> ws;
     std::vector<double> y, s, ld, sse, lse;
   };
   std::vector<Scratch> scratch(static_cast<size_t>(worker_count(opt.threads, ntiles)));
-  StopFlag stop(opt.interrupted);
-  PassOptions o = opt;
-  o.stop = &stop;
   parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
     Scratch& w = scratch[worker];
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
@@ -220,13 +254,7 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     ro.log_density_se = out.log_density_se ? w.lse.data() : nullptr;
     smoothed_rows(mix, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, o, ro);
     if (stop.stopped()) return;  // cancelled: nothing is written
-    for (int64_t i = 0; i < qb; ++i) {
-      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(w.ld[i]);
-      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(w.lse[i]);
-      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(w.sse[i]);
-      if (out.score)
-        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(w.s[i * d + k]);
-    }
+    write(i0, qb, w.s.data(), w.ld.data(), w.sse.data(), w.lse.data());
   }, &stop);
 }
 
