@@ -49,6 +49,18 @@ def test_pruned_pass_matches_the_reference(dtype, t, q):
     check_against_reference(y, data, t, None, None, dtype, prepared=True)
 
 
+def test_few_queries_keep_pruning_when_shards_would_be_too_small():
+    # 12,000 components: four shards of 3,000 would each be below what pays for
+    # pruning (4,288 here, d = 48, k = 12), so the pass takes fewer shards and
+    # still prunes (it went dense before, 3x slower on Fashion-MNIST N = 5000).
+    data = clustered(5, n=12000)
+    y = queries(data, 1e-3, 5, 6)
+    mix = ledkde.Mixture(data.astype(np.float32))
+    _, frac = pruned_fraction(lambda: ledkde.score(y.astype(np.float32), mix, 1e-3))
+    assert frac > 0.5, frac
+    check_against_reference(y, data, 1e-3, None, None, np.float32, prepared=True)
+
+
 @pytest.mark.parametrize("t", [1e-3, 3e-2, 1.0, 1e3])
 def test_pruned_and_dense_agree_at_every_t(t):
     # Small t prunes; at large t (every component within the margin) the probe must

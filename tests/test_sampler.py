@@ -80,11 +80,10 @@ def test_thread_count_and_seed():
 
 
 @pytest.mark.parametrize("method,dtype", [(m, np.float64) for m in METHODS] + [("euler_maruyama", np.float32)])
-def test_components_cut_into_shards_follow_the_reference(method, dtype):
-    # 1,500 components in tiles of 128: six samples (one tile of rows, with
-    # their kernel draws) cut the components into shards whose states merge at
-    # every step; the run must still follow the reference and not depend on
-    # the thread count.
+def test_many_component_tiles_follow_the_reference(method, dtype):
+    # 1,500 components in tiles of 128 (the running state carried across twelve
+    # tiles at every step, with kernel draws): the run must follow the
+    # reference and not depend on the thread count.
     rng = np.random.default_rng(8)
     data = rng.normal(size=(1500, 12)).astype(dtype)
     times = ref.time_grid(3.0, 0.02, 10, "geometric")

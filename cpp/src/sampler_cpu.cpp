@@ -3,9 +3,6 @@
 // samples and each worker runs every step of its tile: no barrier per step,
 // no Python per step. The tiles run on parallel_for's workers (the calling
 // thread among them, which also reports progress and looks for Ctrl-C).
-// Samples that fit one tile, over components that fill several, make one
-// tile whose passes cut the components into shards (sharded_pass.h): the
-// cores share each pass, which reads the components once per step.
 //
 // Step k goes from t_k to t_{k+1}, D = t_k - t_{k+1}, score s at t_k with the
 // bandwidth of grid point k; kernel draws use stream step ("evaluation") 2k,
@@ -15,12 +12,10 @@
 //   ode_heun:       y~ = y + (D / 2) s;  y += (D / 4) (s + s(y~, t_{k+1}))
 #include <atomic>
 #include <cmath>
-#include <memory>
 
 #include "ledkde/philox.h"
 #include "parallel.h"
 #include "pass_cpu.h"
-#include "sharded_pass.h"
 
 namespace ledkde {
 
@@ -38,25 +33,16 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
 
   const SmoothOptions sm0 = cfg.smooth;
-  const bool per_var = !mix.var.empty();
-  const int64_t draws = cfg.max_draws(per_var);
-  // All the samples in one tile with the components cut into shards, when
-  // they fit one tile (and one pass) and the components make several tiles:
-  // 64 samples of Fashion-MNIST measured 3-12% faster on 2 cores than as two
-  // tiles of 32 (each of which read all the components at every step).
-  const int64_t n_data_tiles = (mix.n + opt.tile_n - 1) / opt.tile_n;
-  const bool one_tile = n_samples * draws <= std::min(opt.tile_q, kMaxPassRows) && n_data_tiles > 1;
-  // Otherwise tiles of samples: at most tile_q rows, and at most half the
-  // samples, so that a run of few samples still makes two tiles (64 samples
-  // kept one core idle), but not below kMinSamplerRows (thinner tiles read the
-  // components from memory more often than they compute; 64-row tiles for
-  // 256 samples measured 12% slower than 128-row ones). Fixed by the sizes
-  // alone: the same tiles, so the same results, for any number of threads.
+  // Tiles of samples: at most tile_q rows, and at most half the samples, so
+  // that a run of few samples still makes two tiles (64 samples kept one core
+  // idle), but not below kMinSamplerRows (thinner tiles read the components
+  // from memory more often than they compute; 64-row tiles for 256 samples
+  // measured 12% slower than 128-row ones). Fixed by the sizes alone: the
+  // same tiles, so the same results, for any number of threads.
   constexpr int64_t kMinSamplerRows = 32;
   const int64_t spread = std::max(kMinSamplerRows, (n_samples + 1) / 2);
-  const int64_t tq = one_tile ? n_samples : std::max<int64_t>(1, std::min(opt.tile_q, spread) / draws);
+  const int64_t tq = std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(!mix.var.empty()));
   const int64_t ntiles = (n_samples + tq - 1) / tq;
-  const int64_t nshards = one_tile ? shard_count(1, mix.n, opt.tile_n) : 1;
   // Per tile and error slot: the sum over the tile's samples of the relative
   // standard errors (summed over tiles in tile order at the end: the result
   // does not depend on the thread count).
@@ -72,13 +58,6 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   StopFlag stop([&] { return poll && !poll(done.load(), total); });
   PassOptions opt_stop = opt;
   opt_stop.stop = &stop;
-  opt_stop.entropy = false;  // only scores come out of a sampler's passes
-  // The sharded passes' workspaces: one per worker, one per shard.
-  std::unique_ptr<WorkspaceLease<T>> lease, part;
-  if (nshards > 1) {
-    lease = std::make_unique<WorkspaceLease<T>>(static_cast<size_t>(worker_count(opt.threads, nshards)));
-    part = std::make_unique<WorkspaceLease<T>>(static_cast<size_t>(nshards));
-  }
 
   auto run_tile = [&](int64_t tile) {
     const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
@@ -116,16 +95,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
       SmoothRowOutputs ro;
       ro.score = res.data();
       if (mc_error) ro.relative_se = rel.data();
-      if (nshards > 1) {
-        sharded_passes(mix, lps[grid], 1, qb * draws, nshards, opt_stop, *lease, *part,
-                       [&](int64_t, Workspace<T>& w) { return draw_rows(mix, at.data(), qb, index0, sm, false, w); });
-        Workspace<T>& w = (*part)[0];
-        const RowStateInputs st{w.m.data(), w.S.data(), w.A.data(), w.B.data()};
-        estimate_from_states(sm, per_var, lps[grid].t, lps[grid].c0, qb, d, st, w.rows.data(), at.data(),
-                             mix.centre.data(), ro);
-      } else {
-        smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt_stop, ro);
-      }
+      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt_stop, ro);
       if (mc_error)
         for (int64_t i = 0; i < qb; ++i) err_sums[tile * slots + slot] += rel[i];
       done.fetch_add(1);
@@ -161,12 +131,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   };
 
   try {
-    if (nshards > 1) {
-      run_tile(0);  // the shards of its passes are the parallel tasks
-      if (stop.stopped()) throw Cancelled();
-    } else {
-      parallel_for(ntiles, opt.threads, [&](int64_t tile, int) { run_tile(tile); }, &stop);
-    }
+    parallel_for(ntiles, opt.threads, [&](int64_t tile, int) { run_tile(tile); }, &stop);
   } catch (const Cancelled&) {
     return false;
   }

@@ -25,7 +25,7 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
   const int64_t d = mix.d, tq = opt.tile_q;
   const int64_t ntiles = (q + tq - 1) / tq;
   if (ntiles == 0) return;
-  const int64_t nshards = shard_count(ntiles, mix.n, opt.tile_n);
+  const int64_t nshards = shard_count(mix, lp, opt, ntiles);
   StopFlag stop(opt.interrupted);
   PassOptions o = opt;
   o.stop = &stop;

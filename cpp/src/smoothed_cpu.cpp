@@ -213,14 +213,19 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
   };
   // The draws of all the queries in one pass: the components cut into shards
   // so that every core shares it (as the sampler's single tile).
-  if (ntiles == 1 && q * copies <= kMaxPassRows && shard_count(1, mix.n, opt.tile_n) > 1) {
-    const int64_t nshards = shard_count(1, mix.n, opt.tile_n);
+  const int64_t nshards = ntiles == 1 && q * copies <= kMaxPassRows ? shard_count(mix, lp, opt, 1) : 1;
+  if (nshards > 1) {
     o.entropy = false;
     std::vector<double> y64(y, y + q * d), s(out.score ? q * d : 0), ld(q), sse(q), lse(q);
     WorkspaceLease<T> ws(static_cast<size_t>(worker_count(opt.threads, nshards)));
     WorkspaceLease<T> part(static_cast<size_t>(nshards));
-    sharded_passes(mix, lp, 1, q * copies, nshards, o, ws, part, [&](int64_t, Workspace<T>& w) {
-      return draw_rows(mix, y64.data(), q, 0, sm, out.log_density != nullptr, w);
+    // The draws once (their normals cost more than a pruned pass at small
+    // t), copied into each shard's workspace.
+    Workspace<T> drawn;
+    const int64_t nrows = draw_rows(mix, y64.data(), q, 0, sm, out.log_density != nullptr, drawn);
+    sharded_passes(mix, lp, 1, nrows, nshards, o, ws, part, [&](int64_t, Workspace<T>& w) {
+      w.rows.assign(drawn.rows.begin(), drawn.rows.begin() + nrows * d);
+      return nrows;
     });
     SmoothRowOutputs ro;
     ro.score = out.score ? s.data() : nullptr;
