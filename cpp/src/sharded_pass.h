@@ -1,5 +1,5 @@
 // Passes of a few blocks of query rows with the components cut into shards
-// (score_cpu.cpp, sampler_cpu.cpp): with fewer blocks than kTargetTasks the
+// (score_cpu.cpp, smoothed_cpu.cpp): with fewer blocks than kTargetTasks the
 // components are split too, so that a few rows still keep the cores busy.
 // The cut and the order of the merge depend on the sizes alone, never on the
 // thread count: results stay bit-identical across threads.
@@ -26,13 +26,6 @@ inline int64_t shard_count(int64_t ntiles, int64_t n, int64_t tile_n) {
   return std::max<int64_t>(1, std::min((kTargetTasks + ntiles - 1) / ntiles, n_tiles_data));
 }
 
-// The same for a pass over mix at lp: fewer shards where more would each
-// hold too few components for the pruning (prune_applies) that a pass over
-// all of them gets (Fashion-MNIST N = 5000, 64 queries, t = 0.05: four
-// shards of 1250 went dense, 3x slower than one pruned pass).
-template <class T>
-int64_t shard_count(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t ntiles);
-
 // The first component of shard s of nshards: the components cut into shards
 // of nearly equal size (within one packed panel of 32, where the built-in
 // tile products may start). Shards of whole tiles of 512 were up to 20%
@@ -42,6 +35,10 @@ inline int64_t shard_begin(int64_t s, int64_t nshards, int64_t n) {
   return std::min(n, s * panels / nshards * tile_gemm::kPanel);
 }
 
+// The shard count for a pass over mix at lp: fewer shards where more would
+// each hold too few components for the pruning (prune_applies) that a pass
+// over all of them gets (Fashion-MNIST N = 5000, 64 queries, t = 0.05: four
+// shards of 1250 went dense, 3x slower than one pruned pass).
 template <class T>
 int64_t shard_count(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t ntiles) {
   int64_t ns = shard_count(ntiles, mix.n, opt.tile_n);
