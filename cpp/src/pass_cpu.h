@@ -112,20 +112,6 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
 
 namespace ledkde {
 
-// Rows of one smoothed pass at most: a worker's memory stays
-// O(rows (d + tile_n)) for any number of draws (10^6 draws of one query once
-// took 4 GB); smoothed_rows cuts larger blocks.
-constexpr int64_t kMaxPassRows = 8192;
-
-// The rows of one pass for qb points y (float64, qb x d) whose stream
-// indices are index0, index0 + 1, ...: per point its kernel draws y + u and,
-// when the estimator needs it (has_pilot), the unperturbed pilot row, all
-// centred and rounded to T, into ws.rows (qb * rows_per_point rows, the
-// layout estimate_from_states reads). Returns the number of rows.
-template <class T>
-int64_t draw_rows(const Mixture<T>& mix, const double* y, int64_t qb, uint32_t index0, const SmoothOptions& sm,
-                  bool want_log_density, Workspace<T>& ws);
-
 // The (smoothed) score of qb points y (float64, qb x d) whose stream indices
 // are index0, index0 + 1, ...: the estimate (smooth_estimator.h) from the
 // kernel draws at y + u; with h = 0 the plain score.

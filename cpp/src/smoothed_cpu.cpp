@@ -16,6 +16,10 @@ namespace ledkde {
 
 namespace {
 
+// Rows of one pass at most: a worker's memory stays O(rows (d + tile_n)) for
+// any number of draws (10^6 draws of one query once took 4 GB).
+constexpr int64_t kMaxPassRows = 8192;
+
 SmoothRowOutputs offset(SmoothRowOutputs o, int64_t i, int64_t d) {
   if (o.score) o.score += i * d;
   if (o.score_se) o.score_se += i;
@@ -65,6 +69,13 @@ void estimate_from_states(const SmoothOptions& sm, bool per_var, double t, doubl
   }
 }
 
+namespace {
+
+// The rows of one pass for qb points y (float64, qb x d) whose stream
+// indices are index0, index0 + 1, ...: per point its kernel draws y + u and,
+// when the estimator needs it (has_pilot), the unperturbed pilot row, all
+// centred and rounded to T, into ws.rows (qb * rows_per_point rows, the
+// layout estimate_from_states reads). Returns the number of rows.
 template <class T>
 int64_t draw_rows(const Mixture<T>& mix, const double* y, int64_t qb, uint32_t index0, const SmoothOptions& sm,
                   bool want_log_density, Workspace<T>& ws) {
@@ -85,8 +96,6 @@ int64_t draw_rows(const Mixture<T>& mix, const double* y, int64_t qb, uint32_t i
   }
   return qb * copies;
 }
-
-namespace {
 
 // All draws of qb queries in one pass.
 template <class T>
@@ -212,7 +221,7 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     }
   };
   // The draws of all the queries in one pass: the components cut into shards
-  // so that every core shares it (as the sampler's single tile).
+  // so that every core shares it (one tile alone would run on one core).
   const int64_t nshards = ntiles == 1 && q * copies <= kMaxPassRows ? shard_count(mix, lp, opt, 1) : 1;
   if (nshards > 1) {
     o.entropy = false;
@@ -264,8 +273,6 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                   \
-  template int64_t draw_rows(const Mixture<T>&, const double*, int64_t, uint32_t, const SmoothOptions&, bool, \
-                             Workspace<T>&);                                                       \
   template void estimate_from_states(const SmoothOptions&, bool, double, double, int64_t, int64_t,  \
                                      const RowStateInputs&, const T*, const double*, const double*, \
                                      SmoothRowOutputs);                                            \
