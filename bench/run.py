@@ -33,6 +33,10 @@ import ledkde.reference as ref  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/prune.py
 
 
+# The logit tolerance of the opt-in rows (ledkde.Mixture(logit_tolerance=...)).
+OPT_IN_TOL = 1e-3
+
+
 def median_time(fn, repeat=5, min_time=0.0):
     fn()  # warm up (and first-touch memory)
     times = []
@@ -198,6 +202,8 @@ def bench_real_data(rate, threads, quick, rows):
             return
     import prune as prune_bench  # bench/prune.py
     mix, dense = ledkde.Mixture(x), ledkde.Mixture(x, prune=False)
+    # The opt-in of large t (bench/logit_tolerance.py has its per-t errors).
+    fast = ledkde.Mixture(x, logit_tolerance=OPT_IN_TOL)
     rng = np.random.default_rng(3)
     try:
         import torch
@@ -224,6 +230,8 @@ def bench_real_data(rate, threads, quick, rows):
                 fns["torch_sdpa"] = lambda: torch_sdpa_score(torch, y, x, t)
             if index is not None:
                 fns["faiss"] = lambda: prune_bench.faiss_score(index, x, y, t, 64)
+            if t >= 1.0:
+                fns["opt_in"] = lambda: ledkde.score(y, fast, t, threads=threads)
             med = interleaved_medians(fns, repeat=3 if quick else 5, min_time=0.2 if quick else 0.5)
             row = {"case": f"{name} score Q={q} N={len(x)} d={x.shape[1]} t={t:g}", "ledkde_s": med["ledkde"],
                    "limit_s": flops / rate, "ledkde_vs_limit": med["ledkde"] * rate / flops,
@@ -236,16 +244,25 @@ def bench_real_data(rate, threads, quick, rows):
                 row["faiss_speedup"] = med["faiss"] / med["ledkde"]
                 row["faiss_err"] = rel_err(prune_bench.faiss_score(index, x, y, t, 64), exact)
             rows.append(row)
+            if "opt_in" in med:
+                opt = {"case": f"{name} score Q={q} t={t:g}, logit_tolerance={OPT_IN_TOL:g}", "ledkde_s": med["opt_in"],
+                       "ledkde_vs_limit": med["opt_in"] * rate / flops, "gflops": flops / med["opt_in"] / 1e9,
+                       "err_vs_exact": float(np.abs(ledkde.score(y, fast, t) - exact).max() / np.abs(exact).max())}
+                if torch is not None:
+                    opt["ledkde_speedup_vs_torch_sdpa"] = med["torch_sdpa"] / med["opt_in"]
+                rows.append(opt)
     from ledkde._bandwidth import sampler_defaults
     kw = sampler_defaults(x, ledkde.median_nn_distance(x))
     kw["steps"] = 20 if quick else 100
     runs = {}
-    for label, m in (("pruned", mix), ("dense", dense)):
+    for label, m in (("pruned", mix), ("dense", dense), ("opt_in", fast)):
         t0 = time.perf_counter()
         ledkde.sample(m, 64, seed=0, threads=threads, **kw)
         runs[label] = time.perf_counter() - t0
     rows.append({"case": f"sampler 64 samples {name} default grid {kw['steps']} steps", "ledkde_s": runs["pruned"],
                  "speedup_vs_dense": runs["dense"] / runs["pruned"]})
+    rows.append({"case": f"the same, logit_tolerance={OPT_IN_TOL:g}", "ledkde_s": runs["opt_in"],
+                 "speedup_vs_default": runs["pruned"] / runs["opt_in"]})
 
 
 def main():
@@ -322,11 +339,11 @@ def main():
     for r in rows:
         def f(key, fmt="{:.2f}x"):
             return fmt.format(r[key]) if key in r else ""
-        other = ", ".join(f"{k}={v:.3f}" for k, v in r.items()
+        other = ", ".join((f"{k}={v:.1e}" if k == "err_vs_exact" else f"{k}={v:.3f}") for k, v in r.items()
                           if k in ("overhead_vs_16_plain_scores", "overhead_vs_plain_scores",
                                    "float64_over_float32", "speedup_all_threads", "pruned_pairs",
                                    "speedup_vs_dense", "faiss_speedup", "faiss_err", "gexp_per_s",
-                                   "exp_over_numpy_exp", "fma_per_exp"))
+                                   "exp_over_numpy_exp", "fma_per_exp", "err_vs_exact", "speedup_vs_default"))
         print(f"| {r['case']} | {r['ledkde_s']:.4f} | {f('gflops', '{:.1f}')} | {f('ledkde_vs_limit')} | "
               f"{f('ledkde_speedup_vs_numpy_blas')} | {f('ledkde_speedup_vs_torch_sdpa')} | "
               f"{f('ledkde_speedup_vs_keops')} | {f('ledkde_speedup_vs_reference')} | {other} |")

@@ -42,6 +42,7 @@ DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
   params.n = host.n;
   params.d = host.d;
   params.norm2_max = host.norm2_max;
+  params.logit_tol = host.logit_tol;
   params.logw = host.logw;
   params.var = host.var;
   put(host.centre, &centre_dev);

@@ -612,7 +612,7 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
   double* L = reinterpret_cast<double*>(work);
   T* P = reinterpret_cast<T*>(work + l_bytes);
   T* part = reinterpret_cast<T*>(work + l_bytes + p_bytes);
-  const double tol = logit_tolerance<T>();
+  const double tol = logit_tolerance<T>(mix.params.logit_tol);
   const bool per_var = !mix.params.var.empty();
 
   for (int64_t n0 = 0; n0 < n; n0 += chunk) {

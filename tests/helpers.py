@@ -26,13 +26,13 @@ def scale_of(y, data, t, var):
     return (np.ptp(np.vstack([y, data])) + 1e-300) / t
 
 
-def check_against_reference(y, data, t, lw, var, dtype, tile=None, prepared=False):
+def check_against_reference(y, data, t, lw, var, dtype, tile=None, prepared=False, logit_tolerance=None):
     # prepared: through a Mixture built first (it lays float32 data out for the
     # built-in tile products whatever the number of queries; a one-shot call
-    # with few queries uses BLAS).
+    # with few queries uses BLAS); logit_tolerance: that Mixture's.
     yc, dc = y.astype(dtype), data.astype(dtype)
-    if prepared:
-        mix = ledkde.Mixture(dc, log_weights=lw, variances=var)
+    if prepared or logit_tolerance is not None:
+        mix = ledkde.Mixture(dc, log_weights=lw, variances=var, logit_tolerance=logit_tolerance)
         got = ledkde.evaluate(yc, mix, t, outputs=ALL, tile=tile)
     else:
         got = ledkde.evaluate(yc, dc, t, outputs=ALL, log_weights=lw, variances=var, tile=tile)

@@ -125,6 +125,22 @@ def test_cupy_inputs_give_cupy_outputs():
     np.testing.assert_allclose(cp.asnumpy(out), ledkde.score(y, data, 0.1, device="cpu"), rtol=1e-10, atol=1e-10)
 
 
+@gpu
+@pytest.mark.parametrize("t", [0.01, 10.0])
+def test_gpu_logit_tolerance_keeps_the_reference_tolerances(t):
+    # The GPU pass reads the Mixture's logit_tolerance too (test_logit_tolerance.py for
+    # the CPU): float32 results within the float32 tolerances, at small t (exact logits
+    # near the maximum) and at large t (float32 logits kept).
+    r = np.random.default_rng(11)
+    data = (r.random((3000, 784)) ** 2).astype(np.float32)
+    y = (data[r.integers(0, 3000, 160)] + np.sqrt(t) * r.normal(size=(160, 784))).astype(np.float32)
+    got = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance=1e-2), t, outputs=ALL, device="cuda")
+    want = ref.evaluate(y.astype(np.float64), data.astype(np.float64), t)
+    scale = np.ptp(np.vstack([y, data])) / t
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=1e-4, atol=1e-4)
+
+
 # Tolerances as in test_scores.py: float64 1e-10 of each quantity's scale;
 # float32 1e-4 x ptp(y, data)/t for the score and 1e-4 relative for log p.
 def _check_against_reference(y, data, t, dtype, lw=None, var=None):

@@ -55,6 +55,20 @@ def test_sharded_evaluate_is_the_local_one(n_shards):
         np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12 * max(1.0, np.abs(want[k]).max()))
 
 
+def test_logit_tolerance_reaches_the_shards():
+    # Each shard's Mixture is built with it (ledkde.Mixture(logit_tolerance=...)), and the
+    # sharded pass gives the local pass's answer within float32 rounding.
+    r = np.random.default_rng(3)
+    x = (r.random((3000, 784)) ** 2).astype(np.float32)
+    y = (x[r.integers(0, 3000, 40)] + np.sqrt(10.0) * r.normal(size=(40, 784))).astype(np.float32)
+    with ShardedMixture(x, n_shards=2, logit_tolerance=1e-2) as sharded:
+        assert sharded.logit_tolerance == 1e-2
+        assert [ray.get(a.info.remote())[4] for a in sharded._actors] == [1e-2, 1e-2]
+        got = ledkde.score(y, sharded, 10.0)
+    want = ledkde.score(y, ledkde.Mixture(x, logit_tolerance=1e-2), 10.0)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 def test_uneven_files_and_a_shard_of_one_point(tmp_path):
     x, y, t = problem(1, n=301)
     parts = [x[:1], x[1:50], x[50:]]

@@ -509,7 +509,7 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
   const bool direct = !mix.muT.empty();
   const int64_t nblk = (tn + tile_gemm::kLiveBlock - 1) / tile_gemm::kLiveBlock;
   PassContext<T> c{mix, lp, opt, ws, d, tn, nblk, direct, own_gemm, !mix.var.empty(), tp,
-                   std::numeric_limits<T>::epsilon(), logit_tolerance<T>(), skip_below(mix),
+                   std::numeric_limits<T>::epsilon(), logit_tolerance<T>(mix.logit_tol), skip_below(mix),
                    mix.var.empty() ? 2.0 * lp.inv2v_max : 1.0,
                    lp.per_component ? lp.cprime.data() : nullptr, lp.per_component ? lp.inv2v_j.data() : nullptr,
                    std::vector<double>(static_cast<size_t>(q)), std::vector<double>(static_cast<size_t>(q))};

@@ -312,7 +312,7 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
   // near the maximum recomputed exactly, then the weights, A = sum w mu
   // (less y sum w at the end) with w = p / v.
   const double sum_scale = 2.0 * inv2v;
-  const double eps = std::numeric_limits<T>::epsilon(), tol = logit_tolerance<T>();
+  const double eps = std::numeric_limits<T>::epsilon(), tol = logit_tolerance<T>(mix.logit_tol);
   const double kappa_eps = expansion_kappa(d) * eps;
   const T* mu0 = mix.mu.data() + n_begin * d;
   // The products first, a tile of components at a time for all rows, so that

@@ -156,6 +156,22 @@ def positive_scalar(name: str, value, *, allow_zero: bool = False) -> float:
     return v
 
 
+# Largest logit_tolerance a Mixture takes: each weight within a factor
+# e^(2 tol) of exact, 22% at 0.1; beyond that it is no tolerance at all.
+MAX_LOGIT_TOLERANCE = 0.1
+
+
+def logit_tolerance(value) -> float | None:
+    """None (the default, 64 eps of the working precision) or a float in (0, 0.1]."""
+    if value is None:
+        return None
+    v = positive_scalar("logit_tolerance", value)
+    if v > MAX_LOGIT_TOLERANCE:
+        raise ValueError(f"logit_tolerance: must be at most {MAX_LOGIT_TOLERANCE} (each weight within a factor "
+                         f"exp(2 logit_tolerance) of exact), got {v}")
+    return v
+
+
 # Smallest time whose logits |y - mu|^2 / (2 t) stay inside the working
 # type's range for data of any reasonable size (1/(2t) times norms up to 1e8).
 MIN_TIME = {np.dtype(np.float32): 1e-30, np.dtype(np.float64): 1e-290}

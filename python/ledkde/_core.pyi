@@ -14,6 +14,7 @@ class Mixture32:
     norm2_max: float
     centre: F64
     projection_k: int
+    logit_tol: float
     def set_projection(self, basis: F64, threads: int) -> None: ...
 
 class Mixture64:
@@ -23,6 +24,7 @@ class Mixture64:
     norm2_max: float
     centre: F64
     projection_k: int
+    logit_tol: float
     def set_projection(self, basis: F64, threads: int) -> None: ...
 
 _Mix = Mixture32 | Mixture64

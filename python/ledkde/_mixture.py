@@ -37,7 +37,8 @@ def principal_basis(arr: np.ndarray, centre: np.ndarray, k: int, sample: int = 2
 class Mixture:
     """Data prepared once for many calls: the components, centred, with their norms.
 
-    ``Mixture(data, log_weights=None, variances=None, dtype=None, threads=None, prune=True)``
+    ``Mixture(data, log_weights=None, variances=None, dtype=None, threads=None, prune=True,
+    logit_tolerance=None)``
 
     data : (N, d) array; the empirical case is ``mu_i = data[i]``, ``a_i = 1/N``,
     ``s2_i = 0``. log_weights : (N,) unnormalized log a_i. variances : (N,) s2_i >= 0.
@@ -48,14 +49,28 @@ class Mixture:
     the working precision, without computing their distances (a projection of the
     data onto its leading principal directions, made here for data of N >= 2048
     points in d >= 32 dimensions with equal weights and variances; results stay
-    within the same tolerances). Every function that takes ``data`` also takes a
-    Mixture, so a data set is centred and its norms computed only once.
+    within the same tolerances). logit_tolerance : the error allowed in each logit
+    ``-|y - mu_j|^2 / (2 v_j)`` before the engine recomputes it exactly (default None:
+    64 eps of the working precision, so every weight is exact to working precision).
+    A larger value, at most 0.1, is an opt-in for speed where every component carries
+    weight (large t): the float32 matrix product's logits are then kept wherever their
+    certified rounding bound is below it, so each weight is within a factor
+    ``exp(2 logit_tolerance)`` of exact and the log-density within ``logit_tolerance``;
+    near the maximum at small t the logits are still recomputed exactly (README,
+    "Accuracy and speed at large t", gives the errors measured). Every function that
+    takes ``data`` also takes a Mixture, so a data set is centred and its norms
+    computed only once.
     """
 
-    def __init__(self, data, *, log_weights=None, variances=None, dtype=None, threads=None, prune=True):
+    def __init__(self, data, *, log_weights=None, variances=None, dtype=None, threads=None, prune=True,
+                 logit_tolerance=None):
         arr = _checks.array2d("data", _device.to_host("data", data))
+        tol = _checks.logit_tolerance(logit_tolerance)
         self._build(arr, log_weights, variances, _checks.mixture_dtype(dtype, arr), threads, True,
                     _checks.boolean("prune", prune))
+        if tol is not None:
+            self._core.logit_tol = tol
+        self.logit_tolerance = tol
 
     @classmethod
     def _of_checked(cls, arr: np.ndarray, log_weights, variances, dtype, threads, pack: bool,
@@ -66,6 +81,7 @@ class Mixture:
         built-in tile products, which only repays over more work."""
         mix = cls.__new__(cls)
         mix._build(arr, log_weights, variances, dtype, threads, pack, prune)
+        mix.logit_tolerance = None
         return mix
 
     def _build(self, arr, log_weights, variances, dtype, threads, pack, prune):

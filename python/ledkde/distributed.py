@@ -59,17 +59,18 @@ class _Shard:
     """One shard: a prepared Mixture of its rows, made from its source (an array, or a
     .npy file memory-mapped here so that the driver never holds it)."""
 
-    def __init__(self, source, offset: int, log_weights, variances, dtype, threads, prune, use_gpu):
+    def __init__(self, source, offset: int, log_weights, variances, dtype, threads, prune, use_gpu,
+                 logit_tolerance=None):
         from ._mixture import Mixture
 
         self.data = np.load(source, mmap_mode="r") if isinstance(source, str) else source
         self.offset = offset
         self.device = "cuda" if use_gpu else "cpu"  # a shard given a GPU keeps its Mixture there
         self.mix = Mixture(self.data, log_weights=log_weights, variances=variances, dtype=dtype, threads=threads,
-                           prune=prune)
+                           prune=prune, logit_tolerance=logit_tolerance)
 
     def info(self):
-        return self.mix.n, self.mix.d, self.mix.dtype.name, os.getpid()
+        return self.mix.n, self.mix.d, self.mix.dtype.name, os.getpid(), self.mix.logit_tolerance
 
     def partial(self, y, t, threads):
         """(m, S, E, A, B, log_mass) of the rows y (already in the working dtype, checked
@@ -100,7 +101,7 @@ class ShardedMixture:
     """A data set split over Ray actors, accepted as ``data`` by the compute functions.
 
     ``ShardedMixture(data=None, *, files=None, log_weights=None, variances=None, n_shards=None,
-    num_cpus=1, num_gpus=0, dtype=None, prune=True, max_restarts=3)``
+    num_cpus=1, num_gpus=0, dtype=None, prune=True, logit_tolerance=None, max_restarts=3)``
 
     data : (N, d) array, split into ``n_shards`` contiguous shards (default: one per CPU
     of the Ray cluster, at most N). files : instead of data, .npy files of (n_i, d) rows,
@@ -109,13 +110,13 @@ class ShardedMixture:
     num_cpus, num_gpus : Ray resources per shard actor (numbers > 0, fractions allowed; its
     Mixture uses max(1, int(num_cpus)) threads); shards that the cluster could not place all at
     once are refused.
-    dtype, prune : as for :class:`ledkde.Mixture`. max_restarts : how often Ray may restart
+    dtype, prune, logit_tolerance : as for :class:`ledkde.Mixture`. max_restarts : how often Ray may restart
     a shard's actor after a failure.
     """
 
     def __init__(self, data=None, *, files: Sequence[str] | None = None, log_weights=None, variances=None,
                  n_shards: int | None = None, num_cpus: int = 1, num_gpus: int = 0, dtype=None, prune: bool = True,
-                 max_restarts: int = 3):
+                 logit_tolerance=None, max_restarts: int = 3):
         ray = _ray()
         if (data is None) == (files is None):
             raise ValueError("data/files: give exactly one of them")
@@ -123,6 +124,7 @@ class ShardedMixture:
         num_gpus = _checks.positive_scalar("num_gpus", num_gpus, allow_zero=True)
         max_restarts = _checks.positive_int("max_restarts", max_restarts, minimum=0, maximum=1000)
         prune = _checks.boolean("prune", prune)
+        logit_tolerance = _checks.logit_tolerance(logit_tolerance)
         if files is not None:
             if isinstance(files, (str, bytes)) or not len(files):
                 raise TypeError("files: expected a list of .npy paths")
@@ -179,7 +181,7 @@ class ShardedMixture:
             self._sources.append(src)
             self._actors.append(actor.remote(src, lo, None if lw is None else lw[lo:hi],
                                              None if var is None else var[lo:hi], dtype, threads, prune,
-                                             num_gpus > 0))
+                                             num_gpus > 0, logit_tolerance))
         self._threads = threads
         infos = self._gather([a.info.remote() for a in self._actors], timeout=PLACE_TIMEOUT)
         self.n = n_total
@@ -187,6 +189,8 @@ class ShardedMixture:
         self.dtype = np.dtype(infos[0][2])
         self.shard_sizes = [int(s) for s in sizes]
         self.has_variances = var is not None
+        # What the shards' Mixtures were built with (the same for all).
+        self.logit_tolerance = infos[0][4]
 
     def __repr__(self) -> str:
         return f"ShardedMixture(n={self.n}, d={self.d}, shards={len(self._actors)}, dtype={self.dtype.name})"

@@ -19,6 +19,13 @@ constexpr double logit_tolerance() {
   return 64.0 * std::numeric_limits<T>::epsilon();
 }
 
+// The same for a mixture that asks for its own (Mixture::logit_tol > 0, an
+// opt-in: each weight then within a factor e^(2 tol) of exact; 0: the default).
+template <class T>
+double logit_tolerance(double requested) {
+  return requested > 0.0 ? requested : logit_tolerance<T>();
+}
+
 // sqrt(d)-scaled factor of the expansion's rounding bound (expansion_error;
 // knn uses it for distances; host code).
 inline double expansion_kappa(int64_t d) { return 2.0 * std::sqrt(static_cast<double>(d)) + 4.0; }
