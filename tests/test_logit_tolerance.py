@@ -3,8 +3,8 @@
 What it certifies: every logit within the tolerance (the engine's rounding bound,
 exactness.h), so the log-density moves by at most that much and each weight by at most a
 factor exp(2 tol). What it must keep: the float32 reference tolerances of
-test_scores.py (realized errors stay far below the certified ones, bench/README
-"logit_tolerance"), exact logits near the maximum at small t, results that do not depend
+test_scores.py (realized errors stay far below the certified ones: README, "Accuracy and
+speed at large t"), exact logits near the maximum at small t, results that do not depend
 on the thread count, and the default being the 64 eps rule itself.
 """
 
