@@ -70,7 +70,6 @@ class Mixture:
                     _checks.boolean("prune", prune))
         if tol is not None:
             self._core.logit_tol = tol
-        self.logit_tolerance = tol
 
     @classmethod
     def _of_checked(cls, arr: np.ndarray, log_weights, variances, dtype, threads, pack: bool,
@@ -81,7 +80,6 @@ class Mixture:
         built-in tile products, which only repays over more work."""
         mix = cls.__new__(cls)
         mix._build(arr, log_weights, variances, dtype, threads, pack, prune)
-        mix.logit_tolerance = None
         return mix
 
     def _build(self, arr, log_weights, variances, dtype, threads, pack, prune):
@@ -103,6 +101,11 @@ class Mixture:
         if prune and lw is None and var is None and n >= PRUNE_MIN_POINTS and d >= PRUNE_MIN_DIM:
             basis = principal_basis(arr, self._centre, projection_k(d))
             self._core.set_projection(basis, _checks.threads(threads))
+
+    @property
+    def logit_tolerance(self) -> float | None:
+        """The error allowed in a logit (see ``logit_tolerance``); None: the default, 64 eps."""
+        return self._core.logit_tol or None
 
     @property
     def pruning(self) -> bool:
