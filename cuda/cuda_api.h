@@ -27,7 +27,9 @@ std::string device_name(int device);
 template <class T>
 class DeviceMixture {
  public:
-  DeviceMixture(const Mixture<T>& host, int device);
+  // logit_tol: the device pass's Mixture::logit_tol (0: 64 eps of T); the
+  // Python layer passes the host's only where the user asked for it.
+  DeviceMixture(const Mixture<T>& host, int device, double logit_tol);
   ~DeviceMixture();
   DeviceMixture(const DeviceMixture&) = delete;
   DeviceMixture& operator=(const DeviceMixture&) = delete;

@@ -20,7 +20,7 @@ std::string device_name(int device) {
 }
 
 template <class T>
-DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
+DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev, double logit_tol)
     : n(host.n), d(host.d), device(dev), log_mass(host.log_mass), has_weights(!host.logw.empty()),
       has_variances(!host.var.empty()), centre(host.centre) {
   check(cudaSetDevice(dev), "cudaSetDevice");
@@ -42,7 +42,7 @@ DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev)
   params.n = host.n;
   params.d = host.d;
   params.norm2_max = host.norm2_max;
-  params.logit_tol = host.logit_tol;
+  params.logit_tol = logit_tol;
   params.logw = host.logw;
   params.var = host.var;
   put(host.centre, &centre_dev);

@@ -141,6 +141,19 @@ def test_gpu_logit_tolerance_keeps_the_reference_tolerances(t):
     np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=1e-4, atol=1e-4)
 
 
+@gpu
+def test_gpu_default_is_the_strict_rule():
+    # A float32 Mixture's default tolerance (3e-3) stays on the CPU: its CUDA copy uses
+    # the strict rule, bit for bit the same pass as an explicit "strict".
+    r = np.random.default_rng(12)
+    data = (r.random((3000, 784)) ** 2).astype(np.float32)
+    y = (data[r.integers(0, 3000, 160)] + np.sqrt(10.0) * r.normal(size=(160, 784))).astype(np.float32)
+    got = ledkde.evaluate(y, ledkde.Mixture(data), 10.0, outputs=ALL, device="cuda")
+    want = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance="strict"), 10.0, outputs=ALL, device="cuda")
+    for k in ALL:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
 # Tolerances as in test_scores.py: float64 1e-10 of each quantity's scale;
 # float32 1e-4 x ptp(y, data)/t for the score and 1e-4 relative for log p.
 def _check_against_reference(y, data, t, dtype, lw=None, var=None):

@@ -1,11 +1,12 @@
-"""Mixture(logit_tolerance=...): the opt-in that keeps float32 product logits at large t.
+"""Mixture(logit_tolerance=...): how far a logit may be off before it is recomputed exactly.
 
 What it certifies: every logit within the tolerance (the engine's rounding bound,
 exactness.h), so the log-density moves by at most that much and each weight by at most a
 factor exp(2 tol). What it must keep: the float32 reference tolerances of
 test_scores.py (realized errors stay far below the certified ones: README, "Accuracy and
 speed at large t"), exact logits near the maximum at small t, results that do not depend
-on the thread count, and the default being the 64 eps rule itself.
+on the thread count. The defaults: 3e-3 for float32, the strict rule (64 eps) for
+float64 and wherever "strict" is asked for; the CUDA copies strict unless a value is given.
 """
 
 import numpy as np
@@ -28,15 +29,51 @@ def far_queries(seed, n, d, t, q=160):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_default_is_the_64_eps_rule(dtype):
-    # None and an explicit 64 eps of the working precision are the same pass, bit for bit.
+def test_strict_is_the_64_eps_rule(dtype):
+    # "strict" and an explicit 64 eps of the working precision are the same pass, bit for bit.
     y, data = far_queries(0, 1500, 200, 3.0)
     y, data = y.astype(dtype), data.astype(dtype)
-    base = ledkde.evaluate(y, ledkde.Mixture(data), 3.0, outputs=ALL)
+    base = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance="strict"), 3.0, outputs=ALL)
     tol = 64 * float(np.finfo(dtype).eps)
     other = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance=tol), 3.0, outputs=ALL)
     for k in ALL:
         np.testing.assert_array_equal(base[k], other[k])
+    assert ledkde.Mixture(data, logit_tolerance="strict").logit_tolerance == tol
+
+
+@pytest.mark.parametrize("dtype,default", [(np.float32, 3e-3), (np.float64, "strict")])
+def test_the_default_per_working_precision(dtype, default):
+    # None is 3e-3 for float32 and the strict rule for float64, bit for bit.
+    y, data = far_queries(1, 1500, 784, 10.0)
+    y, data = y.astype(dtype), data.astype(dtype)
+    want = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance=default), 10.0, outputs=ALL)
+    got = ledkde.evaluate(y, ledkde.Mixture(data), 10.0, outputs=ALL)
+    for k in ALL:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_raw_arrays_get_the_default():
+    # A call on raw arrays builds its own Mixture without the tile pack (the call layer's
+    # Mixture._of_checked): its float32 default is 3e-3 too -- the same pass as such a
+    # Mixture with 3e-3, and not the strict one.
+    y, data = far_queries(1, 1500, 784, 10.0)
+    y, data = y.astype(np.float32), data.astype(np.float32)
+    got = ledkde.score(y, data, 10.0)
+    mix = ledkde.Mixture._of_checked(data, None, None, np.float32, None, False)
+    assert mix.logit_tolerance == 3e-3
+    np.testing.assert_array_equal(got, ledkde.score(y, mix, 10.0))
+    mix._core.logit_tol = 0.0  # the strict rule
+    assert not np.array_equal(got, ledkde.score(y, mix, 10.0))
+
+
+def test_cuda_copies_are_strict_unless_asked():
+    # The tolerance has not been validated on a GPU: a Mixture hands its CUDA copies the
+    # strict rule (0) by default and the caller's value when one is given.
+    data = np.random.default_rng(2).random((50, 4), dtype=np.float32)
+    assert ledkde.Mixture(data).logit_tolerance == 3e-3
+    assert ledkde.Mixture(data)._device_logit_tol == 0.0
+    assert ledkde.Mixture(data, logit_tolerance=1e-2)._device_logit_tol == 1e-2
+    assert ledkde.Mixture(data, logit_tolerance="strict")._device_logit_tol == 0.0
 
 
 @pytest.mark.parametrize("tol", [1e-3, 1e-2, 0.1])
@@ -55,13 +92,13 @@ def test_large_t_keeps_the_reference_tolerances(tol, d, t):
     assert np.all(np.abs(got - want) <= tol + 8 * EPS32 * np.abs(want))
 
 
-def test_opt_in_takes_the_float32_route_at_large_t():
-    # d = 784 at t = 10: the default recomputes every logit in float64 (their bound is
-    # ~1e-3, far above 64 eps); with 0.01 the float32 logits are kept, so the results
+def test_a_tolerance_takes_the_float32_route_at_large_t():
+    # d = 784 at t = 10: the strict rule recomputes every logit in float64 (their bound
+    # is ~1e-3, far above 64 eps); with 0.01 the float32 logits are kept, so the results
     # differ in their last bits -- and only there.
     y, data = far_queries(5, 2000, 784, 10.0)
     y, data = y.astype(np.float32), data.astype(np.float32)
-    exact = ledkde.evaluate(y, ledkde.Mixture(data), 10.0)
+    exact = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance="strict"), 10.0)
     fast = ledkde.evaluate(y, ledkde.Mixture(data, logit_tolerance=1e-2), 10.0)
     assert not np.array_equal(exact["score"], fast["score"])
     scale = np.abs(exact["score"]).max()
@@ -103,10 +140,10 @@ def test_thread_count_independence():
 
 def test_sampler_and_smoothed_score_take_it():
     # The Mixture carries the tolerance into every pass: the sampler's and the smoothed
-    # score's results stay within float32 tolerance of the default's.
+    # score's results stay within float32 tolerance of the strict rule's.
     y, data = far_queries(9, 1500, 784, 10.0)
     y, data = y.astype(np.float32), data.astype(np.float32)
-    exact, fast = ledkde.Mixture(data), ledkde.Mixture(data, logit_tolerance=1e-3)
+    exact, fast = ledkde.Mixture(data, logit_tolerance="strict"), ledkde.Mixture(data, logit_tolerance=1e-3)
     a = ledkde.smoothed_score(y, exact, 10.0, bandwidth=0.5, n_kernel=4, seed=3)
     b = ledkde.smoothed_score(y, fast, 10.0, bandwidth=0.5, n_kernel=4, seed=3)
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max())
@@ -118,7 +155,7 @@ def test_sampler_and_smoothed_score_take_it():
 @pytest.mark.parametrize("value,error,words", [
     (0, ValueError, "must be > 0"), (-1e-3, ValueError, "must be > 0"), (0.5, ValueError, "at most 0.1"),
     (float("nan"), ValueError, "finite"), (float("inf"), ValueError, "finite"), (True, TypeError, "real number"),
-    ("1e-3", TypeError, "real number"), (np.array([1e-3]), TypeError, "shape"),
+    ("1e-3", TypeError, "real number"), ("exact", TypeError, "'strict'"), (np.array([1e-3]), TypeError, "shape"),
 ])
 def test_bad_values_name_the_argument(value, error, words):
     data = np.random.default_rng(0).random((50, 4))

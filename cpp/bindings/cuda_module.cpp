@@ -39,11 +39,11 @@ template <class T>
 void bind_dtype(py::module_& m, const char* name) {
   // Built from a prepared host mixture of ledkde._core (Mixture32 / Mixture64).
   py::class_<cuda::DeviceMixture<T>>(m, name)
-      .def(py::init([](const Mixture<T>& host, int device) {
+      .def(py::init([](const Mixture<T>& host, int device, double logit_tol) {
              py::gil_scoped_release release;
-             return std::make_unique<cuda::DeviceMixture<T>>(host, device);
+             return std::make_unique<cuda::DeviceMixture<T>>(host, device, logit_tol);
            }),
-           py::arg("host"), py::arg("device"))
+           py::arg("host"), py::arg("device"), py::arg("logit_tol"))
       .def_readonly("n", &cuda::DeviceMixture<T>::n)
       .def_readonly("d", &cuda::DeviceMixture<T>::d)
       .def_readonly("device", &cuda::DeviceMixture<T>::device)

@@ -16,14 +16,14 @@ class DeviceMixture32:
     d: int
     device: int
     log_mass: float
-    def __init__(self, host: Mixture32, device: int) -> None: ...
+    def __init__(self, host: Mixture32, device: int, logit_tol: float) -> None: ...
 
 class DeviceMixture64:
     n: int
     d: int
     device: int
     log_mass: float
-    def __init__(self, host: Mixture64, device: int) -> None: ...
+    def __init__(self, host: Mixture64, device: int, logit_tol: float) -> None: ...
 
 _DMix = DeviceMixture32 | DeviceMixture64
 

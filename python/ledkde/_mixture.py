@@ -50,16 +50,18 @@ class Mixture:
     data onto its leading principal directions, made here for data of N >= 2048
     points in d >= 32 dimensions with equal weights and variances; results stay
     within the same tolerances). logit_tolerance : the error allowed in each logit
-    ``-|y - mu_j|^2 / (2 v_j)`` before the engine recomputes it exactly (default None:
-    64 eps of the working precision, so every weight is exact to working precision).
-    A larger value, at most 0.1, is an opt-in for speed where every component carries
-    weight (large t): the float32 matrix product's logits are then kept wherever their
-    certified rounding bound is below it, so each weight is within a factor
+    ``-|y - mu_j|^2 / (2 v_j)`` before the engine recomputes it exactly: a float in
+    (0, 0.1], or ``"strict"`` for 64 eps of the working precision (every weight exact to
+    working precision). The matrix product's logits are kept wherever their certified
+    rounding bound is below it, so each weight is within a factor
     ``exp(2 logit_tolerance)`` of exact and the log-density within ``logit_tolerance``;
-    near the maximum at small t the logits are still recomputed exactly (README,
-    "Accuracy and speed at large t", gives the errors measured). Every function that
-    takes ``data`` also takes a Mixture, so a data set is centred and its norms
-    computed only once.
+    near the maximum at small t the logits are recomputed exactly whatever the value.
+    Default None: 3e-3 for float32 (where every component carries weight, at large t,
+    the strict rule recomputes every logit in float64; the score's realized errors stay
+    at or below 1.8e-6 of its scale: README, "Accuracy and speed at large t"), strict
+    for float64. The CUDA passes use the strict rule unless a value is given. Every
+    function that takes ``data`` also takes a Mixture, so a data set is centred and
+    its norms computed only once.
     """
 
     def __init__(self, data, *, log_weights=None, variances=None, dtype=None, threads=None, prune=True,
@@ -67,9 +69,7 @@ class Mixture:
         arr = _checks.array2d("data", _device.to_host("data", data))
         tol = _checks.logit_tolerance(logit_tolerance)
         self._build(arr, log_weights, variances, _checks.mixture_dtype(dtype, arr), threads, True,
-                    _checks.boolean("prune", prune))
-        if tol is not None:
-            self._core.logit_tol = tol
+                    _checks.boolean("prune", prune), tol)
 
     @classmethod
     def _of_checked(cls, arr: np.ndarray, log_weights, variances, dtype, threads, pack: bool,
@@ -82,7 +82,7 @@ class Mixture:
         mix._build(arr, log_weights, variances, dtype, threads, pack, prune)
         return mix
 
-    def _build(self, arr, log_weights, variances, dtype, threads, pack, prune):
+    def _build(self, arr, log_weights, variances, dtype, threads, pack, prune, logit_tolerance=None):
         n, d = arr.shape
         lw = _checks.log_weights(log_weights, n)
         var = _checks.variances(variances, n)
@@ -91,6 +91,10 @@ class Mixture:
         self.has_weights = lw is not None
         self.has_variances = var is not None
         self._core = _core.prepare(_checks.to_working(arr, dtype), lw, var, _checks.threads(threads), bool(pack))
+        self._core.logit_tol = _checks.engine_logit_tolerance(logit_tolerance, dtype)
+        # What the CUDA copies use: the strict rule unless the caller chose a value
+        # (the tolerance has not been validated on a GPU yet).
+        self._device_logit_tol = self._core.logit_tol if logit_tolerance is not None else 0.0
         # The centre the engine moved the data by and their largest distance from
         # it (computed in float64 by the preparation): what the range checks of
         # every call need (ledkde._checks.MAX_SQUARED / MAX_LOGIT).
@@ -103,9 +107,10 @@ class Mixture:
             self._core.set_projection(basis, _checks.threads(threads))
 
     @property
-    def logit_tolerance(self) -> float | None:
-        """The error allowed in a logit (see ``logit_tolerance``); None: the default, 64 eps."""
-        return self._core.logit_tol or None
+    def logit_tolerance(self) -> float:
+        """The error allowed in a logit by the CPU passes (see ``logit_tolerance``; the
+        strict rule reads as 64 eps of the working precision)."""
+        return self._core.logit_tol or 64 * float(np.finfo(self.dtype).eps)
 
     @property
     def pruning(self) -> bool:
@@ -119,7 +124,7 @@ class Mixture:
             return self._core
         if where.index not in self._on_device:
             cls = where.module().DeviceMixture32 if self.dtype == np.float32 else where.module().DeviceMixture64
-            self._on_device[where.index] = cls(self._core, where.index)
+            self._on_device[where.index] = cls(self._core, where.index, self._device_logit_tol)
         return self._on_device[where.index]
 
     def __repr__(self) -> str:
