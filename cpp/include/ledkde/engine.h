@@ -104,7 +104,7 @@ struct Mixture {
   std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
   double norm2_max = 0.0;
   double log_mass = 0.0;       // log sum_j a_j of the weights as given (log n when uniform)
-  double logit_tol = 0.0;      // error allowed in a logit (exactness.h); 0: the default, 64 eps
+  double logit_tol = 0.0;      // error allowed in a logit (exactness.h); 0: the strict rule, 64 eps
 };
 
 // Per-query outputs of a fused pass; a null pointer means "not requested".
