@@ -2,7 +2,7 @@
 // first product, G = rows mu_tile^T) against tile_gemm::accumulate (the second,
 // A += diag(scale) P mu_tile) on the same sizes, for one kernel set. Both do
 // 2 q nb d flops per tile; the ratio of their times says how far the second
-// product is from the first. Built and run by bench/tile_products.sh.
+// product is from the first. Built and run by bench/kernels.sh.
 //
 //   tile_products_<isa> [q=128] [d=784] [rounds=10]
 #include <sys/mman.h>
