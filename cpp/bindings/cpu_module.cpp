@@ -53,8 +53,8 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       })
       // The projection of the certified pruning (engine.h Projection): its k (0: none).
       .def_property_readonly("projection_k", [](const Mixture<T>& m) { return m.proj.k; })
-      // The error allowed in a logit (exactness.h; 0: the default), set once
-      // by the Python layer right after prepare, before any device copy.
+      // The error allowed in a logit (exactness.h; 0: the strict rule, 64 eps),
+      // set once by the Python layer right after prepare (_checks.engine_logit_tolerance).
       .def_readwrite("logit_tol", &Mixture<T>::logit_tol)
       .def(
           "set_projection",

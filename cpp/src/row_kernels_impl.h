@@ -75,9 +75,9 @@ constexpr int64_t kSkipBlock = tile_gemm::kLiveBlock;
 // expansion_weights keeps its sums, counts and maxima in kLanes partial
 // values across the blocks and adds them up once at the end. (An `omp simd`
 // reduction per block of 64 ended each block with a chain of dependent scalar
-// additions, 16 long for AVX-512's vectors: the AVX-512 build of this function
-// ran at 0.71 ns per pair against AVX2's 0.50 on a Zen 4 core, 0.51 with lanes;
-// the lanes also keep GCC's vectors at 8 floats, which measured no slower.)
+// additions, 16 long for AVX-512's vectors: alone, bench/weights_kernel.cpp,
+// 0.71 ns per pair with the AVX-512 build and 0.50 with AVX2 on a Zen 4 core;
+// 0.41 and 0.40 with the lanes, which also keep GCC's vectors at 8 floats.)
 constexpr int kLanes = 8;
 static_assert(kSkipBlock % kLanes == 0, "a skip block must hold whole lane groups");
 
