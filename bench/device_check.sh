@@ -44,5 +44,5 @@ echo "test_device: rc=$? $(tail -1 "$OUT/test_device.log")" | tee -a "$OUT/summa
 # The GPU benchmark, quick shapes first (always fits), then the full run if time is left.
 timeout 60 python3 bench/gpu.py --quick --skip-sampler --json "$OUT/gpu_quick.json" > "$OUT/gpu_quick.log" 2>&1
 echo "gpu quick: rc=$?" | tee -a "$OUT/summary.txt"
-timeout 150 python3 bench/gpu.py --json "$OUT/gpu.json" > "$OUT/gpu.log" 2>&1
+timeout 180 python3 bench/gpu.py --json "$OUT/gpu.json" > "$OUT/gpu.log" 2>&1
 echo "gpu full: rc=$?" | tee -a "$OUT/summary.txt"

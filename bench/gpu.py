@@ -15,6 +15,11 @@ Needs a CUDA device, the CUDA build of ledkde and PyTorch with CUDA. Measures:
   d = 784 also ledkde with TF32 weighted sums and with logit_tolerance=3e-3 (the
   CPU's float32 default; the CUDA copies use the strict rule unless it is given),
   each with its error against the float64 pass;
+* certified pruning (opt-in on the GPU: ledkde.set_cuda_prune): score, float32,
+  Q = 1024 queries x_i + sqrt(t) z on the 60,000 Fashion-MNIST training images
+  at t = 10, 1, 0.1, 0.003: the dense pass, the pruned pass (with the fraction
+  of components skipped and its error against the dense pass) and PyTorch's
+  matmul path; and the sampler below once more with pruning on;
 * 10,000 samples, 100 Euler-Maruyama steps on the 60,000 Fashion-MNIST training
   images (Debian's dataset-fashion-mnist, or --fashion PATH to the gzip IDX
   file): ledkde.sample against the same loop written in PyTorch (matmul score).
@@ -78,6 +83,49 @@ def torch_matmul_score(torch, y, x, t, xn=None, chunk=4096):
         logits = (yi @ x.T - 0.5 * xn) / t
         w = torch.softmax(logits, 1)
         out[i:i + chunk] = (w @ x - yi) / t
+    return out
+
+
+def pruned(ledkde, fn):
+    """fn() with the GPU's pruning on, and the (considered, computed) counts of its passes."""
+    from ledkde import _device
+    m = _device.cuda_module()
+    m.prune_counts(True)
+    ledkde.set_cuda_prune(True)
+    try:
+        out = fn()
+    finally:
+        ledkde.set_cuda_prune(False)
+    return out, m.prune_counts(True)
+
+
+def prune_rows(torch, ledkde, images, label, rate, Q, rng):
+    """Score rows at t = 10, 1, 0.1, 0.003 on images (N x d float32): dense, pruned, PyTorch matmul."""
+    N, d = images.shape
+    mix = ledkde.Mixture(images)
+    xt = torch.from_numpy(images).cuda()
+    out = []
+    for t in (10.0, 1.0, 0.1, 0.003):
+        y = (images[rng.integers(0, N, Q)] + np.sqrt(t) * rng.normal(size=(Q, d))).astype(np.float32)
+        dense = ledkde.score(y, mix, t, device="cuda")
+        row = {"case": f"score Q={Q} N={N} d={d} t={t:g} ({label}), dense / pruned",
+               "ledkde_s": cuda_time(lambda: ledkde.score(y, mix, t, device="cuda")), "limit_s": 4 * Q * N * d / rate}
+        try:
+            got, (considered, computed) = pruned(ledkde, lambda: ledkde.score(y, mix, t, device="cuda"))
+            row["pruned"] = 1 - computed / max(considered, 1)
+            row["pruned_err"] = float(np.abs(got - dense).max() / np.abs(dense).max())
+            row["pruned_s"] = pruned(ledkde, lambda: cuda_time(lambda: ledkde.score(y, mix, t, device="cuda")))[0]
+        except Exception as e:
+            row["pruned_error"] = f"{type(e).__name__}: {e}"[:300]
+        yt = torch.from_numpy(y).cuda()
+        try:
+            fn = lambda: torch_matmul_score(torch, yt, xt, t)  # noqa: E731
+            row["matmul_err"] = float(np.abs(fn().cpu().numpy() - dense).max() / np.abs(dense).max())
+            row["matmul_s"] = cuda_time(fn)
+        except Exception as e:
+            row["matmul_error"] = f"{type(e).__name__}: {e}"[:200]
+        out.append(row)
+        print(row, flush=True)
     return out
 
 
@@ -149,13 +197,17 @@ def main(argv=None):
         rows.append(row)
         print(row, flush=True)
 
+    if os.path.exists(args.fashion):
+        images = fashion_mnist(args.fashion)
+        images_label = "Fashion-MNIST"
+    else:
+        images = rng.random((60000, 784), dtype=np.float32)
+        images_label = "uniform noise (Fashion-MNIST not found)"
+    rows += prune_rows(torch, ledkde, images[:8000] if args.quick else images, images_label, rate,
+                       256 if args.quick else 1024, rng)
+
     if not args.skip_sampler:
-        if os.path.exists(args.fashion):
-            data = fashion_mnist(args.fashion)
-            label = "Fashion-MNIST"
-        else:
-            data = rng.random((60000, 784), dtype=np.float32)
-            label = "uniform noise (Fashion-MNIST not found)"
+        data, label = images, images_label
         n_s, steps = (10000, 100) if not args.quick else (1000, 20)
         t_max, t_min = 20.0, 1e-3
         mix = ledkde.Mixture(data)
@@ -196,6 +248,14 @@ def main(argv=None):
                "memorized_ledkde": fr[0], "memorized_torch": fr[1]}
         rows.append(row)
         print(row, flush=True)
+        # The same run with the GPU's pruning on (the same noise: samples agree to rounding).
+        t0 = time.perf_counter()
+        ours_p, (considered, computed) = pruned(ledkde, lambda: ledkde.sample(mix, n_s, **kw))
+        row = {"case": f"sampler, GPU pruning on ({label})", "ledkde_s": time.perf_counter() - t0,
+               "limit_s": row["limit_s"], "matmul_s": t_torch, "pruned": 1 - computed / max(considered, 1),
+               "pruned_err": float(np.abs(ours_p - ours).max() / np.abs(ours).max())}
+        rows.append(row)
+        print(row, flush=True)
 
     print(f"\n{name}; exact float32 matmul {rate / 1e12:.1f} TFLOP/s; medians of 5 (sampler: one run)\n")
     print("| case | ledkde (s) | vs limit | PyTorch SDPA (s) | SDPA / ledkde | PyTorch matmul (s) | matmul / ledkde "
@@ -210,6 +270,18 @@ def main(argv=None):
         print(f"| {r['case']} | {r['ledkde_s']:.4f} | {r['ledkde_s'] / r['limit_s']:.2f}x | {cell('sdpa_s')} | "
               f"{ratio('sdpa_s')} | {cell('matmul_s')} | {ratio('matmul_s')} | {cell('tf32_s')} | "
               f"{cell('tol3e-3_s')} |")
+    print("\n| case | dense (s) | pruned (s) | dense / pruned | components skipped | pruned error | "
+          "PyTorch matmul (s) | matmul / pruned |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        if "pruned" in r or "pruned_error" in r:
+            p = r.get("pruned_s", r["ledkde_s"] if "sampler" in r["case"] else None)
+            pc = f"{p:.4f}" if p else r.get("pruned_error", "-")
+            dense_s = "-" if "sampler" in r["case"] else f"{r['ledkde_s']:.4f}"
+            speed = f"{r['ledkde_s'] / p:.2f}x" if p and "sampler" not in r["case"] else "-"
+            mm = f"{r['matmul_s'] / p:.2f}x" if p and "matmul_s" in r else "-"
+            print(f"| {r['case']} | {dense_s} | {pc} | {speed} | {r.get('pruned', float('nan')):.4f} | "
+                  f"{r.get('pruned_err', float('nan')):.1e} | {r.get('matmul_s', float('nan')):.4f} | {mm} |")
     for r in rows:
         if "tf32_err" in r:
             print(f"\n{r['case']}: max |error| / max |score| against ledkde float64: float32 "

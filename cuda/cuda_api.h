@@ -20,6 +20,15 @@ int device_count();          // 0 when there is no driver or no device
 // (float64 tensor cores). Returns the previous setting.
 bool set_tf32(bool enabled);
 bool tf32_enabled();
+
+// Opt-in certified pruning of the GPU pass at small t (prune_cuda.cu, the
+// CPU's rule and the Mixture's projection): off by default until it has run
+// on a device. Returns the previous setting.
+bool set_prune(bool enabled);
+bool prune_enabled();
+// The components the GPU's pruned passes considered and the distances they
+// computed (cpu.h prune_counts for the GPU); reset: set both to zero after.
+void gpu_prune_counts(int64_t* considered, int64_t* computed, bool reset);
 std::string device_name(int device);
 
 // A prepared Mixture (centred components, weights, variances) resident on one
@@ -44,6 +53,14 @@ class DeviceMixture {
   double* logw_dev = nullptr;    // (n,) normalized, or null (uniform)
   double* var_dev = nullptr;     // (n,) or null (empirical)
   std::vector<double> centre;    // host copy
+  // The certified pruning's projection (engine.h Projection), when the host
+  // Mixture has one (proj_k = 0: none).
+  int64_t proj_k = 0;
+  double* basis_dev = nullptr;   // (k, d) orthonormal rows
+  float* z_dev = nullptr;        // (n, k) P mu_j
+  float* zn2_dev = nullptr;      // (n,) |P mu_j|^2
+  float* zn2p_dev = nullptr;     // (n,) the same over the first k / 2 coordinates
+  float* resid_dev = nullptr;    // (n,) r(mu_j)
   // Host copy of what the per-call logit constants need (n, d, norm2_max,
   // weights, variances; no components): make_logit_params(params, t).
   Mixture<T> params;

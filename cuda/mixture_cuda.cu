@@ -48,12 +48,22 @@ DeviceMixture<T>::DeviceMixture(const Mixture<T>& host, int dev, double logit_to
   put(host.centre, &centre_dev);
   put(host.logw, &logw_dev);
   put(host.var, &var_dev);
+  if (!host.proj.empty()) {
+    proj_k = host.proj.k;
+    put(host.proj.basis, &basis_dev);
+    put(host.proj.z, &z_dev);
+    put(host.proj.zn2f, &zn2_dev);
+    put(host.proj.zn2_prefix, &zn2p_dev);
+    put(host.proj.residf, &resid_dev);
+  }
 }
 
 template <class T>
 DeviceMixture<T>::~DeviceMixture() {
   for (void* p : {static_cast<void*>(mu_dev), static_cast<void*>(norm2_dev), static_cast<void*>(centre_dev),
-                  static_cast<void*>(logw_dev), static_cast<void*>(var_dev)})
+                  static_cast<void*>(logw_dev), static_cast<void*>(var_dev), static_cast<void*>(basis_dev),
+                  static_cast<void*>(z_dev), static_cast<void*>(zn2_dev), static_cast<void*>(zn2p_dev),
+                  static_cast<void*>(resid_dev)})
     if (p) cudaFree(p);
 }
 

@@ -28,6 +28,10 @@
 //     slices are summed in fixed order, so results do not depend on
 //     scheduling; combine_kernel: A = alpha A + gamma C in float64.
 // Finally A -= y B and m += c0 (finish_kernel).
+//
+// At small t, with pruning on (set_prune), run_pass first tries the pruned
+// pass of prune_cuda.cu, which skips the components that provably carry no
+// weight and sends only the rows it cannot prune through this one.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -48,7 +52,6 @@ namespace ledkde::cuda {
 namespace {
 
 constexpr int kStage = 128;     // direct path: rows per block, components staged per step
-constexpr int kRowThreads = 128;  // weights_kernel: threads per row
 constexpr int kStash = 4;       // weights_kernel: exact logits kept in registers per thread
 constexpr int64_t kTileElems = int64_t(1) << 25;  // elements of the L and P buffers (256 + 128 MiB in float)
 constexpr int64_t kMaxSliceK = 4096;  // components summed in the working precision before float64
@@ -77,20 +80,6 @@ DeviceLogits<T> device_logits(const DeviceMixture<T>& mix, double t, Scratch& pa
     dl.inv2v_j = p + mix.n;
   }
   return dl;
-}
-
-__device__ __forceinline__ double block_reduce(double v, bool is_max) {
-  __shared__ double part[kRowThreads / 32];
-  __syncthreads();  // part may still be read by a previous reduction
-  for (int o = 16; o > 0; o >>= 1) {
-    const double w = __shfl_xor_sync(kFull, v, o);
-    v = is_max ? fmax(v, w) : v + w;
-  }
-  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
-  __syncthreads();
-  v = part[0];
-  for (int w = 1; w < kRowThreads / 32; ++w) v = is_max ? fmax(v, part[w]) : v + part[w];
-  return v;
 }
 
 // ------------------------------------------------------------------ d <= 8
@@ -681,13 +670,24 @@ ScratchLease::~ScratchLease() {
 }
 
 template <class T>
-void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st) {
+void dense_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st) {
   if (nrows == 0) return;
   const DeviceLogits<T> dl = device_logits(mix, t, st.params);
   if (mix.d <= kDirectMaxDim) run_direct(mix, dl, rows_dev, nrows, st);
   else run_expansion(mix, dl, rows_dev, nrows, st);
 }
 
+template <class T>
+void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st) {
+  if (nrows == 0) return;
+  // Small t with pruning on: most components skipped (prune_cuda.cu); false when
+  // it does not apply or would not pay (the probe), and the dense pass runs.
+  if (pruned_pass(mix, rows_dev, nrows, t, st)) return;
+  dense_pass(mix, rows_dev, nrows, t, st);
+}
+
+template void dense_pass(const DeviceMixture<float>&, const float*, int64_t, double, RowStates&);
+template void dense_pass(const DeviceMixture<double>&, const double*, int64_t, double, RowStates&);
 template void run_pass(const DeviceMixture<float>&, const float*, int64_t, double, RowStates&);
 template void run_pass(const DeviceMixture<double>&, const double*, int64_t, double, RowStates&);
 

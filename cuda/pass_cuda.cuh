@@ -114,11 +114,40 @@ __device__ __forceinline__ double warp_max(double v) {
   return v;
 }
 
+constexpr int kRowThreads = 128;  // threads of the one-block-per-row kernels
+
+// Sum or maximum over a block of kRowThreads threads, in a fixed order; every
+// thread gets the result.
+__device__ __forceinline__ double block_reduce(double v, bool is_max) {
+  __shared__ double part[kRowThreads / 32];
+  __syncthreads();  // part may still be read by a previous reduction
+  for (int o = 16; o > 0; o >>= 1) {
+    const double w = __shfl_xor_sync(kFull, v, o);
+    v = is_max ? fmax(v, w) : v + w;
+  }
+  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = part[0];
+  for (int w = 1; w < kRowThreads / 32; ++w) v = is_max ? fmax(v, part[w]) : v + part[w];
+  return v;
+}
+
 // The score pass (pass_cuda.cu): rows_dev (nrows x d, centred like the
 // components) against every component of mix. On return st holds, per row,
 // m (the largest logit), S, E and A = sum_j exp(l_j - m)(mu_j - row)/v_j.
 template <class T>
 void run_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st);
+
+// The same by the dense route only (every distance computed).
+template <class T>
+void dense_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st);
+
+// The pruned route (prune_cuda.cu): false, having left st unspecified, when
+// pruning is off, does not apply to mix (no projection, weights, variances,
+// d <= 8, too few components) or would not pay (most rows of the probe near
+// many components: large t); the caller then runs dense_pass.
+template <class T>
+bool pruned_pass(const DeviceMixture<T>& mix, const T* rows_dev, int64_t nrows, double t, RowStates& st);
 
 // rows[r] = y[r / copies] + u(r) - centre, u the kernel draw (r % copies) of
 // query index0 + r / copies at evaluation `eval`; zero when h = 0 and for the

@@ -366,3 +366,109 @@ def test_gpu_estimators_and_errors_match_reference(estimator, anti, orth, d):
     xc, ec = ledkde.sample(data, 9, device="cpu", **skw)
     np.testing.assert_allclose(xg, xc, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(eg, ec, rtol=1e-6, atol=1e-12)
+
+
+def test_set_cuda_prune_checks_its_argument_and_is_off_by_default():
+    with pytest.raises(TypeError, match="^enabled: expected True or False"):
+        ledkde.set_cuda_prune(1)
+    m = _device.cuda_module()
+    if m is not None:  # off until the GPU's pruned pass has run on a device
+        assert m.prune_enabled() is False
+
+
+# The GPU's certified pruning (cuda/prune_cuda.cu, opt-in: set_cuda_prune), by the
+# CPU's rule: results within the dense pass's tolerances of the NumPy reference.
+def _pruned_on_gpu(fn):
+    m = _device.cuda_module()
+    m.prune_counts(True)
+    assert ledkde.set_cuda_prune(True) is False
+    try:
+        out = fn()
+    finally:
+        assert ledkde.set_cuda_prune(False) is True
+    return out, m.prune_counts(True)
+
+
+def _assert_close_to_reference(got, y, data, t, dtype):
+    want = ref.evaluate(y.astype(np.float64), data.astype(np.float64), t)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    both = np.vstack([y.astype(np.float64), data.astype(np.float64)])
+    scale = np.ptp(both - both.mean(0)) / t
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(got["denoise"], want["denoise"], rtol=0, atol=tol * scale * t)
+    np.testing.assert_allclose(got["log_density"], want["log_density"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["entropy"], want["entropy"], rtol=0, atol=50 * tol)
+    np.testing.assert_allclose(got["max_weight"], want["max_weight"], rtol=0, atol=50 * tol)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_pruned_pass_matches_reference_at_small_t(dtype):
+    r = np.random.default_rng(21)
+    data = (r.random((6000, 64)) ** 2).astype(dtype)
+    t = 2.5e-3  # queries 0.05 per coordinate from their point, about a twentieth of the nearest-neighbour distance
+    y = (data[r.integers(0, 6000, 300)] + np.sqrt(t) * r.normal(size=(300, 64))).astype(dtype)
+    mix = ledkde.Mixture(data)
+    assert mix.pruning
+    dense = ledkde.evaluate(y, mix, t, outputs=ALL, device="cuda")
+    (got, again), (considered, computed) = _pruned_on_gpu(
+        lambda: [ledkde.evaluate(y, mix, t, outputs=ALL, device="cuda") for _ in range(2)])
+    assert considered == 2 * 300 * 6000
+    assert computed < 0.05 * considered, (computed, considered)  # most components skipped
+    _assert_close_to_reference(got, y, data, t, dtype)
+    _assert_close_to_reference(dense, y, data, t, dtype)
+    for k in ALL:  # fixed orders: the same bits on every run
+        np.testing.assert_array_equal(got[k], again[k])
+
+
+@gpu
+def test_gpu_pruned_pass_goes_dense_at_large_t():
+    # Queries far from the data (t above its variance): the probe finds most rows
+    # near many components and the whole pass takes the dense route, bit for bit.
+    r = np.random.default_rng(22)
+    data = (r.random((6000, 64)) ** 2).astype(np.float32)
+    y = (data[r.integers(0, 6000, 200)] + 3.0 * r.normal(size=(200, 64))).astype(np.float32)
+    mix = ledkde.Mixture(data)
+    dense = ledkde.evaluate(y, mix, 9.0, outputs=ALL, device="cuda")
+    got, (considered, computed) = _pruned_on_gpu(lambda: ledkde.evaluate(y, mix, 9.0, outputs=ALL, device="cuda"))
+    assert considered == computed == 200 * 6000
+    for k in ALL:
+        np.testing.assert_array_equal(got[k], dense[k])
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_pruned_pass_sends_crowded_rows_dense(dtype):
+    # 2000 copies of one point: queries near it keep more than a quarter of the
+    # components as candidates and go through the dense pass, the others are
+    # pruned; both kinds in one call, each row's state put back in its place.
+    r = np.random.default_rng(23)
+    data = (r.random((6000, 48)) ** 2).astype(dtype)
+    data[::3] = data[0]
+    t = 1e-3
+    others = 3 * r.integers(0, 2000, 160) + 1  # never a copy
+    near = data[np.r_[np.zeros(40, dtype=int), others]]
+    y = (near + np.sqrt(t) * r.normal(size=near.shape)).astype(dtype)
+    mix = ledkde.Mixture(data)
+    got, (considered, computed) = _pruned_on_gpu(lambda: ledkde.evaluate(y, mix, t, outputs=ALL, device="cuda"))
+    assert considered == 200 * 6000
+    assert 40 * 6000 <= computed < 0.5 * considered, (computed, considered)
+    _assert_close_to_reference(got, y, data, t, dtype)
+
+
+@gpu
+def test_gpu_pruned_sampler_and_smoothed_match_cpu():
+    # The CPU prunes by the same rule: a whole run (large t dense, small t pruned)
+    # and a smoothed score agree as they do without pruning.
+    r = np.random.default_rng(24)
+    data = r.random((5000, 40)) ** 2
+    mix = ledkde.Mixture(data)
+    skw = dict(t_max=2.0, t_min=1e-4, steps=30, bandwidth=0.0, seed=6)
+    y = data[r.integers(0, 5000, 20)] + 0.01 * r.normal(size=(20, 40))
+    kw = dict(bandwidth=0.02, n_kernel=6, antithetic=True, seed=3)
+    (gpu_samples, gpu_smooth), (considered, computed) = _pruned_on_gpu(
+        lambda: (ledkde.sample(mix, 32, device="cuda", **skw), ledkde.smoothed_score(y, mix, 1e-4, device="cuda", **kw)))
+    assert computed < considered
+    np.testing.assert_allclose(gpu_samples, ledkde.sample(mix, 32, device="cpu", **skw), rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(gpu_smooth, ledkde.smoothed_score(y, mix, 1e-4, device="cpu", **kw), rtol=1e-9,
+                               atol=1e-9 * np.abs(gpu_smooth).max())

@@ -89,6 +89,16 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_name", &cuda::device_name, py::arg("device"));
   m.def("set_tf32", &cuda::set_tf32, py::arg("enabled"));
   m.def("tf32_enabled", &cuda::tf32_enabled);
+  m.def("set_prune", &cuda::set_prune, py::arg("enabled"));
+  m.def("prune_enabled", &cuda::prune_enabled);
+  m.def(
+      "prune_counts",
+      [](bool reset) {
+        int64_t considered = 0, computed = 0;
+        cuda::gpu_prune_counts(&considered, &computed, reset);
+        return py::make_tuple(considered, computed);
+      },
+      py::arg("reset") = false);
   bind_options(m);
   bind_dtype<float>(m, "DeviceMixture32");
   bind_dtype<double>(m, "DeviceMixture64");

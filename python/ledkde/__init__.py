@@ -6,7 +6,7 @@ See ``ledkde.reference`` for the plain NumPy definitions of every operation.
 """
 
 from ._loader import _core  # noqa: F401  (loads the compiled engine and its BLAS)
-from ._device import cuda_available, set_cuda_tf32
+from ._device import cuda_available, set_cuda_prune, set_cuda_tf32
 from ._scores import (
     Mixture,
     PassState,
@@ -50,6 +50,7 @@ __all__ = [
     "PassState",
     "collapse_time",
     "cuda_available",
+    "set_cuda_prune",
     "set_cuda_tf32",
     "denoise",
     "effective_dataset_size",

@@ -54,6 +54,26 @@ def set_cuda_tf32(enabled: bool) -> bool:
     return bool(m.set_tf32(bool(enabled)))
 
 
+def set_cuda_prune(enabled: bool) -> bool:
+    """Opt in (or out) of certified pruning in the CUDA backend's passes.
+
+    With ``True``, a GPU pass over a Mixture that prunes on the CPU (``Mixture(...,
+    prune=True)``, the default, for data without weights or variances, at least 2048
+    points in at least 32 dimensions) skips the components that provably carry no
+    weight, by the CPU's rule (the same projection, bound and margin: results within
+    the dense pass's tolerances), and computes only the rest, exactly. It pays at small
+    t; at large t a probe of the first 1024 components sends the pass to the dense
+    route. Returns the previous setting. The default is ``False`` while the GPU
+    implementation has not been run on a device (the CPU's pruning is on by default).
+    """
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"enabled: expected True or False, got {type(enabled).__name__}")
+    m = cuda_module()
+    if m is None:
+        raise RuntimeError("set_cuda_prune: this build of ledkde has no CUDA backend")
+    return bool(m.set_prune(bool(enabled)))
+
+
 def is_gpu_array(a) -> bool:
     if hasattr(a, "__cuda_array_interface__"):
         return True
