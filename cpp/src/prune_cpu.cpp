@@ -52,9 +52,9 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr int64_t kLbTile = 1024;      // components per tile of lower bounds
 constexpr int64_t kMinComponents = 1024;  // fewer: the dense pass is as fast
 constexpr int64_t kMaxKeptPart = 4;    // a row keeping more than n / 4 candidates goes dense
-constexpr int64_t kProbePart = 2;
-constexpr int64_t kDotTile = 256;
-constexpr int64_t kMaxPrunedNeighbors = 64;  // more neighbours: the dense search      // components per tile of the candidates' products (L2)      // the first probe: rows with more than half of a tile
+constexpr int64_t kProbePart = 2;      // the first probe: rows with more than half of a tile
+constexpr int64_t kDotTile = 256;      // components per tile of the candidates' products (L2)
+constexpr int64_t kMaxPrunedNeighbors = 64;  // more neighbours: the dense search
 
 std::atomic<int64_t> g_considered{0}, g_computed{0};
 
