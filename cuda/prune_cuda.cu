@@ -29,13 +29,13 @@
 // reference, the dense GPU pass and the CPU's pruned pass).
 #include <algorithm>
 #include <atomic>
-#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
 
 #include "ledkde/logit_params.h"
+#include "ledkde/prune_rule.h"
 #include "pass_cuda.cuh"
 
 namespace ledkde::cuda {
@@ -45,11 +45,7 @@ namespace {
 constexpr int kGroup = 8;                    // rows per block of the bound kernels (one warp each at the end)
 constexpr int kBoundThreads = 32 * kGroup;   // so a block has kGroup warps
 constexpr int kMaxProjK = 64;                // projection coordinates kept in shared memory (Python: min(64, d/4))
-constexpr int64_t kProbeN = 1024;            // components of the probe (the CPU's first tile)
-constexpr int64_t kMaxKeptPart = 4;          // more than n / 4 candidates: the row goes dense (CPU rule)
-constexpr int64_t kCapMax = 2048;            // and more than this many (the gathers cost more per pair)
-constexpr int64_t kMinComponents = 1024;     // prune_applies of the CPU: fewer, the dense pass is as fast
-constexpr int64_t kCostTile = 1024;          // its cost model's tile of bounds
+constexpr int64_t kCapMax = 2048;            // beyond n / 4 (prune_rule.h), more candidates than this: dense
 constexpr int64_t kListBytes = int64_t(1) << 30;  // at most this much for the lists and their logits
 
 std::atomic<bool> prune_flag{false};
@@ -85,8 +81,7 @@ __global__ void project_rows_kernel(const T* __restrict__ rows, int64_t nrows, i
   if (lane != 0) return;
   ypn2[r] = static_cast<float>(pf2);
   ry[r] = static_cast<float>(sqrt(fmax(0.0, y2 - p2)));
-  const double scale = sqrt(y2) + reach;
-  slack[r] = static_cast<float>(16.0 * (sqrt(static_cast<double>(k)) + 8.0) * FLT_EPSILON * scale * scale);
+  slack[r] = static_cast<float>(prune_rule::bound_slack(y2, reach, k));
 }
 
 // The lesser of two (value, index) pairs: the least value, then the least index.
@@ -232,8 +227,7 @@ __global__ void __launch_bounds__(kBoundThreads)
     unsigned ballot[kGroup];
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
-      const float dr = sr[g] - rj;
-      const float lb = (sn2[g] + zn - 2.0f * acc[g]) + dr * dr - ssl[g];
+      const float lb = prune_rule::lower_bound(sn2[g], zn, acc[g], sr[g], rj, ssl[g]);
       ballot[g] = __ballot_sync(kFull, in && lb <= scut[g]);
       if (lane == 0) wc[g][warp] = __popc(ballot[g]);
     }
@@ -375,16 +369,15 @@ void gpu_prune_counts(int64_t* considered, int64_t* computed, bool reset) {
 template <class T>
 bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, double t, RowStates& st) {
   const int64_t n = mix.n, d = mix.d, k = mix.proj_k;
-  // Where the CPU's prune_applies would prune: the projection's cost (about
-  // q k (d + 1024)) a small part of a dense pass (q n d).
+  // Where the CPU's pass would prune (prune_cpu.cpp prune_applies).
   if (!prune_flag.load() || nrows == 0 || k == 0 || k > kMaxProjK || mix.has_weights || mix.has_variances ||
-      d <= kDirectMaxDim || n >= (int64_t(1) << 32) || n < std::max(kMinComponents, 16 * k * (d + kCostTile) / d))
+      d <= kDirectMaxDim || n >= (int64_t(1) << 32) || !prune_rule::pays(n, k, d))
     return false;
   const LogitParams<T> lp = make_logit_params(mix.params, t);
   const double inv2v = 0.5 / t;
-  const double margin = std::log(static_cast<double>(n)) - std::log(std::numeric_limits<T>::epsilon()) + 6.0;
+  const double margin = prune_rule::margin<T>(n);
   const double md2 = margin / inv2v;
-  int64_t cap = std::min(n / kMaxKeptPart, kCapMax);
+  int64_t cap = std::min(n / prune_rule::kMaxKeptPart, kCapMax);
   while (cap > 256 && nrows * cap * static_cast<int64_t>(sizeof(uint32_t) + sizeof(double)) > kListBytes) cap /= 2;
 
   // Scratch: yp (nrows x k), ypn2, ry, slack, thr (float), ref_d2 (double),
@@ -416,13 +409,13 @@ bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, doub
   // The probe: rows keeping more than a quarter of the first components would
   // go dense; when most would, the whole pass does.
   std::vector<int64_t> kept(q);
-  const int64_t nb = std::min(kProbeN, n);
+  const int64_t nb = std::min(prune_rule::kLbTile, n);
   candidates_kernel<<<groups, kBoundThreads>>>(mix.z_dev, ki, mix.zn2_dev, mix.resid_dev, 0, nb, nrows, yp, ypn2, ry,
                                                slack, thr, cap, nullptr, count);
   check(cudaGetLastError(), "candidates_kernel launch (probe)");
   check(cudaMemcpy(kept.data(), count, q * sizeof(int64_t), cudaMemcpyDeviceToHost), "download the probe");
   int64_t many = 0;
-  for (int64_t c : kept) many += c * kMaxKeptPart > nb;
+  for (int64_t c : kept) many += c * prune_rule::kMaxKeptPart > nb;
   if (2 * many > nrows) {
     g_considered += nrows * n;
     g_computed += nrows * n;

@@ -39,6 +39,7 @@
 
 #include "blas.h"
 #include "ledkde/exactness.h"
+#include "ledkde/prune_rule.h"
 #include "parallel.h"
 #include "prune_cpu.h"
 #include "row_kernels.h"
@@ -49,9 +50,8 @@ namespace ledkde {
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-constexpr int64_t kLbTile = 1024;      // components per tile of lower bounds
-constexpr int64_t kMinComponents = 1024;  // fewer: the dense pass is as fast
-constexpr int64_t kMaxKeptPart = 4;    // a row keeping more than n / 4 candidates goes dense
+using prune_rule::kLbTile;       // components per tile of lower bounds
+using prune_rule::kMaxKeptPart;  // a row keeping more than n / 4 candidates goes dense
 constexpr int64_t kProbePart = 2;      // the first probe: rows with more than half of a tile
 constexpr int64_t kDotTile = 256;      // components per tile of the candidates' products (L2)
 constexpr int64_t kMaxPrunedNeighbors = 64;  // more neighbours: the dense search
@@ -77,10 +77,7 @@ void lower_bounds(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0
     const float yn2 = static_cast<float>(ws.ypn2[i]), ry = static_cast<float>(ws.ry[i]);
     const float sl = static_cast<float>(ws.slack[i]);
 #pragma omp simd
-    for (int64_t j = 0; j < nb; ++j) {
-      const float dr = ry - rz[j];
-      out[j] = (yn2 + zn2[j] - 2.0f * out[j]) + dr * dr - sl;
-    }
+    for (int64_t j = 0; j < nb; ++j) out[j] = prune_rule::lower_bound(yn2, zn2[j], out[j], ry, rz[j], sl);
   }
 }
 
@@ -116,10 +113,7 @@ void pick_references(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t
 }
 
 // The rows' squared norms ws.ny (float64), projections, residual norms and
-// slacks into ws. The slack covers the rounding of the bound: the float
-// products (a few sqrt(k) units of the largest term), the float sums, and the
-// float projections of the components, generously, in units of
-// (|y| + the largest |mu|)^2.
+// slacks (prune_rule.h) into ws.
 template <class T>
 void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
   const int64_t d = mix.d;
@@ -134,7 +128,6 @@ void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
   ws.slack.resize(q);
   ws.ypn2.resize(q);
   ws.ny.resize(q);
-  const double eps32 = std::numeric_limits<float>::epsilon();
   const double reach = std::sqrt(mix.norm2_max);
   for (int64_t i = 0; i < q; ++i) {
     double y2 = 0.0, p2 = 0.0, pf2 = 0.0;
@@ -149,18 +142,15 @@ void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
     ws.ypn2[i] = pf2;
     ws.ny[i] = y2;
     ws.ry[i] = std::sqrt(std::max(0.0, y2 - p2));
-    const double scale = std::sqrt(y2) + reach;
-    ws.slack[i] = 16.0 * (std::sqrt(static_cast<double>(k)) + 8.0) * eps32 * scale * scale;
+    ws.slack[i] = prune_rule::bound_slack(y2, reach, k);
   }
 }
 
-// Weights below exp(-margin) of the reference's are left out: skip_below's
-// rule (pass_cpu.cpp), in units of squared distance.
+// Weights below exp(-margin) of the reference's are left out (prune_rule.h),
+// in units of squared distance.
 template <class T>
 double margin_d2(const Mixture<T>& mix, const LogitParams<T>& lp) {
-  const double eps = std::numeric_limits<T>::epsilon();
-  const double margin = std::log(static_cast<double>(std::max<int64_t>(mix.n, 1))) - std::log(eps) + 6.0;
-  return margin / static_cast<double>(lp.inv2v);
+  return prune_rule::margin<T>(mix.n) / static_cast<double>(lp.inv2v);
 }
 
 }  // namespace
@@ -178,10 +168,7 @@ void add_prune_counts(int64_t considered, int64_t computed) {
 template <class T>
 bool prune_applies(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t range) {
   if (!opt.prune || mix.proj.empty() || !mix.var.empty() || lp.per_component || !mix.muT.empty()) return false;
-  // The probes and the rows' projections cost about q k (d + kLbTile) whatever the
-  // range: worth it only when that is a small part (1/16) of a dense pass, q range d.
-  const int64_t k = mix.proj.k, d = mix.d;
-  return range >= std::max(kMinComponents, 16 * k * (d + kLbTile) / d);
+  return prune_rule::pays(range, mix.proj.k, mix.d);
 }
 
 template <class T>
@@ -383,7 +370,8 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
 
 template <class T>
 bool knn_prune_applies(const Mixture<T>& mix, int64_t k, const PassOptions& opt) {
-  return opt.prune && !mix.proj.empty() && mix.muT.empty() && mix.n >= kMinComponents && k <= kMaxPrunedNeighbors;
+  return opt.prune && !mix.proj.empty() && mix.muT.empty() && mix.n >= prune_rule::kMinComponents &&
+         k <= kMaxPrunedNeighbors;
 }
 
 template <class T>
