@@ -300,17 +300,11 @@ __global__ void __launch_bounds__(kGemmThreads, 2)
     }
 }
 
-// Exact logit of component j for the row: distance by coordinate differences
-// in float64, summed over the warp (every lane must call it).
+// Exact logit of component j for the row (every lane must call it).
 template <class T>
 __device__ double exact_logit(const T* __restrict__ row, const T* __restrict__ muj, int64_t d, double cp,
                               double k) {
-  double s = 0.0;
-  for (int64_t c = threadIdx.x % 32; c < d; c += 32) {
-    const double diff = static_cast<double>(row[c]) - static_cast<double>(muj[c]);
-    s = fma(diff, diff, s);
-  }
-  return cp - warp_sum(s) * k;
+  return cp - warp_dist2(row, muj, d) * k;
 }
 
 // One block per row: the chunk's weights P (from its logits L), the chunk's

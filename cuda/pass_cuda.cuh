@@ -114,6 +114,18 @@ __device__ __forceinline__ double warp_max(double v) {
   return v;
 }
 
+// |row - muj|^2 by coordinate differences in float64, summed over the warp
+// (every lane must call it; every lane gets the result).
+template <class T>
+__device__ __forceinline__ double warp_dist2(const T* __restrict__ row, const T* __restrict__ muj, int64_t d) {
+  double s = 0.0;
+  for (int64_t c = threadIdx.x % 32; c < d; c += 32) {
+    const double diff = static_cast<double>(row[c]) - static_cast<double>(muj[c]);
+    s = fma(diff, diff, s);
+  }
+  return warp_sum(s);
+}
+
 constexpr int kRowThreads = 128;  // threads of the one-block-per-row kernels
 
 // Sum or maximum over a block of kRowThreads threads, in a fixed order; every

@@ -160,14 +160,7 @@ __global__ void __launch_bounds__(kBoundThreads)
   long long j = sj[warp][0];
   for (int w = 1; w < kGroup; ++w) min_pair(v, j, sv[warp][w], sj[warp][w]);
   if (j >= n) j = 0;  // no finite value: any component is a valid reference
-  const T* y = rows + r * d;
-  const T* mj = mu + static_cast<int64_t>(j) * d;
-  double s = 0.0;
-  for (int64_t e = lane; e < d; e += 32) {
-    const double df = static_cast<double>(y[e]) - static_cast<double>(mj[e]);
-    s = fma(df, df, s);
-  }
-  s = warp_sum(s);
+  const double s = warp_dist2(rows + r * d, mu + static_cast<int64_t>(j) * d, d);
   if (lane == 0) {
     ref_d2[r] = s;
     thr[r] = static_cast<float>(s + md2);
@@ -272,13 +265,7 @@ __global__ void __launch_bounds__(kRowThreads)
   const uint32_t* cr = cand + r * cap;
   double* Lr = L + r * cap;
   for (int64_t c = warp; c < nc; c += kRowThreads / 32) {
-    const T* mj = mu + static_cast<int64_t>(cr[c]) * d;
-    double s = 0.0;
-    for (int64_t e = lane; e < d; e += 32) {
-      const double df = static_cast<double>(y[e]) - static_cast<double>(mj[e]);
-      s = fma(df, df, s);
-    }
-    s = warp_sum(s);
+    const double s = warp_dist2(y, mu + static_cast<int64_t>(cr[c]) * d, d);
     if (lane == 0) Lr[c] = -s * inv2v;
   }
   __syncthreads();  // the logits, written by lane 0 of each warp, are read by all
