@@ -46,12 +46,7 @@ def set_cuda_tf32(enabled: bool) -> bool:
     scale instead of 1e-6. float64 data are never affected. Returns the previous
     setting; the default is ``False`` (exact float32).
     """
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise TypeError(f"enabled: expected True or False, got {type(enabled).__name__}")
-    m = cuda_module()
-    if m is None:
-        raise RuntimeError("set_cuda_tf32: this build of ledkde has no CUDA backend")
-    return bool(m.set_tf32(bool(enabled)))
+    return _set_cuda_switch("set_cuda_tf32", "set_tf32", enabled)
 
 
 def set_cuda_prune(enabled: bool) -> bool:
@@ -66,12 +61,18 @@ def set_cuda_prune(enabled: bool) -> bool:
     route. Returns the previous setting. The default is ``False`` while the GPU
     implementation has not been run on a device (the CPU's pruning is on by default).
     """
+    return _set_cuda_switch("set_cuda_prune", "set_prune", enabled)
+
+
+def _set_cuda_switch(name: str, setter: str, enabled) -> bool:
+    """A process-wide switch of the CUDA backend (``setter`` of ledkde._cuda), checked;
+    returns its previous setting."""
     if not isinstance(enabled, (bool, np.bool_)):
         raise TypeError(f"enabled: expected True or False, got {type(enabled).__name__}")
     m = cuda_module()
     if m is None:
-        raise RuntimeError("set_cuda_prune: this build of ledkde has no CUDA backend")
-    return bool(m.set_prune(bool(enabled)))
+        raise RuntimeError(f"{name}: this build of ledkde has no CUDA backend")
+    return bool(getattr(m, setter)(bool(enabled)))
 
 
 def is_gpu_array(a) -> bool:
