@@ -479,11 +479,11 @@ void second_product(PassContext<T>& c, int64_t nslots) {
 // Pruned where it applies and pays (prune_cpu.cpp), else dense.
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-               const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2) {
+               const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2, bool rows_prepared) {
   if (n_end < 0) n_end = mix.n;
   if (q > 0 && prune_applies(mix, lp, opt, n_end - n_begin)) {
     if (ref_d2) {  // a shard of the components, references from all of them
-      if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ref_d2, false)) return;
+      if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ref_d2, rows_prepared)) return;
     } else if (prune_probe(mix, lp, q, ws, n_begin, n_end)) {
       ws.ref.resize(q);
       prune_references(mix, q, ws, opt, n_begin, n_end, ws.ref.data());
@@ -602,7 +602,7 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
 #define LEDKDE_INSTANTIATE(T)                                                                  \
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
   template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
-                          const PassOptions&, int64_t, int64_t, const double*);                             \
+                          const PassOptions&, int64_t, int64_t, const double*, bool);                       \
   template void dense_pass(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,  \
                            const PassOptions&, int64_t, int64_t);
 LEDKDE_INSTANTIATE(float)

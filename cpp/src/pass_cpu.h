@@ -94,10 +94,12 @@ class WorkspaceLease {
 // ref_d2 (optional, q): for each row an exact squared distance to some
 // component, the least known over all components (a pass over a shard of
 // the components gets them from the whole set): the reference of pruning.
+// rows_prepared: with ref_d2, the rows' preparation for pruning is already
+// in ws (prune_cpu.h load_prepared).
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                const PassOptions& opt, int64_t n_begin = 0, int64_t n_end = -1,
-               const double* ref_d2 = nullptr);
+               const double* ref_d2 = nullptr, bool rows_prepared = false);
 
 // The same without pruning: every distance computed (pass_cpu.cpp).
 template <class T>

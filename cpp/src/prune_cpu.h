@@ -17,14 +17,30 @@ namespace ledkde {
 template <class T>
 bool prune_applies(const Mixture<T>& mix, const LogitParams<T>& lp, const PassOptions& opt, int64_t range);
 
+// The rows' part of the pruned pass, prepared once for the q centred rows
+// ws.rows and kept in ws: their projections, residual norms, the slacks of
+// their bounds and their squared norms. PreparedRows keeps a copy, so that
+// the passes over every shard of the components share one preparation.
+struct PreparedRows {
+  std::vector<float> yp32;
+  std::vector<double> ypn2, ry, slack, ny;
+};
+template <class T>
+void prune_prepare(const Mixture<T>& mix, int64_t q, Workspace<T>& ws);
+template <class T>
+void save_prepared(const Workspace<T>& ws, PreparedRows& out);
+template <class T>
+void load_prepared(const PreparedRows& in, Workspace<T>& ws);
+
 // First step of a pruned pass over the q centred rows ws.rows and the
-// components [n_begin, n_end): the rows' projections (kept in ws), and a
-// probe of the first tile of components: false when most rows have many
-// components within the margin of that tile's least bound (large t), so
-// that pruning would not pay and the caller runs the dense pass.
+// components [n_begin, n_end): the rows' preparation (unless rows_prepared:
+// prune_prepare or load_prepared ran on ws for these rows), and a probe of
+// the first tile of components: false when most rows have many components
+// within the margin of that tile's least bound (large t), so that pruning
+// would not pay and the caller runs the dense pass.
 template <class T>
 bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
-                 int64_t n_end);
+                 int64_t n_end, bool rows_prepared = false);
 
 // Second step (after prune_probe on this workspace): in ref_d2[i] the exact
 // squared distance of row i's most promising component (least distance of
@@ -41,7 +57,8 @@ void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const 
 // the others are reduced over their candidates with exact distances.
 // Returns false, having done nothing, when a probe of the first tile finds
 // that most rows would go dense (large t): the caller runs dense_pass.
-// rows_prepared: prune_probe ran on this workspace for these rows.
+// rows_prepared: the rows' preparation is in ws (prune_probe, prune_prepare
+// or load_prepared ran on it for these rows).
 template <class T>
 bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                    const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,

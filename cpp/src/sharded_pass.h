@@ -62,14 +62,23 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
   auto begin = [&](int64_t shard) { return shard_begin(shard, nshards, mix.n); };
   PassOptions o = opt;
   std::vector<double> refs;
+  // Each block's rows prepared for pruning once, for all its shards.
+  std::vector<PreparedRows> prep;
   if (prune_applies(mix, lp, o, begin(1) - begin(0))) {
+    prep.resize(static_cast<size_t>(ntiles));
+    parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
+      Workspace<T>& w = ws[worker];
+      prune_prepare(mix, rows(tile, w), w);
+      save_prepared(w, prep[tile]);
+    }, opt.stop);
     std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
     std::vector<char> pays(static_cast<size_t>(ntiles * nshards), 0);
     parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
       const int64_t shard = task % nshards;
       Workspace<T>& w = ws[worker];
       const int64_t qb = rows(task / nshards, w);
-      pays[task] = prune_probe(mix, lp, qb, w, begin(shard), begin(shard + 1));
+      load_prepared(prep[task / nshards], w);
+      pays[task] = prune_probe(mix, lp, qb, w, begin(shard), begin(shard + 1), true);
       if (pays[task]) prune_references(mix, qb, w, o, begin(shard), begin(shard + 1), local.data() + task * tq);
     }, opt.stop);
     int64_t paying = 0;
@@ -89,8 +98,9 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
     const int64_t tile = task / nshards, shard = task % nshards;
     Workspace<T>& w = ws[worker];
     const int64_t qb = rows(tile, w);
+    if (!refs.empty()) load_prepared(prep[tile], w);
     pass_rows(mix, lp, qb, w, o, begin(shard), begin(shard + 1),
-              refs.empty() ? nullptr : refs.data() + tile * tq);
+              refs.empty() ? nullptr : refs.data() + tile * tq, !refs.empty());
     Workspace<T>& out = part[task];
     out.m.swap(w.m);
     out.S.swap(w.S);
