@@ -95,7 +95,7 @@ class WorkspaceLease {
 // component, the least known over all components (a pass over a shard of
 // the components gets them from the whole set): the reference of pruning.
 // rows_prepared: with ref_d2, the rows' preparation for pruning is already
-// in ws (prune_cpu.h load_prepared).
+// in ws (prune_cpu.h copy_prepared).
 template <class T>
 void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                const PassOptions& opt, int64_t n_begin = 0, int64_t n_end = -1,

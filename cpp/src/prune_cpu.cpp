@@ -177,24 +177,6 @@ void prune_prepare(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
 }
 
 template <class T>
-void save_prepared(const Workspace<T>& ws, PreparedRows& out) {
-  out.yp32 = ws.yp32;
-  out.ypn2 = ws.ypn2;
-  out.ry = ws.ry;
-  out.slack = ws.slack;
-  out.ny = ws.ny;
-}
-
-template <class T>
-void load_prepared(const PreparedRows& in, Workspace<T>& ws) {
-  ws.yp32 = in.yp32;
-  ws.ypn2 = in.ypn2;
-  ws.ry = in.ry;
-  ws.slack = in.slack;
-  ws.ny = in.ny;
-}
-
-template <class T>
 bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
                  int64_t n_end, bool rows_prepared) {
   if (q == 0) return false;
@@ -519,8 +501,6 @@ void knn_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t 
 #define LEDKDE_INSTANTIATE(T)                                                                          \
   template bool prune_applies(const Mixture<T>&, const LogitParams<T>&, const PassOptions&, int64_t); \
   template void prune_prepare(const Mixture<T>&, int64_t, Workspace<T>&);                            \
-  template void save_prepared(const Workspace<T>&, PreparedRows&);                                    \
-  template void load_prepared(const PreparedRows&, Workspace<T>&);                                    \
   template bool prune_probe(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&, int64_t, \
                             int64_t, bool);                                                           \
   template void prune_references(const Mixture<T>&, int64_t, Workspace<T>&, const PassOptions&,       \

@@ -27,14 +27,21 @@ struct PreparedRows {
 };
 template <class T>
 void prune_prepare(const Mixture<T>& mix, int64_t q, Workspace<T>& ws);
-template <class T>
-void save_prepared(const Workspace<T>& ws, PreparedRows& out);
-template <class T>
-void load_prepared(const PreparedRows& in, Workspace<T>& ws);
+
+// The preparation from one holder to the other (a Workspace or PreparedRows:
+// the same members).
+template <class From, class To>
+void copy_prepared(const From& from, To& to) {
+  to.yp32 = from.yp32;
+  to.ypn2 = from.ypn2;
+  to.ry = from.ry;
+  to.slack = from.slack;
+  to.ny = from.ny;
+}
 
 // First step of a pruned pass over the q centred rows ws.rows and the
 // components [n_begin, n_end): the rows' preparation (unless rows_prepared:
-// prune_prepare or load_prepared ran on ws for these rows), and a probe of
+// it is in ws already, from prune_prepare or copy_prepared), and a probe of
 // the first tile of components: false when most rows have many components
 // within the margin of that tile's least bound (large t), so that pruning
 // would not pay and the caller runs the dense pass.
@@ -57,8 +64,8 @@ void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const 
 // the others are reduced over their candidates with exact distances.
 // Returns false, having done nothing, when a probe of the first tile finds
 // that most rows would go dense (large t): the caller runs dense_pass.
-// rows_prepared: the rows' preparation is in ws (prune_probe, prune_prepare
-// or load_prepared ran on it for these rows).
+// rows_prepared: the rows' preparation is in ws already (prune_probe,
+// prune_prepare or copy_prepared put it there for these rows).
 template <class T>
 bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
                    const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,

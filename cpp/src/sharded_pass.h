@@ -69,7 +69,7 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
       Workspace<T>& w = ws[worker];
       prune_prepare(mix, rows(tile, w), w);
-      save_prepared(w, prep[tile]);
+      copy_prepared(w, prep[tile]);
     }, opt.stop);
     std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
     std::vector<char> pays(static_cast<size_t>(ntiles * nshards), 0);
@@ -77,7 +77,7 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
       const int64_t shard = task % nshards;
       Workspace<T>& w = ws[worker];
       const int64_t qb = rows(task / nshards, w);
-      load_prepared(prep[task / nshards], w);
+      copy_prepared(prep[task / nshards], w);
       pays[task] = prune_probe(mix, lp, qb, w, begin(shard), begin(shard + 1), true);
       if (pays[task]) prune_references(mix, qb, w, o, begin(shard), begin(shard + 1), local.data() + task * tq);
     }, opt.stop);
@@ -98,7 +98,7 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
     const int64_t tile = task / nshards, shard = task % nshards;
     Workspace<T>& w = ws[worker];
     const int64_t qb = rows(tile, w);
-    if (!refs.empty()) load_prepared(prep[tile], w);
+    if (!refs.empty()) copy_prepared(prep[tile], w);
     pass_rows(mix, lp, qb, w, o, begin(shard), begin(shard + 1),
               refs.empty() ? nullptr : refs.data() + tile * tq, !refs.empty());
     Workspace<T>& out = part[task];
