@@ -26,8 +26,9 @@
 //
 // The kernels are in prune_kernels.cuh; this file launches them. Off by
 // default (set_prune): it has been compiled but not yet run on a device. The
-// kernels themselves run on the CPU under an emulation of the CUDA thread
-// model in tests/test_cuda_emulation.py (each against a direct computation);
+// kernels, and this file with its launches rewritten as calls, run on the CPU
+// under an emulation of the CUDA thread model and runtime in
+// tests/test_cuda_emulation.py (against direct computations);
 // tests/test_device.py holds the checks of the whole pass on a GPU (against the
 // NumPy reference, the dense GPU pass and the CPU's pruned pass).
 #include <algorithm>
