@@ -48,12 +48,16 @@ namespace ledkde::cuda {
 namespace {
 
 // A row keeps at most n / 4 candidates (prune_rule.h: more, and the gathers of
-// their components cost about what the dense pass does) and at most kCapMax;
-// the lists and their logits (12 bytes per entry) stay within kListBytes, the
-// cap halving for many rows. Fashion-MNIST at t = 0.1 keeps about 5,400 of
-// 60,000 per row: below the cap, so those rows are pruned, not sent dense.
+// their components cost about what the dense pass does) and at most kCapMax
+// (Fashion-MNIST at t = 0.1 keeps about 5,400 of 60,000 per row: pruned, not
+// sent dense). The rows go a batch at a time so that the lists and their
+// logits stay within kListBytes (tests/cuda_emulation sets it small, to run
+// several batches).
 constexpr int64_t kCapMax = 16384;
-constexpr int64_t kListBytes = int64_t(1) << 30;  // at most this much for the lists and their logits
+#ifndef LEDKDE_PRUNE_LIST_BYTES
+#define LEDKDE_PRUNE_LIST_BYTES (int64_t(1) << 30)
+#endif
+constexpr int64_t kListBytes = LEDKDE_PRUNE_LIST_BYTES;
 
 std::atomic<bool> prune_flag{false};
 std::atomic<int64_t> g_considered{0}, g_computed{0};
@@ -83,12 +87,15 @@ bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, doub
   const double inv2v = 0.5 / t;
   const double margin = prune_rule::margin<T>(n);
   const double md2 = margin / inv2v;
-  int64_t cap = std::min(n / prune_rule::kMaxKeptPart, kCapMax);
-  while (cap > 256 && nrows * cap * static_cast<int64_t>(sizeof(uint32_t) + sizeof(double)) > kListBytes) cap /= 2;
+  const int64_t cap = std::min(n / prune_rule::kMaxKeptPart, kCapMax);
+  // Rows a batch at a time, so that the lists and their logits (12 bytes an
+  // entry) stay within kListBytes whatever the number of rows.
+  const int64_t per_row = cap * static_cast<int64_t>(sizeof(uint32_t) + sizeof(double));
+  const int64_t batch = std::clamp<int64_t>(kListBytes / per_row, 1, nrows);
 
-  // Scratch: yp (nrows x k), ypn2, ry, slack, thr (float), ref_d2 (double),
-  // count (int64), the lists (nrows x cap) and their logits.
-  const size_t q = static_cast<size_t>(nrows);
+  // Scratch for a batch: yp (rows x k), ypn2, ry, slack, thr (float), ref_d2
+  // (double), count (int64), the lists (rows x cap) and their logits.
+  const size_t q = static_cast<size_t>(batch);
   const size_t b_yp = aligned(q * k * sizeof(float)), b_f = aligned(q * sizeof(float));
   const size_t b_d = aligned(q * sizeof(double)), b_c = aligned(q * sizeof(int64_t));
   const size_t b_cand = aligned(q * cap * sizeof(uint32_t)), b_l = aligned(q * cap * sizeof(double));
@@ -104,47 +111,50 @@ bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, doub
   double* L = reinterpret_cast<double*>(w + b_yp + 4 * b_f + b_d + b_c + b_cand);
 
   const int ki = static_cast<int>(k), k1 = std::max(1, ki / 2);
-  project_rows_kernel<T><<<blocks_for(nrows), kWarps * 32>>>(rows, nrows, d, mix.basis_dev, ki,
-                                                            std::sqrt(mix.params.norm2_max), yp, ypn2, ry, slack);
-  check(cudaGetLastError(), "project_rows_kernel launch");
-  const unsigned groups = grid_for(nrows, kGroup);
-  references_kernel<T><<<groups, kBoundThreads>>>(rows, nrows, d, mix.mu_dev, mix.z_dev, ki, k1, mix.zn2p_dev, n, yp,
-                                                  md2, ref_d2, thr);
-  check(cudaGetLastError(), "references_kernel launch");
-
-  // The probe: rows keeping more than a quarter of the first components would
-  // go dense; when most would, the whole pass does.
-  std::vector<int64_t> kept(q);
-  const int64_t nb = std::min(prune_rule::kLbTile, n);
-  candidates_kernel<<<groups, kBoundThreads>>>(mix.z_dev, ki, mix.zn2_dev, mix.resid_dev, 0, nb, nrows, yp, ypn2, ry,
-                                               slack, thr, cap, nullptr, count);
-  check(cudaGetLastError(), "candidates_kernel launch (probe)");
-  check(cudaMemcpy(kept.data(), count, q * sizeof(int64_t), cudaMemcpyDeviceToHost), "download the probe");
-  int64_t many = 0;
-  for (int64_t c : kept) many += c * prune_rule::kMaxKeptPart > nb;
-  if (2 * many > nrows) {
-    g_considered += nrows * n;
-    g_computed += nrows * n;
-    return false;
+  std::vector<int64_t> kept(q), dense;  // dense: the rows (of all batches) the lists do not serve
+  int64_t computed = 0;
+  for (int64_t r0 = 0; r0 < nrows; r0 += batch) {
+    const int64_t nr = std::min(batch, nrows - r0);
+    const T* rb = rows + r0 * d;
+    project_rows_kernel<T><<<blocks_for(nr), kWarps * 32>>>(rb, nr, d, mix.basis_dev, ki,
+                                                             std::sqrt(mix.params.norm2_max), yp, ypn2, ry, slack);
+    check(cudaGetLastError(), "project_rows_kernel launch");
+    const unsigned groups = grid_for(nr, kGroup);
+    references_kernel<T><<<groups, kBoundThreads>>>(rb, nr, d, mix.mu_dev, mix.z_dev, ki, k1, mix.zn2p_dev, n, yp,
+                                                    md2, ref_d2, thr);
+    check(cudaGetLastError(), "references_kernel launch");
+    if (r0 == 0) {
+      // The probe (first batch): rows keeping more than a quarter of the first
+      // components would go dense; when most would, the whole pass does.
+      const int64_t nb = std::min(prune_rule::kLbTile, n);
+      candidates_kernel<<<groups, kBoundThreads>>>(mix.z_dev, ki, mix.zn2_dev, mix.resid_dev, 0, nb, nr, yp, ypn2,
+                                                   ry, slack, thr, cap, nullptr, count);
+      check(cudaGetLastError(), "candidates_kernel launch (probe)");
+      check(cudaMemcpy(kept.data(), count, nr * sizeof(int64_t), cudaMemcpyDeviceToHost), "download the probe");
+      int64_t many = 0;
+      for (int64_t i = 0; i < nr; ++i) many += kept[i] * prune_rule::kMaxKeptPart > nb;
+      if (2 * many > nr) {
+        g_considered += nrows * n;
+        g_computed += nrows * n;
+        return false;
+      }
+    }
+    candidates_kernel<<<groups, kBoundThreads>>>(mix.z_dev, ki, mix.zn2_dev, mix.resid_dev, 0, n, nr, yp, ypn2, ry,
+                                                 slack, thr, cap, cand, count);
+    check(cudaGetLastError(), "candidates_kernel launch");
+    pruned_rows_kernel<T><<<static_cast<unsigned>(nr), kRowThreads>>>(
+        rb, d, mix.mu_dev, cand, cap, count, inv2v, margin, lp.c0, L, st.m.get() + r0, st.S.get() + r0,
+        st.E.get() + r0, st.A.get() + r0 * d, st.B.get() + r0);
+    check(cudaGetLastError(), "pruned_rows_kernel launch");
+    check(cudaMemcpy(kept.data(), count, nr * sizeof(int64_t), cudaMemcpyDeviceToHost), "download the counts");
+    for (int64_t i = 0; i < nr; ++i) {
+      const bool go_dense = kept[i] == 0 || kept[i] > cap;
+      if (go_dense) dense.push_back(r0 + i);
+      computed += go_dense ? n : kept[i];
+    }
   }
-
-  candidates_kernel<<<groups, kBoundThreads>>>(mix.z_dev, ki, mix.zn2_dev, mix.resid_dev, 0, n, nrows, yp, ypn2, ry,
-                                               slack, thr, cap, cand, count);
-  check(cudaGetLastError(), "candidates_kernel launch");
-  pruned_rows_kernel<T><<<static_cast<unsigned>(nrows), kRowThreads>>>(
-      rows, d, mix.mu_dev, cand, cap, count, inv2v, margin, lp.c0, L, st.m.get(), st.S.get(), st.E.get(),
-      st.A.get(), st.B.get());
-  check(cudaGetLastError(), "pruned_rows_kernel launch");
-  check(cudaMemcpy(kept.data(), count, q * sizeof(int64_t), cudaMemcpyDeviceToHost), "download the counts");
 
   // The rows the lists do not serve: the dense pass over a block of their own.
-  std::vector<int64_t> dense;
-  int64_t computed = 0;
-  for (int64_t i = 0; i < nrows; ++i) {
-    const bool go_dense = kept[i] == 0 || kept[i] > cap;
-    if (go_dense) dense.push_back(i);
-    computed += go_dense ? n : kept[i];
-  }
   if (!dense.empty()) {
     const int64_t qd = static_cast<int64_t>(dense.size());
     Buffer<int64_t> idx(dense.size());

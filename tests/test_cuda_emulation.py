@@ -10,7 +10,8 @@ rows' states against the whole float64 sum, the gather and scatter of the rows
 sent dense); ``prune_pass_check.cpp`` runs the whole pass of
 ``cuda/prune_cuda.cu`` (each ``k<<<grid, block>>>(...)`` rewritten here as
 ``launch(grid, block, k, ...)``) over a ``DeviceMixture`` of
-``cuda/mixture_cuda.cu`` and checks every row's state. They need a C++20
+``cuda/mixture_cuda.cu`` and checks every row's state, with the rows in one
+batch and in batches of 8. They need a C++20
 compiler, which building the wheel needs anyway, and no GPU. What they cannot
 check, a device must: the real launches, the memory model, the speed
 (tests/test_device.py, bench/gpu.py).
@@ -29,13 +30,13 @@ EMU = ROOT / "tests" / "cuda_emulation"
 LAUNCH = re.compile(r"([A-Za-z_]\w*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(", re.S)
 
 
-def _build_and_run(source: str, tmp_path: Path) -> str:
+def _build_and_run(source: str, tmp_path: Path, *flags: str) -> str:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         pytest.skip("no C++ compiler on this machine")
-    exe = tmp_path / Path(source).stem
-    build = subprocess.run([cxx, "-std=c++20", "-O2", "-pthread", f"-I{tmp_path}", f"-I{EMU}", f"-I{ROOT / 'cuda'}",
-                            f"-I{ROOT / 'cpp' / 'include'}", str(EMU / source), "-o", str(exe)],
+    exe = tmp_path / (Path(source).stem + str(len(flags)))
+    build = subprocess.run([cxx, "-std=c++20", "-O2", "-pthread", *flags, f"-I{tmp_path}", f"-I{EMU}",
+                            f"-I{ROOT / 'cuda'}", f"-I{ROOT / 'cpp' / 'include'}", str(EMU / source), "-o", str(exe)],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-4000:]
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=600)
@@ -57,5 +58,9 @@ def test_pruned_pass_matches_the_whole_sum(tmp_path):
     gen, launches = LAUNCH.subn(lambda m: f"launch({m.group(2)}, {m.group(1)}, ", src)
     assert launches >= 6 and "<<<" not in gen
     (tmp_path / "prune_cuda_gen.cu").write_text(gen)
-    out = _build_and_run("prune_pass_check.cpp", tmp_path)
-    assert len([line for line in out.splitlines() if " distances computed" in line]) == 2
+    whole = _build_and_run("prune_pass_check.cpp", tmp_path)
+    assert len([line for line in whole.splitlines() if " distances computed" in line]) == 2
+    # The rows a few at a time (lists limited to 100 kB: batches of 8 rows): the same routes and
+    # counts, every state checked again.
+    batched = _build_and_run("prune_pass_check.cpp", tmp_path, "-DLEDKDE_PRUNE_LIST_BYTES=100000")
+    assert batched == whole
