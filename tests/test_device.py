@@ -405,9 +405,9 @@ def _assert_close_to_reference(got, y, data, t, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gpu_pruned_pass_matches_reference_at_small_t(dtype):
     r = np.random.default_rng(21)
-    data = (r.random((6000, 64)) ** 2).astype(dtype)
-    t = 2.5e-3  # queries 0.05 per coordinate from their point, about a twentieth of the nearest-neighbour distance
-    y = (data[r.integers(0, 6000, 300)] + np.sqrt(t) * r.normal(size=(300, 64))).astype(dtype)
+    data = (r.random((6000, 160)) ** 2).astype(dtype)  # pruning needs d >= 160 (_mixture.PRUNE_MIN_DIM)
+    t = 2.5e-3  # queries 0.05 per coordinate from their point, about a tenth of the nearest-neighbour distance
+    y = (data[r.integers(0, 6000, 300)] + np.sqrt(t) * r.normal(size=(300, 160))).astype(dtype)
     mix = ledkde.Mixture(data)
     assert mix.pruning
     dense = ledkde.evaluate(y, mix, t, outputs=ALL, device="cuda")
@@ -426,8 +426,8 @@ def test_gpu_pruned_pass_goes_dense_at_large_t():
     # Queries far from the data (t above its variance): the probe finds most rows
     # near many components and the whole pass takes the dense route, bit for bit.
     r = np.random.default_rng(22)
-    data = (r.random((6000, 64)) ** 2).astype(np.float32)
-    y = (data[r.integers(0, 6000, 200)] + 3.0 * r.normal(size=(200, 64))).astype(np.float32)
+    data = (r.random((6000, 160)) ** 2).astype(np.float32)
+    y = (data[r.integers(0, 6000, 200)] + 3.0 * r.normal(size=(200, 160))).astype(np.float32)
     mix = ledkde.Mixture(data)
     dense = ledkde.evaluate(y, mix, 9.0, outputs=ALL, device="cuda")
     got, (considered, computed) = _pruned_on_gpu(lambda: ledkde.evaluate(y, mix, 9.0, outputs=ALL, device="cuda"))
@@ -443,7 +443,7 @@ def test_gpu_pruned_pass_sends_crowded_rows_dense(dtype):
     # components as candidates and go through the dense pass, the others are
     # pruned; both kinds in one call, each row's state put back in its place.
     r = np.random.default_rng(23)
-    data = (r.random((6000, 48)) ** 2).astype(dtype)
+    data = (r.random((6000, 160)) ** 2).astype(dtype)
     data[::3] = data[0]
     t = 1e-3
     others = 3 * r.integers(0, 2000, 160) + 1  # never a copy
@@ -461,10 +461,10 @@ def test_gpu_pruned_sampler_and_smoothed_match_cpu():
     # The CPU prunes by the same rule: a whole run (large t dense, small t pruned)
     # and a smoothed score agree as they do without pruning.
     r = np.random.default_rng(24)
-    data = r.random((5000, 40)) ** 2
+    data = r.random((5000, 160)) ** 2
     mix = ledkde.Mixture(data)
     skw = dict(t_max=2.0, t_min=1e-4, steps=30, bandwidth=0.0, seed=6)
-    y = data[r.integers(0, 5000, 20)] + 0.01 * r.normal(size=(20, 40))
+    y = data[r.integers(0, 5000, 20)] + 0.01 * r.normal(size=(20, 160))
     kw = dict(bandwidth=0.02, n_kernel=6, antithetic=True, seed=3)
     (gpu_samples, gpu_smooth), (considered, computed) = _pruned_on_gpu(
         lambda: (ledkde.sample(mix, 32, device="cuda", **skw), ledkde.smoothed_score(y, mix, 1e-4, device="cuda", **kw)))

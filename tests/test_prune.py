@@ -13,7 +13,7 @@ from helpers import ALL, check_against_reference
 from ledkde import _core
 
 
-def clustered(seed, n=20000, d=48, clusters=30, spread=0.3):
+def clustered(seed, n=20000, d=160, clusters=30, spread=0.3):
     """Data in clusters along a few directions (a low-dimensional structure, as images
     have, which the projection bound captures), and their nearest-neighbour scale."""
     r = np.random.default_rng(seed)
@@ -51,7 +51,7 @@ def test_pruned_pass_matches_the_reference(dtype, t, q):
 
 def test_few_queries_keep_pruning_when_shards_would_be_too_small():
     # 12,000 components: four shards of 3,000 would each be below what pays for
-    # pruning (4,288 here, d = 48, k = 12), so the pass takes fewer shards and
+    # pruning (4,736 here, d = 160, k = 40), so the pass takes fewer shards and
     # still prunes (it went dense before, 3x slower on Fashion-MNIST N = 5000).
     data = clustered(5, n=12000)
     y = queries(data, 1e-3, 5, 6)

@@ -54,7 +54,7 @@ def set_cuda_prune(enabled: bool) -> bool:
 
     With ``True``, a GPU pass over a Mixture that prunes on the CPU (``Mixture(...,
     prune=True)``, the default, for data without weights or variances, at least 2048
-    points in at least 32 dimensions) skips the components that provably carry no
+    points in at least 160 dimensions) skips the components that provably carry no
     weight, by the CPU's rule (the same projection, bound and margin: results within
     the dense pass's tolerances), and computes only the rest, exactly. It pays at small
     t; at large t a probe of the first 1024 components sends the pass to the dense

@@ -10,8 +10,12 @@ from ._loader import _core
 
 # Pruning pays only for data sets this large, in this many dimensions; the
 # projection keeps k = min(64, d / 4) principal directions (bench/prune.py
-# measured the pruned fraction for k = 32 .. 256 on Fashion-MNIST).
-PRUNE_MIN_POINTS, PRUNE_MIN_DIM = 2048, 32
+# measured the pruned fraction for k = 32 .. 256 on Fashion-MNIST). Below 160
+# dimensions the bound's thin products cost about as much as the dense pass:
+# Fashion-MNIST pooled to d = 49 and 98 was slower pruned than dense at every t
+# (1.1-1.9x, score and nearest_neighbors), d = 128 gained at most 1.16x and lost
+# up to 1.8x (bench/README.md, stop 23).
+PRUNE_MIN_POINTS, PRUNE_MIN_DIM = 2048, 160
 
 
 def projection_k(d: int) -> int:
@@ -48,7 +52,7 @@ class Mixture:
     the CPU passes skip, at small t, the components whose weight provably lies below
     the working precision, without computing their distances (a projection of the
     data onto its leading principal directions, made here for data of N >= 2048
-    points in d >= 32 dimensions with equal weights and variances; results stay
+    points in d >= 160 dimensions with equal weights and variances; results stay
     within the same tolerances). logit_tolerance : the error allowed in each logit
     ``-|y - mu_j|^2 / (2 v_j)`` before the engine recomputes it exactly: a float in
     (0, 0.1], or ``"strict"`` for 64 eps of the working precision (every weight exact to
