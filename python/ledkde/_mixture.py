@@ -13,8 +13,8 @@ from ._loader import _core
 # measured the pruned fraction for k = 32 .. 256 on Fashion-MNIST). Below 160
 # dimensions the bound's thin products cost about as much as the dense pass:
 # Fashion-MNIST pooled to d = 49 and 98 was slower pruned than dense at every t
-# (1.1-1.9x, score and nearest_neighbors), d = 128 gained at most 1.16x and lost
-# up to 1.8x (bench/README.md, stop 23).
+# (score 1.04-1.85x; nearest_neighbors 1.3-1.8x at d = 49), d = 128 gained at
+# most 1.16x and lost up to 1.8x (bench/README.md, stop 23).
 PRUNE_MIN_POINTS, PRUNE_MIN_DIM = 2048, 160
 
 
