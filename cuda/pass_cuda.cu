@@ -540,7 +540,6 @@ __global__ void finish_kernel(double* A, const T* __restrict__ rows, const doubl
   if (e % d == 0 && m[r] != neg_inf()) m[r] += c0;
 }
 
-unsigned grid_of(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
 
 template <class T>
 void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const T* rows, int64_t nrows,
@@ -587,9 +586,8 @@ void run_expansion(const DeviceMixture<T>& mix, const DeviceLogits<T>& dl, const
   int64_t slice = (chunk + slices - 1) / slices;
   slice = (slice + C2::BK - 1) / C2::BK * C2::BK;
   slices = (chunk + slice - 1) / slice;
-  auto aligned = [](size_t b) { return (b + 255) / 256 * 256; };
-  const size_t l_bytes = aligned(static_cast<size_t>(nrows * chunk) * sizeof(double));
-  const size_t p_bytes = aligned(static_cast<size_t>(nrows * chunk) * sizeof(T));
+  const size_t l_bytes = aligned_bytes(static_cast<size_t>(nrows * chunk) * sizeof(double));
+  const size_t p_bytes = aligned_bytes(static_cast<size_t>(nrows * chunk) * sizeof(T));
   const size_t part_bytes = static_cast<size_t>(slices * nrows * d) * sizeof(T);
   char* work = static_cast<char*>(st.work.get(l_bytes + p_bytes + part_bytes));
   double* L = reinterpret_cast<double*>(work);

@@ -169,6 +169,14 @@ __global__ void rows_kernel(const double* __restrict__ y, int64_t q, int64_t cop
 
 inline unsigned blocks_for(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
 
+// Blocks of `threads` threads that cover `count` items.
+inline unsigned grid_of(int64_t count, int threads) {
+  return static_cast<unsigned>((count + threads - 1) / threads);
+}
+
+// A size rounded up to 256 bytes, where scratch buffers are laid out one after another.
+inline size_t aligned_bytes(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
 // Scratch of smoothed evaluations of up to q points with `copies` rows each
 // (draws plus the pilot row) and `draws` kernel draws.
 template <class T>

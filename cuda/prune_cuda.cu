@@ -62,10 +62,6 @@ constexpr int64_t kListBytes = LEDKDE_PRUNE_LIST_BYTES;
 std::atomic<bool> prune_flag{false};
 std::atomic<int64_t> g_considered{0}, g_computed{0};
 
-unsigned grid_for(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
-
-size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
 }  // namespace
 
 bool set_prune(bool enabled) { return prune_flag.exchange(enabled); }
@@ -96,9 +92,9 @@ bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, doub
   // Scratch for a batch: yp (rows x k), ypn2, ry, slack, thr (float), ref_d2
   // (double), count (int64), the lists (rows x cap) and their logits.
   const size_t q = static_cast<size_t>(batch);
-  const size_t b_yp = aligned(q * k * sizeof(float)), b_f = aligned(q * sizeof(float));
-  const size_t b_d = aligned(q * sizeof(double)), b_c = aligned(q * sizeof(int64_t));
-  const size_t b_cand = aligned(q * cap * sizeof(uint32_t)), b_l = aligned(q * cap * sizeof(double));
+  const size_t b_yp = aligned_bytes(q * k * sizeof(float)), b_f = aligned_bytes(q * sizeof(float));
+  const size_t b_d = aligned_bytes(q * sizeof(double)), b_c = aligned_bytes(q * sizeof(int64_t));
+  const size_t b_cand = aligned_bytes(q * cap * sizeof(uint32_t)), b_l = aligned_bytes(q * cap * sizeof(double));
   char* w = static_cast<char*>(st.work.get(b_yp + 4 * b_f + b_d + b_c + b_cand + b_l));
   float* yp = reinterpret_cast<float*>(w);
   float* ypn2 = reinterpret_cast<float*>(w + b_yp);
@@ -119,7 +115,7 @@ bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, doub
     project_rows_kernel<T><<<blocks_for(nr), kWarps * 32>>>(rb, nr, d, mix.basis_dev, ki,
                                                              std::sqrt(mix.params.norm2_max), yp, ypn2, ry, slack);
     check(cudaGetLastError(), "project_rows_kernel launch");
-    const unsigned groups = grid_for(nr, kGroup);
+    const unsigned groups = grid_of(nr, kGroup);
     references_kernel<T><<<groups, kBoundThreads>>>(rb, nr, d, mix.mu_dev, mix.z_dev, ki, k1, mix.zn2p_dev, n, yp,
                                                     md2, ref_d2, thr);
     check(cudaGetLastError(), "references_kernel launch");
@@ -160,11 +156,11 @@ bool pruned_pass(const DeviceMixture<T>& mix, const T* rows, int64_t nrows, doub
     Buffer<int64_t> idx(dense.size());
     idx.upload(dense.data(), dense.size());
     Buffer<T> sub_rows(static_cast<size_t>(qd * d));
-    gather_rows_kernel<T><<<grid_for(qd * d, 256), 256>>>(rows, idx.get(), qd, d, sub_rows.get());
+    gather_rows_kernel<T><<<grid_of(qd * d, 256), 256>>>(rows, idx.get(), qd, d, sub_rows.get());
     check(cudaGetLastError(), "gather_rows_kernel launch");
     RowStates sub(qd, d);
     dense_pass(mix, sub_rows.get(), qd, t, sub);
-    scatter_states_kernel<<<grid_for(qd * d, 256), 256>>>(idx.get(), qd, d, sub.state(), st.state());
+    scatter_states_kernel<<<grid_of(qd * d, 256), 256>>>(idx.get(), qd, d, sub.state(), st.state());
     check(cudaGetLastError(), "scatter_states_kernel launch");
     check(cudaDeviceSynchronize(), "the dense rows");  // before idx, sub_rows and sub are freed
   }

@@ -53,7 +53,6 @@ __global__ void axpy_kernel(double* out, const double* __restrict__ in, const do
   if (e < count) out[e] = in[e] + alpha * s[e];
 }
 
-unsigned grid_for(int64_t count) { return static_cast<unsigned>((count + 255) / 256); }
 
 }  // namespace
 
@@ -103,7 +102,7 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
   auto store = [&](int64_t i0, int64_t qb, T* dst) {
     const int64_t count = qb * d;
     if (on_device) {
-      store_kernel<T><<<grid_for(count), 256>>>(y.get(), count, dst + i0 * d);
+      store_kernel<T><<<grid_of(count, 256), 256>>>(y.get(), count, dst + i0 * d);
       check(cudaGetLastError(), "store_kernel launch");
       return;
     }
@@ -119,7 +118,7 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
     const int64_t qb = std::min(chunk, n_samples - i0);
     const uint32_t index0 = static_cast<uint32_t>(i0);
     const int64_t count = qb * d, nb4 = qb * ((d + 3) / 4);
-    init_kernel<T><<<grid_for(nb4), 256>>>(y.get(), qb, d, index0, cfg.smooth.seed, std::sqrt(cfg.times[0]), cfg.init,
+    init_kernel<T><<<grid_of(nb4, 256), 256>>>(y.get(), qb, d, index0, cfg.smooth.seed, std::sqrt(cfg.times[0]), cfg.init,
                                            mix.mu_dev, mix.centre_dev, mix.n);
     check(cudaGetLastError(), "init_kernel launch");
     keep(0, i0, qb);
@@ -127,14 +126,14 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
       const double D = cfg.times[k] - cfg.times[k + 1];
       eval(y.get(), qb, k, static_cast<uint32_t>(2 * k), k, s.get(), index0);
       if (cfg.method == kEulerMaruyama) {
-        em_kernel<<<grid_for(nb4), 256>>>(y.get(), s.get(), qb, d, D, index0, cfg.smooth.seed, static_cast<uint32_t>(k));
+        em_kernel<<<grid_of(nb4, 256), 256>>>(y.get(), s.get(), qb, d, D, index0, cfg.smooth.seed, static_cast<uint32_t>(k));
       } else if (cfg.method == kOdeEuler) {
-        axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.5 * D, count);
+        axpy_kernel<<<grid_of(count, 256), 256>>>(y.get(), y.get(), s.get(), 0.5 * D, count);
       } else {
-        axpy_kernel<<<grid_for(count), 256>>>(y2.get(), y.get(), s.get(), 0.5 * D, count);
+        axpy_kernel<<<grid_of(count, 256), 256>>>(y2.get(), y.get(), s.get(), 0.5 * D, count);
         eval(y2.get(), qb, k + 1, static_cast<uint32_t>(2 * k + 1), k, s2.get(), index0);
-        axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), 0.25 * D, count);
-        axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s2.get(), 0.25 * D, count);
+        axpy_kernel<<<grid_of(count, 256), 256>>>(y.get(), y.get(), s.get(), 0.25 * D, count);
+        axpy_kernel<<<grid_of(count, 256), 256>>>(y.get(), y.get(), s2.get(), 0.25 * D, count);
       }
       check(cudaGetLastError(), "sampler step launch");
       keep(k + 1, i0, qb);
@@ -143,7 +142,7 @@ bool sample_cuda(const DeviceMixture<T>& mix, int64_t n_samples, const SamplerCo
     }
     if (cfg.denoise_last) {
       eval(y.get(), qb, K, static_cast<uint32_t>(2 * K), K, s.get(), index0);
-      axpy_kernel<<<grid_for(count), 256>>>(y.get(), y.get(), s.get(), cfg.times[K], count);
+      axpy_kernel<<<grid_of(count, 256), 256>>>(y.get(), y.get(), s.get(), cfg.times[K], count);
       check(cudaGetLastError(), "denoise launch");
     }
     store(i0, qb, out);

@@ -69,7 +69,6 @@ __global__ void query_kernel(EstimateParams p, const double* __restrict__ mx, co
   }
 }
 
-unsigned grid_of(int64_t count, int threads) { return static_cast<unsigned>((count + threads - 1) / threads); }
 
 }  // namespace
 
