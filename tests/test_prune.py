@@ -80,6 +80,44 @@ def test_pruned_and_dense_agree_at_every_t(t):
     np.testing.assert_allclose(pruned["max_weight"], dense["max_weight"], rtol=0, atol=1e-4)
 
 
+def kept_fraction(data, y, t):
+    """NumPy model of what the pruned pass would keep: each row's candidates (bound within
+    the margin of its nearest distance) as a fraction of the components, a row keeping
+    more than a quarter counted whole (it goes dense); the mean over rows."""
+    from ledkde._mixture import principal_basis, projection_k
+
+    c = data.mean(0, dtype=np.float64)
+    m, yy = data - c, y - c
+    basis = principal_basis(data, c, projection_k(data.shape[1]))
+    zm, zy = m @ basis.T, yy @ basis.T
+    n2, y2 = (m * m).sum(1), (yy * yy).sum(1)
+    rm = np.sqrt(np.maximum(n2 - (zm * zm).sum(1), 0))
+    ry = np.sqrt(np.maximum(y2 - (zy * zy).sum(1), 0))
+    lb = (zy * zy).sum(1)[:, None] + (zm * zm).sum(1)[None] - 2 * zy @ zm.T + (ry[:, None] - rm[None]) ** 2
+    d2 = y2[:, None] + n2[None] - 2 * yy @ m.T
+    margin = (np.log(len(data)) - np.log(np.finfo(np.float32).eps) + 6) * 2 * t
+    f = (lb <= (d2.min(1) + margin)[:, None]).mean(1)
+    return float(np.where(f > 0.25, 1.0, f).mean())
+
+
+@pytest.mark.parametrize(("t", "pays"), [(6.0, True), (18.0, False)])
+def test_pruning_only_where_its_candidates_cost_less_than_the_dense_pass(t, pays):
+    # The probes estimate the kept fraction from a few rows and go dense above the
+    # break-even of the cost model, (d - 60) / 1400 = 0.071 at d = 160 (prune_cpu.cpp
+    # kept_pays). At t = 18 about a quarter is kept, most rows below the per-row cap of a
+    # quarter: the rule before (dense only when most rows pass the cap) pruned it, 1.1-1.8x
+    # slower than the dense pass on Fashion-MNIST-like data (bench/README "Stop 24").
+    data = clustered(2).astype(np.float32)
+    y = queries(data, t, 64, 3).astype(np.float32)
+    kept = kept_fraction(data, y, t)
+    break_even = (data.shape[1] - 60) / 1400
+    assert (kept < 0.5 * break_even) if pays else (kept > 2 * break_even), kept
+    pruned, frac = pruned_fraction(lambda: ledkde.score(y, ledkde.Mixture(data), t))
+    assert (frac > 0.9) if pays else (frac == 0.0), frac
+    dense = ledkde.score(y, ledkde.Mixture(data, prune=False), t)
+    np.testing.assert_allclose(pruned, dense, rtol=0, atol=1e-4 * np.abs(dense).max())
+
+
 @pytest.mark.parametrize("q", [3, 257])
 def test_pruned_results_do_not_depend_on_threads(q):
     data = clustered(4).astype(np.float32)

@@ -485,6 +485,7 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
     if (ref_d2) {  // a shard of the components, references from all of them
       if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ref_d2, rows_prepared)) return;
     } else if (prune_probe(mix, lp, q, ws, n_begin, n_end)) {
+      prune_prepare(mix, q, ws);
       ws.ref.resize(q);
       prune_references(mix, q, ws, opt, n_begin, n_end, ws.ref.data());
       if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ws.ref.data(), true)) return;

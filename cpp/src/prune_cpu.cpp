@@ -26,12 +26,13 @@
 //      the online log-sum-exp of row_state.h.
 //
 // A row with more than 1/kMaxKeptPart of the components as candidates goes
-// through the dense pass; two probes of the first tile of components send a
-// whole pass to the dense route when most rows would (large t): one before
-// the references, against the tile's own nearest (cheap, pessimistic, so it
-// asks for more candidates: kProbePart), one after, against the references.
-// Everything depends on the rows and the component range only: results are
-// the same for any number of threads.
+// through the dense pass. Two probes send a whole pass to the dense route
+// when the candidates would cost more than it does (kept_pays, a cost model
+// fitted to timed passes): one before anything else, a few sample rows'
+// candidates among the first tiles against their own references (cheap: the
+// rows are prepared only if it says go), one after the references, every
+// row against the first tile. Everything depends on the rows and the
+// component range only: results are the same for any number of threads.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -52,7 +53,8 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 using prune_rule::kLbTile;       // components per tile of lower bounds
 using prune_rule::kMaxKeptPart;  // a row keeping more than n / 4 candidates goes dense
-constexpr int64_t kProbePart = 2;      // the first probe: rows with more than half of a tile
+constexpr int64_t kProbePart = 2;      // nearest_neighbors' probe: rows with more than half of a tile
+constexpr int64_t kCountTiles = 4;     // tiles of components over which the probes count
 constexpr int64_t kDotTile = 256;      // components per tile of the candidates' products (L2)
 constexpr int64_t kMaxPrunedNeighbors = 64;  // more neighbours: the dense search
 
@@ -62,36 +64,41 @@ std::atomic<int64_t> g_considered{0}, g_computed{0};
 // of the cost of a bound, and the nearest component in most rows).
 inline int64_t prefix_dims(int64_t k) { return std::max<int64_t>(1, k / 2); }
 
-// The lower bounds of q rows against components [n0, n0 + nb), in float,
-// into lb (q x nb), with the rows' projections ws.yp32 (q x k); float
-// rounding of the sum is part of the rows' slack (prepare_rows).
-template <class T>
-void lower_bounds(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0, int64_t nb, float* lb) {
-  const Projection& pr = mix.proj;
+// The lower bounds of q prepared rows (a Workspace or PreparedRows: yp32,
+// the projections, q x k; ypn2, ry, slack) against components [n0, n0 + nb),
+// in float, into lb (q x nb); float rounding of the sum is part of the rows'
+// slack (prepare_rows).
+template <class Rows>
+void lower_bounds(const Projection& pr, const Rows& r, int64_t q, int64_t n0, int64_t nb, float* lb) {
   const int64_t k = pr.k;
-  blas::gemm_nt(q, nb, k, ws.yp32.data(), k, pr.z.data() + n0 * k, k, lb, nb);
+  blas::gemm_nt(q, nb, k, r.yp32.data(), k, pr.z.data() + n0 * k, k, lb, nb);
   const float* zn2 = pr.zn2f.data() + n0;
   const float* rz = pr.residf.data() + n0;
   for (int64_t i = 0; i < q; ++i) {
     float* out = lb + i * nb;
-    const float yn2 = static_cast<float>(ws.ypn2[i]), ry = static_cast<float>(ws.ry[i]);
-    const float sl = static_cast<float>(ws.slack[i]);
+    const float yn2 = static_cast<float>(r.ypn2[i]), ry = static_cast<float>(r.ry[i]);
+    const float sl = static_cast<float>(r.slack[i]);
 #pragma omp simd
     for (int64_t j = 0; j < nb; ++j) out[j] = prune_rule::lower_bound(yn2, zn2[j], out[j], ry, rz[j], sl);
   }
 }
 
-// Picks references: for each row the component of [n0, n0 + nb) nearest in
-// the first k1 coordinates of the projection (|P1 mu_j|^2 - 2 <P1 y, P1 mu_j>,
-// the squared distance less |P1 y|^2), kept in ws.best when it beats
-// low[i]. Not a bound (no slack): any component's exact distance is a valid
-// reference, the nearest one the best.
 template <class T>
-void pick_references(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0, int64_t nb, float* low) {
-  const Projection& pr = mix.proj;
+void lower_bounds(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0, int64_t nb, float* lb) {
+  lower_bounds(mix.proj, ws, q, n0, nb, lb);
+}
+
+// Picks references: for each of q rows (projections yp32, q x k) the
+// component of [n0, n0 + nb) nearest in the first k1 coordinates of the
+// projection (|P1 mu_j|^2 - 2 <P1 y, P1 mu_j>, the squared distance less
+// |P1 y|^2), kept in best[i] when it beats low[i]; sc holds q x nb. Not a
+// bound (no slack): any component's exact distance is a valid reference, the
+// nearest one the best (and the nearest in these coordinates is nearer the
+// true nearest than the one of least bound: bench/README "Stop 24").
+void pick_references(const Projection& pr, const float* yp32, int64_t q, int64_t n0, int64_t nb, float* sc,
+                     float* low, int64_t* best) {
   const int64_t k = pr.k, k1 = prefix_dims(k);
-  float* sc = ws.lb.data();
-  blas::gemm_nt(q, nb, k1, ws.yp32.data(), k, pr.z.data() + n0 * k, k, sc, nb);
+  blas::gemm_nt(q, nb, k1, yp32, k, pr.z.data() + n0 * k, k, sc, nb);
   const float* zn2 = pr.zn2_prefix.data() + n0;
   for (int64_t i = 0; i < q; ++i) {
     float* out = sc + i * nb;
@@ -105,45 +112,52 @@ void pick_references(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t
       low[i] = lo;
       for (int64_t j = 0; j < nb; ++j)
         if (out[j] == lo) {
-          ws.best[i] = n0 + j;
+          best[i] = n0 + j;
           break;
         }
     }
   }
 }
 
-// The rows' squared norms ws.ny (float64), projections, residual norms and
-// slacks (prune_rule.h) into ws.
-template <class T>
-void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
+// The q rows' squared norms (float64), projections, residual norms and
+// slacks (prune_rule.h) into out (a Workspace or PreparedRows: ny, yp32,
+// ypn2, ry, slack); rows64 and yp64 are scratch.
+template <class T, class Rows>
+void prepare_rows(const Mixture<T>& mix, const T* rows, int64_t q, Rows& out, std::vector<double>& rows64,
+                  std::vector<double>& yp64) {
   const int64_t d = mix.d;
   const Projection& pr = mix.proj;
   const int64_t k = pr.k;
-  ws.yp64.resize(static_cast<size_t>(q * k));
-  ws.yp32.resize(static_cast<size_t>(q * k));
-  ws.rows64.assign(static_cast<size_t>(q * d), 0.0);
-  for (int64_t e = 0; e < q * d; ++e) ws.rows64[e] = static_cast<double>(ws.rows[e]);
-  blas::gemm_nt(q, k, d, ws.rows64.data(), d, pr.basis.data(), d, ws.yp64.data(), k);
-  ws.ry.resize(q);
-  ws.slack.resize(q);
-  ws.ypn2.resize(q);
-  ws.ny.resize(q);
+  yp64.resize(static_cast<size_t>(q * k));
+  out.yp32.resize(static_cast<size_t>(q * k));
+  rows64.assign(static_cast<size_t>(q * d), 0.0);
+  for (int64_t e = 0; e < q * d; ++e) rows64[e] = static_cast<double>(rows[e]);
+  blas::gemm_nt(q, k, d, rows64.data(), d, pr.basis.data(), d, yp64.data(), k);
+  out.ry.resize(q);
+  out.slack.resize(q);
+  out.ypn2.resize(q);
+  out.ny.resize(q);
   const double reach = std::sqrt(mix.norm2_max);
   for (int64_t i = 0; i < q; ++i) {
     double y2 = 0.0, p2 = 0.0, pf2 = 0.0;
-    for (int64_t c = 0; c < d; ++c) y2 += ws.rows64[i * d + c] * ws.rows64[i * d + c];
+    for (int64_t c = 0; c < d; ++c) y2 += rows64[i * d + c] * rows64[i * d + c];
     for (int64_t c = 0; c < k; ++c) {
-      const double v = ws.yp64[i * k + c];
+      const double v = yp64[i * k + c];
       const float f = static_cast<float>(v);
       p2 += v * v;
       pf2 += static_cast<double>(f) * f;
-      ws.yp32[i * k + c] = f;
+      out.yp32[i * k + c] = f;
     }
-    ws.ypn2[i] = pf2;
-    ws.ny[i] = y2;
-    ws.ry[i] = std::sqrt(std::max(0.0, y2 - p2));
-    ws.slack[i] = prune_rule::bound_slack(y2, reach, k);
+    out.ypn2[i] = pf2;
+    out.ny[i] = y2;
+    out.ry[i] = std::sqrt(std::max(0.0, y2 - p2));
+    out.slack[i] = prune_rule::bound_slack(y2, reach, k);
   }
+}
+
+template <class T>
+void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
+  prepare_rows(mix, ws.rows.data(), q, ws, ws.rows64, ws.yp64);
 }
 
 // Weights below exp(-margin) of the reference's are left out (prune_rule.h),
@@ -151,6 +165,27 @@ void prepare_rows(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
 template <class T>
 double margin_d2(const Mixture<T>& mix, const LogitParams<T>& lp) {
   return prune_rule::margin<T>(mix.n) / static_cast<double>(lp.inv2v);
+}
+
+// Whether the pruned pass is expected to cost less than the dense one, from
+// count[i], the candidates of row i among `probed` components: a row keeping
+// more than 1/kMaxKeptPart goes dense (counts as 1), the others as their kept
+// fraction f_i; pruning pays while the mean stays below the break-even
+// (d - 60) / 1400, at most 1/2. The break-even is a fit to passes timed with
+// and without the projection (Fashion-MNIST, Q = 256, 2-core AMD EPYC with
+// AVX-512; bench/README "Stop 24"): the bounds and references cost a fixed
+// part of a dense pass that shrinks with d (0.79 at d = 160, 0.46 at 196,
+// 0.25 at 784) and a candidate costs several dense pairs (gathered products
+// and exact distances), so a pruned pass broke even at a kept fraction of
+// about 0.07 at d = 160, 0.09 at 196, 0.2-0.3 at 392 and above 0.3 at 784.
+// Only a choice of route: both routes are exact.
+bool kept_pays(const int64_t* count, int64_t rows, int64_t probed, int64_t d) {
+  if (rows == 0 || probed == 0) return false;
+  double kept = 0.0;
+  for (int64_t i = 0; i < rows; ++i)
+    kept += count[i] * kMaxKeptPart > probed ? 1.0 : static_cast<double>(count[i]) / static_cast<double>(probed);
+  const double break_even = std::min(0.5, (static_cast<double>(d) - 60.0) / 1400.0);
+  return kept <= break_even * static_cast<double>(rows);
 }
 
 }  // namespace
@@ -177,32 +212,58 @@ void prune_prepare(const Mixture<T>& mix, int64_t q, Workspace<T>& ws) {
 }
 
 template <class T>
-bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
-                 int64_t n_end, bool rows_prepared) {
-  if (q == 0) return false;
-  const int64_t d = mix.d;
-  if (!rows_prepared) prepare_rows(mix, q, ws);
+void prune_sample(const Mixture<T>& mix, int64_t q, const T* rows, RowSample<T>& out) {
+  const int64_t d = mix.d, s = std::min(q, kSampleRows);
+  out.s = s;
+  out.rows.resize(static_cast<size_t>(s * d));
+  for (int64_t r = 0; r < s; ++r) std::copy_n(rows + r * q / s * d, d, out.rows.data() + r * d);  // evenly spaced
+  std::vector<double> rows64, yp64;
+  prepare_rows(mix, out.rows.data(), s, out.prep, rows64, yp64);
+}
+
+template <class T>
+void sample_nearest(const Mixture<T>& mix, const RowSample<T>& smp, int64_t n_begin, int64_t n_end, double* ref) {
+  const int64_t d = mix.d, s = smp.s;
+  std::vector<float> sc(static_cast<size_t>(s * kLbTile)), low(s, std::numeric_limits<float>::infinity());
+  std::vector<int64_t> best(s, n_begin);
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kLbTile)
+    pick_references(mix.proj, smp.prep.yp32.data(), s, n0, std::min(kLbTile, n_end - n0), sc.data(), low.data(),
+                    best.data());
+  for (int64_t r = 0; r < s; ++r)
+    ref[r] = rows::exact_dist2(smp.rows.data() + r * d, mix.mu.data() + best[r] * d, d);
+}
+
+template <class T>
+bool sample_pays(const Mixture<T>& mix, const LogitParams<T>& lp, const RowSample<T>& smp, int64_t n_begin,
+                 int64_t n_end, std::vector<float>& scratch, const double* ref) {
+  const int64_t s = smp.s, end = std::min(n_end, n_begin + kCountTiles * kLbTile);
   const double md2 = margin_d2(mix, lp);
-  const int64_t nb = std::min(kLbTile, n_end - n_begin);
-  ws.lb.resize(static_cast<size_t>(q * kLbTile));
-  lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
-  int64_t many = 0;
-  for (int64_t i = 0; i < q; ++i) {
-    const float* l = ws.lb.data() + i * nb;
-    int64_t jmin = 0;
-    for (int64_t j = 1; j < nb; ++j)
-      if (l[j] < l[jmin]) jmin = j;
-    // The tile's own reference: looser than the one over all components, so
-    // a row is counted as one that would go dense only with far more
-    // candidates than the cap (kProbePart).
-    const double D = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + (n_begin + jmin) * d, d);
-    const float cut = static_cast<float>(D + md2);
-    int64_t near = 0;
-#pragma omp simd reduction(+ : near)
-    for (int64_t j = 0; j < nb; ++j) near += l[j] <= cut;
-    many += near * kProbePart > nb;
+  scratch.resize(static_cast<size_t>(s * kLbTile));
+  std::vector<int64_t> count(s, 0);
+  for (int64_t n0 = n_begin; n0 < end; n0 += kLbTile) {
+    const int64_t nb = std::min(kLbTile, end - n0);
+    lower_bounds(mix.proj, smp.prep, s, n0, nb, scratch.data());
+    for (int64_t r = 0; r < s; ++r) {
+      const float* l = scratch.data() + r * nb;
+      const float cut = static_cast<float>(ref[r] + md2);
+      int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+      for (int64_t j = 0; j < nb; ++j) c += l[j] <= cut;
+      count[r] += c;
+    }
   }
-  return 2 * many <= q;
+  return kept_pays(count.data(), s, end - n_begin, mix.d);
+}
+
+template <class T>
+bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
+                 int64_t n_end) {
+  if (q == 0) return false;
+  RowSample<T> smp;
+  prune_sample(mix, q, ws.rows.data(), smp);
+  std::vector<double> ref(smp.s);
+  sample_nearest(mix, smp, n_begin, n_end, ref.data());
+  return sample_pays(mix, lp, smp, n_begin, n_end, ws.lb, ref.data());
 }
 
 template <class T>
@@ -214,7 +275,8 @@ void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const 
   ws.best.assign(q, n_begin);
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kLbTile) {
     if (opt.stop && opt.stop->poll()) return;  // cancelled: the caller stops too
-    pick_references(mix, ws, q, n0, std::min(kLbTile, n_end - n0), low.data());
+    pick_references(mix.proj, ws.yp32.data(), q, n0, std::min(kLbTile, n_end - n0), ws.lb.data(), low.data(),
+                    ws.best.data());
   }
   for (int64_t i = 0; i < q; ++i)
     ref_d2[i] = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + ws.best[i] * d, d);
@@ -231,21 +293,22 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
   ws.thr.resize(q);
   for (int64_t i = 0; i < q; ++i) ws.thr[i] = ref_d2[i] + md2;
   ws.lb.resize(static_cast<size_t>(q * kLbTile));
-  // The probe: rows with many candidates in the first tile (large t: most
-  // rows) would go dense; when most do, so does the whole pass.
+  // The second probe, every row against the first tile with its reference:
+  // when the candidates would cost more than the dense pass (kept_pays),
+  // the caller runs that instead.
   {
     const int64_t nb = std::min(kLbTile, nr);
     lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
-    int64_t many = 0;
+    std::vector<int64_t> count(q, 0);
     for (int64_t i = 0; i < q; ++i) {
       const float* l = ws.lb.data() + i * nb;
       const float cut = static_cast<float>(ws.thr[i]);
-      int64_t count = 0;
-#pragma omp simd reduction(+ : count)
-      for (int64_t j = 0; j < nb; ++j) count += l[j] <= cut;
-      many += count * kMaxKeptPart > nb;
+      int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+      for (int64_t j = 0; j < nb; ++j) c += l[j] <= cut;
+      count[i] = c;
     }
-    if (2 * many > q) return false;
+    if (!kept_pays(count.data(), q, nb, d)) return false;
   }
   ws.start_states(q, d);
   for (int64_t i = 0; i < q; ++i) ws.m[i] = -ref_d2[i] * inv2v;  // the running maximum starts at the reference (S = 0)
@@ -502,7 +565,11 @@ void knn_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t 
   template bool prune_applies(const Mixture<T>&, const LogitParams<T>&, const PassOptions&, int64_t); \
   template void prune_prepare(const Mixture<T>&, int64_t, Workspace<T>&);                            \
   template bool prune_probe(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&, int64_t, \
-                            int64_t, bool);                                                           \
+                            int64_t);                                                                 \
+  template void prune_sample(const Mixture<T>&, int64_t, const T*, RowSample<T>&);                   \
+  template void sample_nearest(const Mixture<T>&, const RowSample<T>&, int64_t, int64_t, double*);     \
+  template bool sample_pays(const Mixture<T>&, const LogitParams<T>&, const RowSample<T>&, int64_t, int64_t, \
+                            std::vector<float>&, const double*);                                      \
   template void prune_references(const Mixture<T>&, int64_t, Workspace<T>&, const PassOptions&,       \
                                  int64_t, int64_t, double*);                                          \
   template bool pruned_reduce(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,       \

@@ -39,15 +39,43 @@ void copy_prepared(const From& from, To& to) {
   to.ny = from.ny;
 }
 
-// First step of a pruned pass over the q centred rows ws.rows and the
-// components [n_begin, n_end): the rows' preparation (unless rows_prepared:
-// it is in ws already, from prune_prepare or copy_prepared), and a probe of
-// the first tile of components: false when most rows have many components
-// within the margin of that tile's least bound (large t), so that pruning
-// would not pay and the caller runs the dense pass.
+// Rows of a block whose candidates the first probe counts.
+constexpr int64_t kSampleRows = 8;
+
+// A few of a block's rows (kSampleRows, evenly spaced) with their
+// preparation: the first probe measures what pruning would keep for them.
+template <class T>
+struct RowSample {
+  int64_t s = 0;
+  std::vector<T> rows;  // (s, d) centred rows
+  PreparedRows prep;    // their projections, residual norms, slacks, norms
+};
+
+// The sample of the q centred rows `rows` (q x d), prepared.
+template <class T>
+void prune_sample(const Mixture<T>& mix, int64_t q, const T* rows, RowSample<T>& out);
+
+// ref[r]: the exact squared distance from sample row r to the component of
+// [n_begin, n_end) that prune_references would pick for it. A pass over
+// shards takes the least over the shards.
+template <class T>
+void sample_nearest(const Mixture<T>& mix, const RowSample<T>& smp, int64_t n_begin, int64_t n_end, double* ref);
+
+// The first probe's verdict: whether pruning is expected to cost less than
+// the dense pass, from the sample rows' candidates against their references
+// ref among the first few tiles of [n_begin, n_end). Only a choice of route
+// (both are exact); it depends on the rows and the components alone.
+template <class T>
+bool sample_pays(const Mixture<T>& mix, const LogitParams<T>& lp, const RowSample<T>& smp, int64_t n_begin,
+                 int64_t n_end, std::vector<float>& scratch, const double* ref);
+
+// First step of a pruned pass over the q centred rows ws.rows and all of the
+// components [n_begin, n_end): the probe above (prune_sample, sample_nearest,
+// sample_pays), false when pruning would not pay (large t), so that the
+// caller runs the dense pass without having prepared the rows.
 template <class T>
 bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
-                 int64_t n_end, bool rows_prepared = false);
+                 int64_t n_end);
 
 // Second step (after prune_probe on this workspace): in ref_d2[i] the exact
 // squared distance of row i's most promising component (least distance of
@@ -63,7 +91,8 @@ void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const 
 // with more than 1/4 of the components as candidates go through dense_pass,
 // the others are reduced over their candidates with exact distances.
 // Returns false, having done nothing, when a probe of the first tile finds
-// that most rows would go dense (large t): the caller runs dense_pass.
+// that the candidates would cost more than the dense pass: the caller runs
+// dense_pass.
 // rows_prepared: the rows' preparation is in ws already (prune_probe,
 // prune_prepare or copy_prepared put it there for these rows).
 template <class T>

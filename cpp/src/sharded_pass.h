@@ -60,47 +60,67 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
                     const PassOptions& opt, WorkspaceLease<T>& ws, WorkspaceLease<T>& part, Rows&& rows) {
   const int64_t d = mix.d;
   auto begin = [&](int64_t shard) { return shard_begin(shard, nshards, mix.n); };
-  PassOptions o = opt;
+  PassOptions o = opt, dense = opt;
+  dense.prune = false;  // blocks where pruning would not pay (large t)
   std::vector<double> refs;
-  // Each block's rows prepared for pruning once, for all its shards.
-  std::vector<PreparedRows> prep;
+  std::vector<PreparedRows> prep_rows;
+  // Each block's rows prepared for pruning once, for all its shards; the
+  // first probe (prune_cpu.h) on a sample of them, its references the least
+  // over the shards; then, for the blocks where pruning pays, every row's
+  // reference, the least over the shards.
+  std::vector<char> pays(static_cast<size_t>(ntiles), 0);
   if (prune_applies(mix, lp, o, begin(1) - begin(0))) {
-    prep.resize(static_cast<size_t>(ntiles));
+    std::vector<RowSample<T>> sample(static_cast<size_t>(ntiles));
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
+      Workspace<T>& w = ws[worker];
+      const int64_t qb = rows(tile, w);
+      prune_sample(mix, qb, w.rows.data(), sample[tile]);
+    }, opt.stop);
+    std::vector<double> near(static_cast<size_t>(ntiles * nshards * kSampleRows), 0.0);
+    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int) {
+      const int64_t shard = task % nshards;
+      sample_nearest(mix, sample[task / nshards], begin(shard), begin(shard + 1), near.data() + task * kSampleRows);
+    }, opt.stop);
+    for (int64_t tile = 0; tile < ntiles; ++tile) {
+      double* first = near.data() + tile * nshards * kSampleRows;
+      for (int64_t shard = 1; shard < nshards; ++shard)
+        for (int64_t r = 0; r < kSampleRows; ++r) first[r] = std::min(first[r], first[shard * kSampleRows + r]);
+      pays[tile] = sample_pays(mix, lp, sample[tile], 0, mix.n, ws[0].lb, first);
+    }
+    std::vector<PreparedRows> prep(static_cast<size_t>(ntiles));
+    parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
+      if (!pays[tile]) return;
       Workspace<T>& w = ws[worker];
       prune_prepare(mix, rows(tile, w), w);
       copy_prepared(w, prep[tile]);
     }, opt.stop);
     std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
-    std::vector<char> pays(static_cast<size_t>(ntiles * nshards), 0);
     parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
+      if (!pays[task / nshards]) return;
       const int64_t shard = task % nshards;
       Workspace<T>& w = ws[worker];
       const int64_t qb = rows(task / nshards, w);
       copy_prepared(prep[task / nshards], w);
-      pays[task] = prune_probe(mix, lp, qb, w, begin(shard), begin(shard + 1), true);
-      if (pays[task]) prune_references(mix, qb, w, o, begin(shard), begin(shard + 1), local.data() + task * tq);
+      prune_references(mix, qb, w, o, begin(shard), begin(shard + 1), local.data() + task * tq);
     }, opt.stop);
-    int64_t paying = 0;
-    for (char v : pays) paying += v;
-    if (2 * paying > ntiles * nshards) {
-      refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
-      for (int64_t task = 0; task < ntiles * nshards; ++task)
-        if (pays[task])
-          for (int64_t i = 0; i < tq; ++i)
-            refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
-    } else {
-      o.prune = false;  // most shards found that pruning would not pay (large t)
-    }
+    refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
+    for (int64_t task = 0; task < ntiles * nshards; ++task)
+      if (pays[task / nshards])
+        for (int64_t i = 0; i < tq; ++i)
+          refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
+    prep_rows.swap(prep);
   }
   // One state per (block, shard); then the shards of each block merge.
   parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
     const int64_t tile = task / nshards, shard = task % nshards;
     Workspace<T>& w = ws[worker];
     const int64_t qb = rows(tile, w);
-    if (!refs.empty()) copy_prepared(prep[tile], w);
-    pass_rows(mix, lp, qb, w, o, begin(shard), begin(shard + 1),
-              refs.empty() ? nullptr : refs.data() + tile * tq, !refs.empty());
+    if (pays[tile]) {
+      copy_prepared(prep_rows[tile], w);
+      pass_rows(mix, lp, qb, w, o, begin(shard), begin(shard + 1), refs.data() + tile * tq, true);
+    } else {
+      pass_rows(mix, lp, qb, w, dense, begin(shard), begin(shard + 1));
+    }
     Workspace<T>& out = part[task];
     out.m.swap(w.m);
     out.S.swap(w.S);
