@@ -484,11 +484,17 @@ void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Works
   if (q > 0 && prune_applies(mix, lp, opt, n_end - n_begin)) {
     if (ref_d2) {  // a shard of the components, references from all of them
       if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ref_d2, rows_prepared)) return;
-    } else if (prune_probe(mix, lp, q, ws, n_begin, n_end)) {
-      prune_prepare(mix, q, ws);
-      ws.ref.resize(q);
-      prune_references(mix, q, ws, opt, n_begin, n_end, ws.ref.data());
-      if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ws.ref.data(), true)) return;
+    } else {
+      bool go = opt.probed;  // the call's first probe said go (score_cpu.cpp)
+      if (go)
+        prune_prepare(mix, q, ws);
+      else
+        go = prune_probe(mix, lp, q, ws, n_begin, n_end);  // prepares the rows when it says go
+      if (go) {
+        ws.ref.resize(q);
+        prune_references(mix, q, ws, opt, n_begin, n_end, ws.ref.data());
+        if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ws.ref.data(), true)) return;
+      }
     }
   }
   add_prune_counts(q * (n_end - n_begin), q * (n_end - n_begin));

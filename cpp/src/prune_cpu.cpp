@@ -53,7 +53,7 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 using prune_rule::kLbTile;       // components per tile of lower bounds
 using prune_rule::kMaxKeptPart;  // a row keeping more than n / 4 candidates goes dense
-constexpr int64_t kProbePart = 2;      // nearest_neighbors' probe: rows with more than half of a tile
+constexpr int64_t kProbePart = 2;      // tile_probe: rows with more than half of a tile
 constexpr int64_t kCountTiles = 4;     // tiles of components over which the probes count
 constexpr int64_t kDotTile = 256;      // components per tile of the candidates' products (L2)
 constexpr int64_t kMaxPrunedNeighbors = 64;  // more neighbours: the dense search
@@ -167,6 +167,32 @@ double margin_d2(const Mixture<T>& mix, const LogitParams<T>& lp) {
   return prune_rule::margin<T>(mix.n) / static_cast<double>(lp.inv2v);
 }
 
+// The probe of few rows: each prepared row against the first tile of
+// [n_begin, n_end), with the tile's own nearest (by the bound, measured
+// exactly) as its reference; false when most rows have more than
+// 1/kProbePart of the tile within `cut_margin` of it (the margin in squared
+// distance). Cheap but pessimistic (the tile's nearest is farther than the
+// true one), hence the wide kProbePart.
+template <class T>
+bool tile_probe(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n_begin, int64_t n_end,
+                double cut_margin) {
+  const int64_t d = mix.d, nb = std::min(kLbTile, n_end - n_begin);
+  ws.lb.resize(static_cast<size_t>(q * kLbTile));
+  lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
+  int64_t many = 0;
+  for (int64_t i = 0; i < q; ++i) {
+    const float* l = ws.lb.data() + i * nb;
+    const int64_t jmin = std::min_element(l, l + nb) - l;
+    const double D = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + (n_begin + jmin) * d, d);
+    const float cut = static_cast<float>(D + cut_margin);
+    int64_t near = 0;
+#pragma omp simd reduction(+ : near)
+    for (int64_t j = 0; j < nb; ++j) near += l[j] <= cut;
+    many += near * kProbePart > nb;
+  }
+  return 2 * many <= q;
+}
+
 // Whether the pruned pass is expected to cost less than the dense one, from
 // count[i], the candidates of row i among `probed` components: a row keeping
 // more than 1/kMaxKeptPart goes dense (counts as 1), the others as their kept
@@ -259,11 +285,29 @@ template <class T>
 bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
                  int64_t n_end) {
   if (q == 0) return false;
+  if (q < kSampleFrom) {
+    prepare_rows(mix, q, ws);
+    return tile_probe(mix, ws, q, n_begin, n_end, margin_d2(mix, lp));
+  }
+  if (!sample_probe(mix, lp, q, ws.rows.data(), n_begin, n_end, ws.lb)) return false;
+  prepare_rows(mix, q, ws);
+  return true;
+}
+
+template <class T>
+bool sample_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, const T* rows, int64_t n_begin,
+                  int64_t n_end, std::vector<float>& scratch) {
   RowSample<T> smp;
-  prune_sample(mix, q, ws.rows.data(), smp);
+  prune_sample(mix, q, rows, smp);
   std::vector<double> ref(smp.s);
   sample_nearest(mix, smp, n_begin, n_end, ref.data());
-  return sample_pays(mix, lp, smp, n_begin, n_end, ws.lb, ref.data());
+  return sample_pays(mix, lp, smp, n_begin, n_end, scratch, ref.data());
+}
+
+template <class T>
+bool prune_probe_prepared(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                          int64_t n_begin, int64_t n_end) {
+  return q > 0 && tile_probe(mix, ws, q, n_begin, n_end, margin_d2(mix, lp));
 }
 
 template <class T>
@@ -450,28 +494,13 @@ void knn_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t 
   dense.assign(q, 0);
   if (q == 0) return;
   prepare_rows(mix, q, ws);
-  // The probe of the first tile (as prune_probe, with a cut of zero margin):
+  // The probe of the first tile (tile_probe, with a cut of zero margin):
   // queries far from all the data (most components about as far as the
   // nearest) go to the dense search at once.
-  {
-    const int64_t nb = std::min(kLbTile, n);
-    ws.lb.resize(static_cast<size_t>(q * kLbTile));
-    lower_bounds(mix, ws, q, 0, nb, ws.lb.data());
-    int64_t many = 0;
-    for (int64_t i = 0; i < q; ++i) {
-      const float* l = ws.lb.data() + i * nb;
-      const int64_t jmin = std::min_element(l, l + nb) - l;
-      const float cut = static_cast<float>(rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + jmin * d, d));
-      int64_t near = 0;
-#pragma omp simd reduction(+ : near)
-      for (int64_t j = 0; j < nb; ++j) near += l[j] <= cut;
-      many += near * kProbePart > nb;
-    }
-    if (2 * many > q) {
-      std::fill(dense.begin(), dense.end(), 1);
-      add_prune_counts(q * n, q * n);
-      return;
-    }
+  if (!tile_probe(mix, ws, q, 0, n, 0.0)) {
+    std::fill(dense.begin(), dense.end(), 1);
+    add_prune_counts(q * n, q * n);
+    return;
   }
   // References: each row's k nearest in the leading coordinates of the
   // projection, then their exact distances; the k-th of those bounds the
@@ -566,6 +595,10 @@ void knn_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t 
   template void prune_prepare(const Mixture<T>&, int64_t, Workspace<T>&);                            \
   template bool prune_probe(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&, int64_t, \
                             int64_t);                                                                 \
+  template bool prune_probe_prepared(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&, \
+                                     int64_t, int64_t);                                               \
+  template bool sample_probe(const Mixture<T>&, const LogitParams<T>&, int64_t, const T*, int64_t, int64_t, \
+                             std::vector<float>&);                                                    \
   template void prune_sample(const Mixture<T>&, int64_t, const T*, RowSample<T>&);                   \
   template void sample_nearest(const Mixture<T>&, const RowSample<T>&, int64_t, int64_t, double*);     \
   template bool sample_pays(const Mixture<T>&, const LogitParams<T>&, const RowSample<T>&, int64_t, int64_t, \

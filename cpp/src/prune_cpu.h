@@ -39,11 +39,19 @@ void copy_prepared(const From& from, To& to) {
   to.ny = from.ny;
 }
 
-// Rows of a block whose candidates the first probe counts.
+// The first probe decides, before any row's reference is sought, whether a
+// pass of q rows should try pruning. From kSampleFrom rows on it measures a
+// sample of kSampleRows of them: their references (as prune_references picks
+// them) and their candidates among the first tiles, against a cost model
+// fitted to timed passes (prune_cpu.cpp kept_pays). Below, where the
+// sample's search would cost about what every row's references do (both
+// read all the components' projections), each row is probed against the
+// first tile's own nearest (cheap, pessimistic).
 constexpr int64_t kSampleRows = 8;
+constexpr int64_t kSampleFrom = 128;
 
 // A few of a block's rows (kSampleRows, evenly spaced) with their
-// preparation: the first probe measures what pruning would keep for them.
+// preparation.
 template <class T>
 struct RowSample {
   int64_t s = 0;
@@ -61,21 +69,33 @@ void prune_sample(const Mixture<T>& mix, int64_t q, const T* rows, RowSample<T>&
 template <class T>
 void sample_nearest(const Mixture<T>& mix, const RowSample<T>& smp, int64_t n_begin, int64_t n_end, double* ref);
 
-// The first probe's verdict: whether pruning is expected to cost less than
-// the dense pass, from the sample rows' candidates against their references
-// ref among the first few tiles of [n_begin, n_end). Only a choice of route
+// The sample's verdict: whether pruning is expected to cost less than the
+// dense pass, from the sample rows' candidates against their references ref
+// among the first few tiles of [n_begin, n_end). Only a choice of route
 // (both are exact); it depends on the rows and the components alone.
 template <class T>
 bool sample_pays(const Mixture<T>& mix, const LogitParams<T>& lp, const RowSample<T>& smp, int64_t n_begin,
                  int64_t n_end, std::vector<float>& scratch, const double* ref);
 
+// The three above in one: the sample of the q centred rows `rows` against
+// all of [n_begin, n_end).
+template <class T>
+bool sample_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, const T* rows, int64_t n_begin,
+                  int64_t n_end, std::vector<float>& scratch);
+
 // First step of a pruned pass over the q centred rows ws.rows and all of the
-// components [n_begin, n_end): the probe above (prune_sample, sample_nearest,
-// sample_pays), false when pruning would not pay (large t), so that the
-// caller runs the dense pass without having prepared the rows.
+// components [n_begin, n_end): the first probe (the sample's, or below
+// kSampleFrom rows the first tile's); true when pruning pays, and then the
+// rows are prepared in ws. False: the caller runs the dense pass.
 template <class T>
 bool prune_probe(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws, int64_t n_begin,
                  int64_t n_end);
+
+// The first-tile probe of fewer than kSampleFrom rows already prepared in ws,
+// over [n_begin, n_end) (one shard of the components).
+template <class T>
+bool prune_probe_prepared(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                          int64_t n_begin, int64_t n_end);
 
 // Second step (after prune_probe on this workspace): in ref_d2[i] the exact
 // squared distance of row i's most promising component (least distance of

@@ -1,11 +1,14 @@
 // Fused outputs and partial states of the plain score pass on the CPU:
 // threads over query tiles (and shards of the components when the tiles are few).
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "ledkde/finish_rows.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "prune_cpu.h"
 #include "sharded_pass.h"
 
 namespace ledkde {
@@ -31,6 +34,18 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
   o.stop = &stop;
   WorkspaceLease<T> ws(static_cast<size_t>(worker_count(opt.threads, ntiles * nshards)));
   if (nshards == 1) {
+    if (ntiles > 1 && q >= kSampleFrom && prune_applies(mix, lp, o, mix.n)) {
+      // The first probe of pruning once for the call, on a sample of all its
+      // rows, rather than once per tile (it reads all the components' leading
+      // projection coordinates: ~2 ms at N = 60,000).
+      Workspace<T>& w = ws[0];
+      const int64_t s = std::min(q, kSampleRows);
+      std::vector<T> sample(static_cast<size_t>(s * d));
+      for (int64_t r = 0; r < s; ++r) std::copy_n(y + r * q / s * d, d, sample.data() + r * d);
+      centre_rows(mix, sample.data(), s, w);
+      o.probed = sample_probe(mix, lp, s, w.rows.data(), 0, mix.n, w.lb);
+      o.prune = o.probed;
+    }
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
       Workspace<T>& w = ws[worker];
       const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);

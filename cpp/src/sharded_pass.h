@@ -64,32 +64,53 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
   dense.prune = false;  // blocks where pruning would not pay (large t)
   std::vector<double> refs;
   std::vector<PreparedRows> prep_rows;
-  // Each block's rows prepared for pruning once, for all its shards; the
-  // first probe (prune_cpu.h) on a sample of them, its references the least
-  // over the shards; then, for the blocks where pruning pays, every row's
-  // reference, the least over the shards.
+  // The first probe of each block (prune_cpu.h): from kSampleFrom rows on on
+  // a sample of them, its references the least over the shards; below, each
+  // shard probes its first tile with the rows prepared, and the majority
+  // decides. Then, for the blocks where pruning pays, the rows prepared once
+  // for all shards, and every row's reference, the least over the shards.
   std::vector<char> pays(static_cast<size_t>(ntiles), 0);
   if (prune_applies(mix, lp, o, begin(1) - begin(0))) {
     std::vector<RowSample<T>> sample(static_cast<size_t>(ntiles));
+    std::vector<PreparedRows> prep(static_cast<size_t>(ntiles));
+    std::vector<int64_t> qbs(static_cast<size_t>(ntiles));
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
       Workspace<T>& w = ws[worker];
-      const int64_t qb = rows(tile, w);
-      prune_sample(mix, qb, w.rows.data(), sample[tile]);
+      qbs[tile] = rows(tile, w);
+      if (qbs[tile] >= kSampleFrom) {
+        prune_sample(mix, qbs[tile], w.rows.data(), sample[tile]);
+      } else {
+        prune_prepare(mix, qbs[tile], w);
+        copy_prepared(w, prep[tile]);
+      }
     }, opt.stop);
     std::vector<double> near(static_cast<size_t>(ntiles * nshards * kSampleRows), 0.0);
-    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int) {
-      const int64_t shard = task % nshards;
-      sample_nearest(mix, sample[task / nshards], begin(shard), begin(shard + 1), near.data() + task * kSampleRows);
+    std::vector<char> vote(static_cast<size_t>(ntiles * nshards), 0);
+    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
+      const int64_t tile = task / nshards, shard = task % nshards;
+      if (qbs[tile] >= kSampleFrom) {
+        sample_nearest(mix, sample[tile], begin(shard), begin(shard + 1), near.data() + task * kSampleRows);
+        return;
+      }
+      Workspace<T>& w = ws[worker];
+      rows(tile, w);
+      copy_prepared(prep[tile], w);
+      vote[task] = prune_probe_prepared(mix, lp, qbs[tile], w, begin(shard), begin(shard + 1));
     }, opt.stop);
     for (int64_t tile = 0; tile < ntiles; ++tile) {
+      if (qbs[tile] < kSampleFrom) {
+        int64_t yes = 0;
+        for (int64_t shard = 0; shard < nshards; ++shard) yes += vote[tile * nshards + shard];
+        pays[tile] = 2 * yes > nshards;
+        continue;
+      }
       double* first = near.data() + tile * nshards * kSampleRows;
       for (int64_t shard = 1; shard < nshards; ++shard)
         for (int64_t r = 0; r < kSampleRows; ++r) first[r] = std::min(first[r], first[shard * kSampleRows + r]);
       pays[tile] = sample_pays(mix, lp, sample[tile], 0, mix.n, ws[0].lb, first);
     }
-    std::vector<PreparedRows> prep(static_cast<size_t>(ntiles));
     parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
-      if (!pays[tile]) return;
+      if (!pays[tile] || qbs[tile] < kSampleFrom) return;
       Workspace<T>& w = ws[worker];
       prune_prepare(mix, rows(tile, w), w);
       copy_prepared(w, prep[tile]);

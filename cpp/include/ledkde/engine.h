@@ -62,6 +62,9 @@ struct PassOptions {
   StopFlag* stop = nullptr;
   // Certified pruning (Projection) where the mixture has a projection; false: dense.
   bool prune = true;
+  // The first probe of pruning (cpp/src/prune_cpu.h) already found, for the
+  // whole call, that it pays: the passes skip their own.
+  bool probed = false;
 };
 
 // The components projected onto k leading principal directions, for the
