@@ -47,6 +47,78 @@ int64_t shard_count(const Mixture<T>& mix, const LogitParams<T>& lp, const PassO
   return ns;
 }
 
+// The first probe of each of ntiles blocks of rows over the components cut
+// into nshards shards (prune_cpu.h): from kSampleFrom rows on, on a sample of
+// the block's rows, their references the least over the shards; below, each
+// shard probes its first tile with the rows prepared, and the majority
+// decides. Then, for the blocks where pruning pays (pays[tile]), the rows
+// prepared once for all shards (prep[tile]) and every row's reference, the
+// least over the shards (refs, tq per block). Arguments as sharded_passes.
+template <class T, class Rows>
+void sharded_references(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t ntiles, int64_t tq,
+                        int64_t nshards, const PassOptions& o, WorkspaceLease<T>& ws, Rows& rows,
+                        std::vector<char>& pays, std::vector<PreparedRows>& prep, std::vector<double>& refs) {
+  auto begin = [&](int64_t shard) { return shard_begin(shard, nshards, mix.n); };
+  std::vector<RowSample<T>> sample(static_cast<size_t>(ntiles));
+  prep.assign(static_cast<size_t>(ntiles), PreparedRows{});
+  std::vector<int64_t> qbs(static_cast<size_t>(ntiles));
+  parallel_for(ntiles, o.threads, [&](int64_t tile, int worker) {
+    Workspace<T>& w = ws[worker];
+    qbs[tile] = rows(tile, w);
+    if (qbs[tile] >= kSampleFrom) {
+      prune_sample(mix, qbs[tile], w.rows.data(), sample[tile]);
+    } else {
+      prune_prepare(mix, qbs[tile], w);
+      copy_prepared(w, prep[tile]);
+    }
+  }, o.stop);
+  std::vector<double> near(static_cast<size_t>(ntiles * nshards * kSampleRows), 0.0);
+  std::vector<char> vote(static_cast<size_t>(ntiles * nshards), 0);
+  parallel_for(ntiles * nshards, o.threads, [&](int64_t task, int worker) {
+    const int64_t tile = task / nshards, shard = task % nshards;
+    if (qbs[tile] >= kSampleFrom) {
+      sample_nearest(mix, sample[tile], begin(shard), begin(shard + 1), near.data() + task * kSampleRows);
+      return;
+    }
+    Workspace<T>& w = ws[worker];
+    rows(tile, w);
+    copy_prepared(prep[tile], w);
+    vote[task] = prune_probe_prepared(mix, lp, qbs[tile], w, begin(shard), begin(shard + 1));
+  }, o.stop);
+  for (int64_t tile = 0; tile < ntiles; ++tile) {
+    if (qbs[tile] < kSampleFrom) {
+      int64_t yes = 0;
+      for (int64_t shard = 0; shard < nshards; ++shard) yes += vote[tile * nshards + shard];
+      pays[tile] = 2 * yes > nshards;
+      continue;
+    }
+    double* first = near.data() + tile * nshards * kSampleRows;
+    for (int64_t shard = 1; shard < nshards; ++shard)
+      for (int64_t r = 0; r < kSampleRows; ++r) first[r] = std::min(first[r], first[shard * kSampleRows + r]);
+    pays[tile] = sample_pays(mix, lp, sample[tile], 0, mix.n, ws[0].lb, first);
+  }
+  parallel_for(ntiles, o.threads, [&](int64_t tile, int worker) {
+    if (!pays[tile] || qbs[tile] < kSampleFrom) return;
+    Workspace<T>& w = ws[worker];
+    prune_prepare(mix, rows(tile, w), w);
+    copy_prepared(w, prep[tile]);
+  }, o.stop);
+  std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
+  parallel_for(ntiles * nshards, o.threads, [&](int64_t task, int worker) {
+    if (!pays[task / nshards]) return;
+    const int64_t shard = task % nshards;
+    Workspace<T>& w = ws[worker];
+    const int64_t qb = rows(task / nshards, w);
+    copy_prepared(prep[task / nshards], w);
+    prune_references(mix, qb, w, o, begin(shard), begin(shard + 1), local.data() + task * tq);
+  }, o.stop);
+  refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
+  for (int64_t task = 0; task < ntiles * nshards; ++task)
+    if (pays[task / nshards])
+      for (int64_t i = 0; i < tq; ++i)
+        refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
+}
+
 // The passes of ntiles blocks of rows over the components cut into nshards
 // shards (shard_begin). rows(tile, w) puts block tile's centred rows into
 // w.rows and returns how many there are (at most tq). On return
@@ -60,77 +132,13 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
                     const PassOptions& opt, WorkspaceLease<T>& ws, WorkspaceLease<T>& part, Rows&& rows) {
   const int64_t d = mix.d;
   auto begin = [&](int64_t shard) { return shard_begin(shard, nshards, mix.n); };
-  PassOptions o = opt, dense = opt;
+  PassOptions dense = opt;
   dense.prune = false;  // blocks where pruning would not pay (large t)
   std::vector<double> refs;
   std::vector<PreparedRows> prep_rows;
-  // The first probe of each block (prune_cpu.h): from kSampleFrom rows on on
-  // a sample of them, its references the least over the shards; below, each
-  // shard probes its first tile with the rows prepared, and the majority
-  // decides. Then, for the blocks where pruning pays, the rows prepared once
-  // for all shards, and every row's reference, the least over the shards.
   std::vector<char> pays(static_cast<size_t>(ntiles), 0);
-  if (prune_applies(mix, lp, o, begin(1) - begin(0))) {
-    std::vector<RowSample<T>> sample(static_cast<size_t>(ntiles));
-    std::vector<PreparedRows> prep(static_cast<size_t>(ntiles));
-    std::vector<int64_t> qbs(static_cast<size_t>(ntiles));
-    parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
-      Workspace<T>& w = ws[worker];
-      qbs[tile] = rows(tile, w);
-      if (qbs[tile] >= kSampleFrom) {
-        prune_sample(mix, qbs[tile], w.rows.data(), sample[tile]);
-      } else {
-        prune_prepare(mix, qbs[tile], w);
-        copy_prepared(w, prep[tile]);
-      }
-    }, opt.stop);
-    std::vector<double> near(static_cast<size_t>(ntiles * nshards * kSampleRows), 0.0);
-    std::vector<char> vote(static_cast<size_t>(ntiles * nshards), 0);
-    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
-      const int64_t tile = task / nshards, shard = task % nshards;
-      if (qbs[tile] >= kSampleFrom) {
-        sample_nearest(mix, sample[tile], begin(shard), begin(shard + 1), near.data() + task * kSampleRows);
-        return;
-      }
-      Workspace<T>& w = ws[worker];
-      rows(tile, w);
-      copy_prepared(prep[tile], w);
-      vote[task] = prune_probe_prepared(mix, lp, qbs[tile], w, begin(shard), begin(shard + 1));
-    }, opt.stop);
-    for (int64_t tile = 0; tile < ntiles; ++tile) {
-      if (qbs[tile] < kSampleFrom) {
-        int64_t yes = 0;
-        for (int64_t shard = 0; shard < nshards; ++shard) yes += vote[tile * nshards + shard];
-        pays[tile] = 2 * yes > nshards;
-        continue;
-      }
-      double* first = near.data() + tile * nshards * kSampleRows;
-      for (int64_t shard = 1; shard < nshards; ++shard)
-        for (int64_t r = 0; r < kSampleRows; ++r) first[r] = std::min(first[r], first[shard * kSampleRows + r]);
-      pays[tile] = sample_pays(mix, lp, sample[tile], 0, mix.n, ws[0].lb, first);
-    }
-    parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
-      if (!pays[tile] || qbs[tile] < kSampleFrom) return;
-      Workspace<T>& w = ws[worker];
-      prune_prepare(mix, rows(tile, w), w);
-      copy_prepared(w, prep[tile]);
-    }, opt.stop);
-    std::vector<double> local(static_cast<size_t>(ntiles * nshards * tq), 0.0);
-    parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
-      if (!pays[task / nshards]) return;
-      const int64_t shard = task % nshards;
-      Workspace<T>& w = ws[worker];
-      const int64_t qb = rows(task / nshards, w);
-      copy_prepared(prep[task / nshards], w);
-      prune_references(mix, qb, w, o, begin(shard), begin(shard + 1), local.data() + task * tq);
-    }, opt.stop);
-    refs.assign(static_cast<size_t>(ntiles * tq), std::numeric_limits<double>::infinity());
-    for (int64_t task = 0; task < ntiles * nshards; ++task)
-      if (pays[task / nshards])
-        for (int64_t i = 0; i < tq; ++i)
-          refs[task / nshards * tq + i] = std::min(refs[task / nshards * tq + i], local[task * tq + i]);
-    prep_rows.swap(prep);
-  }
+  if (prune_applies(mix, lp, opt, begin(1) - begin(0)))
+    sharded_references(mix, lp, ntiles, tq, nshards, opt, ws, rows, pays, prep_rows, refs);
   // One state per (block, shard); then the shards of each block merge.
   parallel_for(ntiles * nshards, opt.threads, [&](int64_t task, int worker) {
     const int64_t tile = task / nshards, shard = task % nshards;
@@ -138,7 +146,7 @@ void sharded_passes(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t nti
     const int64_t qb = rows(tile, w);
     if (pays[tile]) {
       copy_prepared(prep_rows[tile], w);
-      pass_rows(mix, lp, qb, w, o, begin(shard), begin(shard + 1), refs.data() + tile * tq, true);
+      pass_rows(mix, lp, qb, w, opt, begin(shard), begin(shard + 1), refs.data() + tile * tq, true);
     } else {
       pass_rows(mix, lp, qb, w, dense, begin(shard), begin(shard + 1));
     }
