@@ -64,6 +64,14 @@ std::atomic<int64_t> g_considered{0}, g_computed{0};
 // of the cost of a bound, and the nearest component in most rows).
 inline int64_t prefix_dims(int64_t k) { return std::max<int64_t>(1, k / 2); }
 
+// How many of the nb bounds l are at most cut (the candidates of a row).
+inline int64_t count_within(const float* l, int64_t nb, float cut) {
+  int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+  for (int64_t j = 0; j < nb; ++j) c += l[j] <= cut;
+  return c;
+}
+
 // The lower bounds of q prepared rows (a Workspace or PreparedRows: yp32,
 // the projections, q x k; ypn2, ry, slack) against components [n0, n0 + nb),
 // in float, into lb (q x nb); float rounding of the sum is part of the rows'
@@ -184,11 +192,7 @@ bool tile_probe(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n_be
     const float* l = ws.lb.data() + i * nb;
     const int64_t jmin = std::min_element(l, l + nb) - l;
     const double D = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + (n_begin + jmin) * d, d);
-    const float cut = static_cast<float>(D + cut_margin);
-    int64_t near = 0;
-#pragma omp simd reduction(+ : near)
-    for (int64_t j = 0; j < nb; ++j) near += l[j] <= cut;
-    many += near * kProbePart > nb;
+    many += count_within(l, nb, static_cast<float>(D + cut_margin)) * kProbePart > nb;
   }
   return 2 * many <= q;
 }
@@ -270,12 +274,7 @@ bool sample_pays(const Mixture<T>& mix, const LogitParams<T>& lp, const RowSampl
     const int64_t nb = std::min(kLbTile, end - n0);
     lower_bounds(mix.proj, smp.prep, s, n0, nb, scratch.data());
     for (int64_t r = 0; r < s; ++r) {
-      const float* l = scratch.data() + r * nb;
-      const float cut = static_cast<float>(ref[r] + md2);
-      int64_t c = 0;
-#pragma omp simd reduction(+ : c)
-      for (int64_t j = 0; j < nb; ++j) c += l[j] <= cut;
-      count[r] += c;
+      count[r] += count_within(scratch.data() + r * nb, nb, static_cast<float>(ref[r] + md2));
     }
   }
   return kept_pays(count.data(), s, end - n_begin, mix.d);
@@ -344,14 +343,8 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
     const int64_t nb = std::min(kLbTile, nr);
     lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
     std::vector<int64_t> count(q, 0);
-    for (int64_t i = 0; i < q; ++i) {
-      const float* l = ws.lb.data() + i * nb;
-      const float cut = static_cast<float>(ws.thr[i]);
-      int64_t c = 0;
-#pragma omp simd reduction(+ : c)
-      for (int64_t j = 0; j < nb; ++j) c += l[j] <= cut;
-      count[i] = c;
-    }
+    for (int64_t i = 0; i < q; ++i)
+      count[i] = count_within(ws.lb.data() + i * nb, nb, static_cast<float>(ws.thr[i]));
     if (!kept_pays(count.data(), q, nb, d)) return false;
   }
   ws.start_states(q, d);
@@ -369,9 +362,7 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
       if (dense[i]) continue;
       const float* l = ws.lb.data() + i * nb;
       const float cut = static_cast<float>(ws.thr[i]);
-      int64_t count = 0;
-#pragma omp simd reduction(+ : count)
-      for (int64_t j = 0; j < nb; ++j) count += l[j] <= cut;
+      const int64_t count = count_within(l, nb, cut);
       if (count == 0) continue;  // the usual case at small t
       std::vector<uint32_t>& c = ws.cand[i];
       if (static_cast<int64_t>(c.size()) + count > cap) {
