@@ -1,5 +1,5 @@
 // Host interface of the CUDA backend (plain C++: no CUDA or pybind11 types).
-// The bindings (cpp/bindings/cuda_module.cpp) call these; the kernels live in
+// The bindings (bindings/cuda_module.cpp) call these; the kernels live in
 // the .cu files beside this header. All arrays here are host (NumPy) memory
 // unless a name ends in _dev; results are copied back before returning.
 #pragma once

@@ -18,7 +18,7 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 }  // namespace
 
 template <class T>
-TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
+TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads, StopFlag* stop) {
   TilePack<T> tp;
   if constexpr (std::is_same_v<T, float>) {
     const int64_t n = mix.n, d = mix.d;
@@ -36,7 +36,7 @@ TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads) {
         for (int64_t k = 0; k < d; ++k) s += static_cast<double>(mix.mu[j * d + k]) * mix.mu[j * d + k];
         tp.norm2[j] = s;
       }
-    });
+    }, stop);
   }
   return tp;
 }
@@ -55,7 +55,7 @@ PassOptions with_tile_pack(const Mixture<T>& mix, const PassOptions& opt, TilePa
 
 template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances, int threads, bool pack) {
+                           const double* variances, int threads, bool pack, StopFlag* stop) {
   Mixture<T> mix;
   mix.n = n;
   mix.d = d;
@@ -96,7 +96,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
       mix.norm2[j] = static_cast<T>(s);
       norm_max[c] = std::max(norm_max[c], s);
     }
-  });
+  }, stop);
   for (double v : norm_max) mix.norm2_max = std::max(mix.norm2_max, v);
   if (d <= kDirectMaxDim) {
     // Few coordinates: distances by differences over a coordinate-major copy.
@@ -104,7 +104,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
     for (int64_t j = 0; j < n; ++j)
       for (int64_t k = 0; k < d; ++k) mix.muT[k * n + j] = mix.mu[j * d + k];
   }
-  if (pack && d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads);
+  if (pack && d <= tile_gemm::kMaxDim) mix.tiles = make_tile_pack(mix, threads, stop);
   if (log_weights) {
     double mx = kNegInf;
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, log_weights[j]);
@@ -122,7 +122,7 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
 }
 
 template <class T>
-void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads) {
+void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads, StopFlag* stop) {
   const int64_t n = mix.n, d = mix.d;
   Projection pr;
   if (k <= 0 || n == 0) {
@@ -158,7 +158,7 @@ void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads
       pr.resid[j0 + i] = std::sqrt(std::max(0.0, x2 - z2));
       rmax[ch] = std::max(rmax[ch], pr.resid[j0 + i]);
     }
-  });
+  }, stop);
   for (double r : rmax) pr.resid_max = std::max(pr.resid_max, r);
   pr.zn2f.resize(n);
   pr.residf.resize(n);
@@ -175,11 +175,11 @@ void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                  \
-  template TilePack<T> make_tile_pack(const Mixture<T>&, int);                               \
+  template TilePack<T> make_tile_pack(const Mixture<T>&, int, StopFlag*);                    \
   template PassOptions with_tile_pack(const Mixture<T>&, const PassOptions&, TilePack<T>&);  \
   template Mixture<T> prepare_mixture(const T*, int64_t, int64_t, const double*, const double*, int, \
-                                      bool);                                                     \
-  template void set_projection(Mixture<T>&, const double*, int64_t, int);
+                                      bool, StopFlag*);                                          \
+  template void set_projection(Mixture<T>&, const double*, int64_t, int, StopFlag*);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

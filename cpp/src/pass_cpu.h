@@ -17,7 +17,7 @@ namespace ledkde {
 // The tile pack of a mixture for the built-in products (empty for double, for
 // d <= kDirectMaxDim, or without AVX2/AVX-512), for any d.
 template <class T>
-TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads);
+TilePack<T> make_tile_pack(const Mixture<T>& mix, int threads, StopFlag* stop = nullptr);
 
 // Options for many passes over mix (a sampler run, a smoothed score): when the
 // mixture has no tile pack of its own, one is built into `hold` and used.
@@ -112,14 +112,3 @@ void centre_rows(const Mixture<T>& mix, const T* y, int64_t q, Workspace<T>& ws)
 
 }  // namespace ledkde
 
-namespace ledkde {
-
-// The (smoothed) score of qb points y (float64, qb x d) whose stream indices
-// are index0, index0 + 1, ...: the estimate (smooth_estimator.h) from the
-// kernel draws at y + u; with h = 0 the plain score.
-template <class T>
-void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
-                   uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
-                   const PassOptions& opt, SmoothRowOutputs out);
-
-}  // namespace ledkde

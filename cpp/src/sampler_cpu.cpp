@@ -1,47 +1,78 @@
 // Whole reverse-diffusion runs on the CPU (SPEC section 1, "Reverse-time
-// sampler"). Samples are independent, so the work is split into tiles of
-// samples and each worker runs every step of its tile: no barrier per step,
-// no Python per step. The tiles run on parallel_for's workers (the calling
-// thread among them, which also reports progress and looks for Ctrl-C).
-//
-// Step k goes from t_k to t_{k+1}, D = t_k - t_{k+1}, score s at t_k with the
-// bandwidth of grid point k; kernel draws use stream step ("evaluation") 2k,
-// the Heun corrector 2k + 1, the final denoising 2K.
-//   euler_maruyama: y += D s + sqrt(D) z_k       (z_k: purpose kNoise, step k)
-//   ode_euler:      y += (D / 2) s
-//   ode_heun:       y~ = y + (D / 2) s;  y += (D / 4) (s + s(y~, t_{k+1}))
+// sampler"), over any row source (row_source.h): a Mixture in this process,
+// or a data set sharded over machines. Samples are independent, so the work
+// is split into tiles of samples and each worker runs every step of its tile:
+// no barrier per step, no Python per step. The tiles run on parallel_for's
+// workers (the calling thread among them, which also reports progress and
+// looks for Ctrl-C). The update rules and the stream's evaluation numbers
+// are those of ledkde/sampler_step.h, shared with the CUDA sampler.
 #include <atomic>
 #include <cmath>
 
 #include "ledkde/philox.h"
+#include "ledkde/sampler_step.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "row_source.h"
 
 namespace ledkde {
 
-template <class T>
-bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out,
-                T* trajectory, const PassOptions& opt_in, const PollFn& poll, double* mc_error) {
-  const int64_t d = mix.d;
-  // Hundreds of passes over the same mixture: pack it for the tile products.
-  TilePack<T> pack;
-  const PassOptions opt = with_tile_pack(mix, opt_in, pack);
-  const int64_t K = static_cast<int64_t>(cfg.times.size()) - 1;
-  // One LogitParams per grid time (they depend on t only).
-  std::vector<LogitParams<T>> lps;
-  lps.reserve(K + 1);
-  for (int64_t k = 0; k <= K; ++k) lps.push_back(make_logit_params(mix, cfg.times[k]));
+namespace {
 
+// What one tile of samples (i0 .. i0 + qb) needs of the run.
+struct SamplerRun {
+  const SamplerConfig& cfg;
+  int64_t n_samples, d;
+  const double* cdf;  // init="empirical" with weights (weights_cdf), else null
+  const double* var;  // the components' variances, else null
+};
+
+// The tile's starting points (float64, qb x d): N(0, t_0 I), or an exact
+// draw of p_{t_0} (component j, then N(0, (s2_j + t_0) I)) for init="empirical".
+template <class Source>
+void start_tile(const Source& src, const SamplerRun& run, uint32_t index0, int64_t qb, std::vector<double>& y) {
+  const SamplerConfig& cfg = run.cfg;
+  const int64_t d = run.d;
+  std::vector<int64_t> comp(static_cast<size_t>(qb), -1);
+  std::vector<double> z(static_cast<size_t>(d));
+  y.assign(static_cast<size_t>(qb * d), 0.0);
+  if (cfg.init == kInitEmpirical) {
+    for (int64_t i = 0; i < qb; ++i)
+      comp[i] = start_component(cfg.smooth.seed, index0 + static_cast<uint32_t>(i), src.n(), run.cdf);
+    src.points(comp.data(), qb, y.data());
+  }
+  for (int64_t i = 0; i < qb; ++i) {
+    stream_normal_vector(cfg.smooth.seed, index0 + static_cast<uint32_t>(i), 0, kInitNoise, 0, d, z.data());
+    const double sd = start_sd(cfg.times[0], comp[i], run.var);
+    for (int64_t k = 0; k < d; ++k) y[i * d + k] += sd * z[k];
+  }
+}
+
+}  // namespace
+
+template <class Source>
+bool sample_source(const Source& src, int64_t n_samples, const SamplerConfig& cfg, typename Source::Scalar* out,
+                   typename Source::Scalar* trajectory, const PassOptions& opt, const PollFn& poll,
+                   double* mc_error) {
+  using T = typename Source::Scalar;
+  const int64_t d = src.d();
+  const int64_t K = static_cast<int64_t>(cfg.times.size()) - 1;
+  std::vector<double> cdf;
+  if (cfg.init == kInitEmpirical && !src.log_weights().empty()) {
+    cdf.resize(static_cast<size_t>(src.n()));
+    weights_cdf(src.log_weights().data(), src.n(), cdf.data());
+  }
+  const SamplerRun run{cfg, n_samples, d, cdf.empty() ? nullptr : cdf.data(), src.variances()};
   const SmoothOptions sm0 = cfg.smooth;
-  // Tiles of samples: at most tile_q rows, and at most half the samples, so
-  // that a run of few samples still makes two tiles (64 samples kept one core
+  // Tiles of samples: at most tile_q rows, and (Source::kSpreadTiles) at most
+  // half the samples, so that a run of few samples still makes two tiles (64 samples kept one core
   // idle), but not below kMinSamplerRows (thinner tiles read the components
   // from memory more often than they compute; 64-row tiles for 256 samples
   // measured 12% slower than 128-row ones). Fixed by the sizes alone: the
   // same tiles, so the same results, for any number of threads.
   constexpr int64_t kMinSamplerRows = 32;
-  const int64_t spread = std::max(kMinSamplerRows, (n_samples + 1) / 2);
-  const int64_t tq = std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(!mix.var.empty()));
+  const int64_t spread = Source::kSpreadTiles ? std::max(kMinSamplerRows, (n_samples + 1) / 2) : n_samples;
+  const int64_t tq = std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(src.per_var()));
   const int64_t ntiles = (n_samples + tq - 1) / tq;
   // Per tile and error slot: the sum over the tile's samples of the relative
   // standard errors (summed over tiles in tile order at the end: the result
@@ -63,20 +94,8 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
     const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
     const uint32_t index0 = static_cast<uint32_t>(i0);
     Workspace<T> ws;
-    std::vector<double> y(qb * d), s(qb * d), s2, y2, z(d), rel(mc_error ? qb : 0);
-    // Start: N(0, t_0 I), or an exact draw of p_{t_0} in the empirical case.
-    const double sd0 = std::sqrt(cfg.times[0]);
-    for (int64_t i = 0; i < qb; ++i) {
-      const uint32_t idx = index0 + static_cast<uint32_t>(i);
-      stream_normal_vector(cfg.smooth.seed, idx, 0, kInitNoise, 0, d, z.data());
-      double* yi = y.data() + i * d;
-      for (int64_t k = 0; k < d; ++k) yi[k] = sd0 * z[k];
-      if (cfg.init == kInitEmpirical) {
-        const int64_t j = static_cast<int64_t>(stream_index(cfg.smooth.seed, idx, mix.n));
-        for (int64_t k = 0; k < d; ++k)
-          yi[k] += static_cast<double>(mix.mu[j * d + k]) + mix.centre[k];
-      }
-    }
+    std::vector<double> y, s(qb * d), s2, y2, z(d), rel(mc_error ? qb : 0);
+    start_tile(src, run, index0, qb, y);
     auto keep = [&](int64_t k) {
       if (!trajectory) return;
       for (size_t slot = 0; slot < cfg.keep.size(); ++slot)
@@ -84,10 +103,18 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
           for (int64_t e = 0; e < qb * d; ++e)
             trajectory[(static_cast<int64_t>(slot) * n_samples + i0) * d + e] = static_cast<T>(y[e]);
     };
+    // The logits' constants of the grid time last asked for (made once per
+    // time and tile: memory independent of the number of steps).
+    int64_t params_grid = -1;
+    typename Source::Params params{};
     // The score at `at` for grid time `grid`, stream evaluation evaln; its
     // relative errors go to error slot `slot`.
     auto eval = [&](const std::vector<double>& at, int64_t grid, uint32_t evaln, int64_t slot,
                     std::vector<double>& res) {
+      if (grid != params_grid) {
+        params = src.params(cfg.times[grid]);
+        params_grid = grid;
+      }
       SmoothOptions sm = sm0;
       sm.bandwidth = cfg.bandwidth[grid];
       sm.eval = evaln;
@@ -95,7 +122,7 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
       SmoothRowOutputs ro;
       ro.score = res.data();
       if (mc_error) ro.relative_se = rel.data();
-      smoothed_rows(mix, lps[grid], at.data(), qb, index0, sm, ws, opt_stop, ro);
+      smoothed_rows(src, params, at.data(), qb, index0, sm, ws, opt_stop, ro);
       if (mc_error)
         for (int64_t i = 0; i < qb; ++i) err_sums[tile * slots + slot] += rel[i];
       done.fetch_add(1);
@@ -104,28 +131,28 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
     for (int64_t k = 0; k < K; ++k) {
       if (stop.poll()) return;
       const double D = cfg.times[k] - cfg.times[k + 1];
-      eval(y, k, static_cast<uint32_t>(2 * k), k, s);
+      eval(y, k, eval_of_step(k), k, s);
       if (cfg.method == kEulerMaruyama) {
         const double sq = std::sqrt(D);
         for (int64_t i = 0; i < qb; ++i) {
           stream_normal_vector(cfg.smooth.seed, index0 + static_cast<uint32_t>(i), static_cast<uint32_t>(k),
                                kNoise, 0, d, z.data());
-          for (int64_t c = 0; c < d; ++c) y[i * d + c] += D * s[i * d + c] + sq * z[c];
+          for (int64_t c = 0; c < d; ++c) y[i * d + c] = em_update(y[i * d + c], s[i * d + c], D, sq, z[c]);
         }
       } else if (cfg.method == kOdeEuler) {
-        for (int64_t e = 0; e < qb * d; ++e) y[e] += 0.5 * D * s[e];
+        for (int64_t e = 0; e < qb * d; ++e) y[e] = half_step(y[e], s[e], D);
       } else {
         y2.resize(qb * d);
-        for (int64_t e = 0; e < qb * d; ++e) y2[e] = y[e] + 0.5 * D * s[e];
-        eval(y2, k + 1, static_cast<uint32_t>(2 * k + 1), k, s2);
-        for (int64_t e = 0; e < qb * d; ++e) y[e] += 0.25 * D * (s[e] + s2[e]);
+        for (int64_t e = 0; e < qb * d; ++e) y2[e] = half_step(y[e], s[e], D);
+        eval(y2, k + 1, eval_of_corrector(k), k, s2);
+        for (int64_t e = 0; e < qb * d; ++e) y[e] = heun_update(y[e], s[e], s2[e], D);
       }
       keep(k + 1);
     }
     if (cfg.denoise_last) {
       // Tweedie with the score the run used: y_K + t_min s(y_K).
-      eval(y, K, static_cast<uint32_t>(2 * K), K, s);
-      for (int64_t e = 0; e < qb * d; ++e) y[e] += cfg.times[K] * s[e];
+      eval(y, K, eval_of_final(K), K, s);
+      for (int64_t e = 0; e < qb * d; ++e) y[e] = tweedie(y[e], s[e], cfg.times[K]);
     }
     for (int64_t e = 0; e < qb * d; ++e) out[i0 * d + e] = static_cast<T>(y[e]);
   };
@@ -145,9 +172,22 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   return true;
 }
 
-template bool sample_cpu(const Mixture<float>&, int64_t, const SamplerConfig&, float*, float*,
-                         const PassOptions&, const PollFn&, double*);
-template bool sample_cpu(const Mixture<double>&, int64_t, const SamplerConfig&, double*, double*,
-                         const PassOptions&, const PollFn&, double*);
+template <class T>
+bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& cfg, T* out, T* trajectory,
+                const PassOptions& opt, const PollFn& poll, double* mc_error) {
+  // Hundreds of passes over the same mixture: pack it for the tile products.
+  TilePack<T> pack;
+  return sample_source(MixtureSource<T>{mix}, n_samples, cfg, out, trajectory, with_tile_pack(mix, opt, pack), poll,
+                       mc_error);
+}
+
+#define LEDKDE_INSTANTIATE(T)                                                                                     \
+  template bool sample_cpu(const Mixture<T>&, int64_t, const SamplerConfig&, T*, T*, const PassOptions&,           \
+                           const PollFn&, double*);                                                               \
+  template bool sample_source(const RemoteSource<T>&, int64_t, const SamplerConfig&, T*, T*, const PassOptions&, \
+                              const PollFn&, double*);
+LEDKDE_INSTANTIATE(float)
+LEDKDE_INSTANTIATE(double)
+#undef LEDKDE_INSTANTIATE
 
 }  // namespace ledkde

@@ -10,6 +10,7 @@
 #include "ledkde/smooth_estimator.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "row_source.h"
 #include "sharded_pass.h"
 
 namespace ledkde {
@@ -76,11 +77,12 @@ namespace {
 // when the estimator needs it (has_pilot), the unperturbed pilot row, all
 // centred and rounded to T, into ws.rows (qb * rows_per_point rows, the
 // layout estimate_from_states reads). Returns the number of rows.
-template <class T>
-int64_t draw_rows(const Mixture<T>& mix, const double* y, int64_t qb, uint32_t index0, const SmoothOptions& sm,
+template <class Source, class T = typename Source::Scalar>
+int64_t draw_rows(const Source& src, const double* y, int64_t qb, uint32_t index0, const SmoothOptions& sm,
                   bool want_log_density, Workspace<T>& ws) {
-  const int64_t d = mix.d, M = effective_draws(sm);
-  const int64_t copies = rows_per_point(sm, !mix.var.empty(), want_log_density);
+  const int64_t d = src.d(), M = effective_draws(sm);
+  const double* centre = src.centre();
+  const int64_t copies = rows_per_point(sm, src.per_var(), want_log_density);
   ws.rows.resize(static_cast<size_t>(qb * copies * d));
   ws.u.assign(static_cast<size_t>(M * d), 0.0);
   for (int64_t i = 0; i < qb; ++i) {
@@ -91,53 +93,56 @@ int64_t draw_rows(const Mixture<T>& mix, const double* y, int64_t qb, uint32_t i
       T* row = ws.rows.data() + (i * copies + m) * d;
       const double* u = ws.u.data() + (m < M ? m : 0) * d;
       const double on = m < M ? 1.0 : 0.0;  // the pilot row is unperturbed
-      for (int64_t k = 0; k < d; ++k) row[k] = static_cast<T>(y[i * d + k] + on * u[k] - mix.centre[k]);
+      for (int64_t k = 0; k < d; ++k) row[k] = static_cast<T>(y[i * d + k] + on * u[k] - centre[k]);
     }
   }
   return qb * copies;
 }
 
 // All draws of qb queries in one pass.
-template <class T>
-void smoothed_block(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
+template <class Source, class T = typename Source::Scalar>
+void smoothed_block(const Source& src, const typename Source::Params& p, const double* y, int64_t qb,
                     uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
                     const PassOptions& opt, SmoothRowOutputs out) {
-  const int64_t rows = draw_rows(mix, y, qb, index0, sm, out.log_density != nullptr, ws);
+  const int64_t rows = draw_rows(src, y, qb, index0, sm, out.log_density != nullptr, ws);
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
-  pass_rows(mix, lp, rows, ws, o);
+  src.reduce(p, rows, ws, o);
   RowStateInputs st{ws.m.data(), ws.S.data(), ws.A.data(), ws.B.data()};
-  estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, qb, mix.d, st, ws.rows.data(), y, mix.centre.data(), out);
+  estimate_from_states(sm, src.per_var(), Source::time(p), Source::log_offset(p), qb, src.d(), st, ws.rows.data(), y,
+                       src.centre(), out);
 }
 
 // One query whose draws do not fit one pass: its draws go through the pass
 // in chunks of whole units (pairs, orthogonal blocks), in order, and each
 // running mean and variance (Welford, as unit_mean_se2) carries over from
 // chunk to chunk: the estimate is that of one pass over all the draws.
-template <class T>
-void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, uint32_t index,
+template <class Source, class T = typename Source::Scalar>
+void smoothed_chunked(const Source& src, const typename Source::Params& p, const double* y, uint32_t index,
                       const SmoothOptions& sm, Workspace<T>& ws, const PassOptions& opt,
                       SmoothRowOutputs out) {
-  const int64_t d = mix.d, M = effective_draws(sm);
-  const bool per_var = !mix.var.empty();
+  const int64_t d = src.d(), M = effective_draws(sm);
+  const bool per_var = src.per_var();
+  const double* centre = src.centre();
+  const double t = Source::time(p);
   const bool pilot = has_pilot(sm, per_var, out.log_density != nullptr);
   const int64_t unit = kernel_draw_unit(sm.antithetic, sm.orthogonal, d);
   const int64_t C = std::max(unit, kMaxPassRows / unit * unit);
   PassOptions o = opt;
   o.entropy = false;
   std::vector<double> yc(static_cast<size_t>(d));
-  for (int64_t k = 0; k < d; ++k) yc[k] = y[k] - mix.centre[k];
+  for (int64_t k = 0; k < d; ++k) yc[k] = y[k] - centre[k];
   double Bp = 0.0, Sp = 1.0;
   std::vector<double> Ap;
   if (pilot) {  // the unperturbed row first: beta and the log-density's linear term need it
     ws.rows.resize(static_cast<size_t>(d));
     for (int64_t k = 0; k < d; ++k) ws.rows[k] = static_cast<T>(yc[k]);
-    pass_rows(mix, lp, 1, ws, o);
+    src.reduce(p, 1, ws, o);
     Bp = ws.B[0];
     Sp = ws.S[0];
     Ap.assign(ws.A.begin(), ws.A.begin() + d);
   }
-  const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, lp.t, pilot, Bp, Sp);
+  const double beta = control_beta(sm.bandwidth, sm.estimator, per_var, t, pilot, Bp, Sp);
   std::vector<MeanVar> acc(static_cast<size_t>(out.score ? d : 0), mean_var_init());
   MeanVar acc_ld = mean_var_init();
   std::vector<double> u(static_cast<size_t>(C * d));
@@ -148,14 +153,14 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
                        u.data());
     ws.rows.resize(static_cast<size_t>(c * d));
     for (int64_t m = 0; m < c; ++m)
-      for (int64_t k = 0; k < d; ++k) ws.rows[m * d + k] = static_cast<T>(y[k] + u[m * d + k] - mix.centre[k]);
-    pass_rows(mix, lp, c, ws, o);
+      for (int64_t k = 0; k < d; ++k) ws.rows[m * d + k] = static_cast<T>(y[k] + u[m * d + k] - centre[k]);
+    src.reduce(p, c, ws, o);
     for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k)
       add_units(acc[k], c, sm.antithetic, ScoreDraws<T>{ws.A.data(), ws.S.data(), ws.rows.data(), d, k, yc[k], beta});
     if (out.log_density)
       add_units(acc_ld, c, sm.antithetic,
                 LogDensityDraws<T>{ws.m.data(), ws.S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows.data(), y,
-                                   mix.centre.data(), d});
+                                   centre, d});
   }
   if (out.score) {
     double se2_sum = 0.0, norm2 = 0.0;
@@ -168,7 +173,7 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
     if (out.relative_se) out.relative_se[0] = relative_error(std::sqrt(se2_sum), std::sqrt(norm2));
   }
   if (out.log_density) {
-    out.log_density[0] = lp.c0 + acc_ld.mean;
+    out.log_density[0] = Source::log_offset(p) + acc_ld.mean;
     if (out.log_density_se) out.log_density_se[0] = std::sqrt(mean_var_se2(acc_ld));
   }
 }
@@ -177,22 +182,22 @@ void smoothed_chunked(const Mixture<T>& mix, const LogitParams<T>& lp, const dou
 
 // The draws of qb queries: in one pass when they fit kMaxPassRows rows, else
 // in blocks of queries, else (one query's draws alone are too many) in chunks.
-template <class T>
-void smoothed_rows(const Mixture<T>& mix, const LogitParams<T>& lp, const double* y, int64_t qb,
-                   uint32_t index0, const SmoothOptions& sm, Workspace<T>& ws,
+template <class Source>
+void smoothed_rows(const Source& src, const typename Source::Params& p, const double* y, int64_t qb,
+                   uint32_t index0, const SmoothOptions& sm, Workspace<typename Source::Scalar>& ws,
                    const PassOptions& opt, SmoothRowOutputs out) {
-  const int64_t d = mix.d;
-  const int64_t copies = rows_per_point(sm, !mix.var.empty(), out.log_density != nullptr);
+  const int64_t d = src.d();
+  const int64_t copies = rows_per_point(sm, src.per_var(), out.log_density != nullptr);
   if (qb * copies <= kMaxPassRows) {
-    smoothed_block(mix, lp, y, qb, index0, sm, ws, opt, out);
+    smoothed_block(src, p, y, qb, index0, sm, ws, opt, out);
   } else if (copies <= kMaxPassRows) {
     const int64_t per = kMaxPassRows / copies;
     for (int64_t i0 = 0; i0 < qb; i0 += per)
-      smoothed_block(mix, lp, y + i0 * d, std::min(per, qb - i0), index0 + static_cast<uint32_t>(i0), sm, ws, opt,
+      smoothed_block(src, p, y + i0 * d, std::min(per, qb - i0), index0 + static_cast<uint32_t>(i0), sm, ws, opt,
                      offset(out, i0, d));
   } else {
     for (int64_t i = 0; i < qb; ++i)
-      smoothed_chunked(mix, lp, y + i * d, index0 + static_cast<uint32_t>(i), sm, ws, opt, offset(out, i, d));
+      smoothed_chunked(src, p, y + i * d, index0 + static_cast<uint32_t>(i), sm, ws, opt, offset(out, i, d));
   }
 }
 
@@ -231,7 +236,7 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     // The draws once (their normals cost more than a pruned pass at small
     // t), copied into each shard's workspace.
     Workspace<T> drawn;
-    const int64_t nrows = draw_rows(mix, y64.data(), q, 0, sm, out.log_density != nullptr, drawn);
+    const int64_t nrows = draw_rows(MixtureSource<T>{mix}, y64.data(), q, 0, sm, out.log_density != nullptr, drawn);
     sharded_passes(mix, lp, 1, nrows, nshards, o, ws, part, [&](int64_t, Workspace<T>& w) {
       w.rows.assign(drawn.rows.begin(), drawn.rows.begin() + nrows * d);
       return nrows;
@@ -266,21 +271,65 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     ro.score_se = out.score_se ? w.sse.data() : nullptr;
     ro.log_density = out.log_density ? w.ld.data() : nullptr;
     ro.log_density_se = out.log_density_se ? w.lse.data() : nullptr;
-    smoothed_rows(mix, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, o, ro);
+    smoothed_rows(MixtureSource<T>{mix}, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, o, ro);
     if (stop.stopped()) return;  // cancelled: nothing is written
     write(i0, qb, w.s.data(), w.ld.data(), w.sse.data(), w.lse.data());
   }, &stop);
+}
+
+// Over a remote source (data sharded over machines): tiles of queries one
+// after the other on the calling thread (the shards do the parallel work).
+template <class T>
+void smoothed_remote(const RemoteSource<T>& src, const T* y, int64_t q, double t, const SmoothOptions& sm,
+                     SmoothOutputs<T> out, const PassOptions& opt) {
+  const int64_t d = src.d();
+  const auto p = src.params(t);
+  const int64_t copies = rows_per_point(sm, src.per_var(), out.log_density != nullptr);
+  const int64_t tq = std::max<int64_t>(1, kMaxPassRows / copies);
+  StopFlag stop(opt.interrupted);
+  PassOptions o = opt;
+  o.stop = &stop;
+  Workspace<T> ws;
+  std::vector<double> y64, s, ld, sse, lse;
+  for (int64_t i0 = 0; i0 < q; i0 += tq) {
+    if (stop.poll()) throw Cancelled();
+    const int64_t qb = std::min(tq, q - i0);
+    y64.assign(y + i0 * d, y + (i0 + qb) * d);
+    s.resize(static_cast<size_t>(qb * d));
+    ld.resize(qb);
+    sse.resize(qb);
+    lse.resize(qb);
+    SmoothRowOutputs ro;
+    ro.score = out.score ? s.data() : nullptr;
+    ro.score_se = out.score_se ? sse.data() : nullptr;
+    ro.log_density = out.log_density ? ld.data() : nullptr;
+    ro.log_density_se = out.log_density_se ? lse.data() : nullptr;
+    smoothed_rows(src, p, y64.data(), qb, static_cast<uint32_t>(i0), sm, ws, o, ro);
+    if (stop.stopped()) throw Cancelled();
+    for (int64_t i = 0; i < qb; ++i) {
+      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(ld[i]);
+      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(lse[i]);
+      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(sse[i]);
+      if (out.score)
+        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(s[i * d + k]);
+    }
+  }
 }
 
 #define LEDKDE_INSTANTIATE(T)                                                                   \
   template void estimate_from_states(const SmoothOptions&, bool, double, double, int64_t, int64_t,  \
                                      const RowStateInputs&, const T*, const double*, const double*, \
                                      SmoothRowOutputs);                                            \
-  template void smoothed_rows(const Mixture<T>&, const LogitParams<T>&, const double*, int64_t, \
-                              uint32_t, const SmoothOptions&, Workspace<T>&,                    \
-                              const PassOptions&, SmoothRowOutputs);                            \
+  template void smoothed_rows(const MixtureSource<T>&, const LogitParams<T>&, const double*, int64_t, \
+                              uint32_t, const SmoothOptions&, Workspace<T>&, const PassOptions&,     \
+                              SmoothRowOutputs);                                                     \
+  template void smoothed_rows(const RemoteSource<T>&, const RemoteSource<T>::Params&, const double*,  \
+                              int64_t, uint32_t, const SmoothOptions&, Workspace<T>&,                \
+                              const PassOptions&, SmoothRowOutputs);                                 \
   template void smoothed_cpu(const Mixture<T>&, const T*, int64_t, double,                     \
-                             const SmoothOptions&, SmoothOutputs<T>, const PassOptions&);
+                             const SmoothOptions&, SmoothOutputs<T>, const PassOptions&);    \
+  template void smoothed_remote(const RemoteSource<T>&, const T*, int64_t, double,             \
+                                const SmoothOptions&, SmoothOutputs<T>, const PassOptions&);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)
 #undef LEDKDE_INSTANTIATE

@@ -1,5 +1,5 @@
 // C++ interface of the CPU engine. No Python here: the bindings
-// (cpp/bindings/cpu_module.cpp) check nothing mathematical and call these
+// (bindings/cpu_module.cpp) check nothing mathematical and call these
 // functions with arrays that the Python layer has already validated.
 #pragma once
 
@@ -15,16 +15,17 @@ constexpr int64_t kTargetTasks = 4;
 
 // pack: lay the components out for the built-in tile products (when they
 // apply); a one-shot call with few queries skips it (BLAS is then cheaper
-// than packing).
+// than packing). stop: polled between chunks of rows (Ctrl-C); a stopped
+// preparation throws Cancelled.
 template <class T>
 Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* log_weights,
-                           const double* variances, int threads = 1, bool pack = true);
+                           const double* variances, int threads = 1, bool pack = true, StopFlag* stop = nullptr);
 
 // Projects the components onto the k orthonormal rows of basis (k x d; the
 // Python layer passes leading principal directions) for the certified
 // pruning of the CPU pass (engine.h Projection); k = 0 removes the projection.
 template <class T>
-void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads = 1);
+void set_projection(Mixture<T>& mix, const double* basis, int64_t k, int threads = 1, StopFlag* stop = nullptr);
 
 // (component, query) pairs that CPU passes looked at, and those whose distance
 // they computed, since the last reset (all passes, all threads): the pruned
@@ -64,8 +65,7 @@ struct RowStateInputs {
 // The estimates of smooth_estimator.h for qb queries y (float64, qb x d) from
 // the states of their rows (per query: the draws, then the pilot row when
 // has_pilot): rows (the draws' rows, shifted by centre as the pass saw
-// them), log_offset added to each log-density. Used by the CPU pass and, on
-// states merged over shards, by ledkde.distributed.
+// them), log_offset added to each log-density.
 template <class T>
 void estimate_from_states(const SmoothOptions& sm, bool per_var, double t, double log_offset, int64_t qb, int64_t d,
                           const RowStateInputs& st, const T* rows, const double* y, const double* centre,

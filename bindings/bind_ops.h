@@ -13,6 +13,7 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "ledkde/engine.h"
@@ -81,6 +82,44 @@ struct Interrupt {
   }
 };
 
+// Every compiled entry point checks the shapes it reads itself (a wrong
+// shape must never reach a kernel, whoever calls): `name` must be a 2-D
+// array of rows of width d.
+template <class A>
+void check_rows(const char* name, const A& a, int64_t d) {
+  if (a.ndim() != 2 || a.shape(1) != d)
+    throw std::invalid_argument(std::string(name) + ": expected a 2-D array of rows of width " + std::to_string(d));
+}
+
+// The poll function of a sampler run: runs on the calling thread with the GIL
+// released; takes the GIL to look for Ctrl-C and to report progress
+// (`progress(done, total)`, or None). Never throws into the engine: an error
+// of the progress function (or Ctrl-C) stops the run and is raised by
+// raise_failure, even when the run had finished when it came (the last
+// report follows the last step).
+struct Progress {
+  py::object progress;
+  std::optional<py::error_already_set> failure;
+
+  explicit Progress(py::object p) : progress(std::move(p)) {}
+  PollFn poll() {
+    return [this](int64_t done, int64_t total) {
+      py::gil_scoped_acquire acquire;
+      try {
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        if (!progress.is_none()) progress(done, total);
+        return true;
+      } catch (py::error_already_set& e) {
+        failure.emplace(std::move(e));
+        return false;
+      }
+    };
+  }
+  void raise_failure() {
+    if (failure) throw std::move(*failure);
+  }
+};
+
 // A new array of the given shape (its data pointer in *ptr), or None.
 template <class T>
 py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
@@ -114,6 +153,12 @@ inline void bind_options(py::module_& m) {
   py::class_<SamplerConfig>(m, "SamplerConfig", py::module_local())
       .def(py::init([](std::vector<double> times, std::vector<double> bandwidth, int method,
                        const SmoothOptions& smooth, int init, bool denoise_last, std::vector<int64_t> keep) {
+             if (times.size() < 2) throw std::invalid_argument("times: a grid of at least 2 times");
+             if (bandwidth.size() != times.size())
+               throw std::invalid_argument("bandwidth: one value per grid time");
+             for (int64_t k : keep)
+               if (k < 0 || k >= static_cast<int64_t>(times.size()))
+                 throw std::invalid_argument("keep: grid indices in [0, steps]");
              SamplerConfig cfg;
              cfg.times = std::move(times);
              cfg.bandwidth = std::move(bandwidth);
@@ -134,6 +179,7 @@ void bind_ops(py::module_& m) {
   m.def(
       "evaluate",
       [](const typename B::Mix& mix, CArray<T> y, double t, unsigned outputs, PassOptions po) {
+        check_rows("y", y, mix.d);
         const py::ssize_t q = y.shape(0), d = y.shape(1);
         PassOutputs<T> o;
         py::object ld = maybe<T>(outputs & kOutLogDensity, {q}, &o.log_density);
@@ -150,6 +196,7 @@ void bind_ops(py::module_& m) {
   m.def(
       "partial",
       [](const typename B::Mix& mix, CArray<T> y, double t, PassOptions po) {
+        check_rows("y", y, mix.d);
         const py::ssize_t q = y.shape(0), d = y.shape(1);
         F64 mm({q}), S({q}), E({q}), A({q, d}), Bv({q});
         PartialState st{mm.mutable_data(), S.mutable_data(), E.mutable_data(), A.mutable_data(), Bv.mutable_data()};
@@ -163,6 +210,7 @@ void bind_ops(py::module_& m) {
       "smoothed",
       [](const typename B::Mix& mix, CArray<T> y, double t, const SmoothOptions& sm, bool want_score,
          bool want_ld, bool want_errors, PassOptions po) {
+        check_rows("y", y, mix.d);
         const py::ssize_t q = y.shape(0), d = y.shape(1);
         SmoothOutputs<T> o;
         py::object sc = maybe<T>(want_score, {q, d}, &o.score);
@@ -196,30 +244,15 @@ void bind_ops(py::module_& m) {
                           {static_cast<py::ssize_t>(cfg.keep.size()), static_cast<py::ssize_t>(n_samples), d},
                           &traj_ptr);
         }
-        // Runs on this thread with the GIL released; takes the GIL to look
-        // for Ctrl-C and to report progress. Never throws into the engine.
-        std::optional<py::error_already_set> failure;
-        PollFn poll = [&](int64_t done, int64_t total) {
-          py::gil_scoped_acquire acquire;
-          try {
-            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-            if (!progress.is_none()) progress(done, total);
-            return true;
-          } catch (py::error_already_set& e) {
-            failure.emplace(std::move(e));
-            return false;
-          }
-        };
         double* err_ptr = nullptr;
         py::object err = maybe<double>(want_error, {static_cast<py::ssize_t>(cfg.error_slots())}, &err_ptr);
+        Progress prog(progress);
         {
-          // (A run stops early only when poll says so, and then failure is set.)
+          // (A run stops early only when poll says so, and then a failure is stored.)
           py::gil_scoped_release release;
-          B::sample(mix, n_samples, cfg, out_ptr, traj_ptr, po, poll, on_device, err_ptr);
+          B::sample(mix, n_samples, cfg, out_ptr, traj_ptr, po, prog.poll(), on_device, err_ptr);
         }
-        // An error of the progress function (or Ctrl-C) is raised even when the
-        // run had finished when it came (the last report follows the last step).
-        if (failure) throw std::move(*failure);
+        prog.raise_failure();
         return py::make_tuple(out, traj, err);
       },
       py::arg("mixture"), py::arg("n_samples"), py::arg("config"), py::arg("want_error"), py::arg("progress"),

@@ -3,7 +3,9 @@
 // file adds what only the CPU module has (mixture preparation, neighbours,
 // state merging, the random stream for tests). No mathematics here.
 #include "bind_ops.h"
+#include "bind_remote.h"
 #include "ledkde/cpu.h"
+#include "parallel.h"
 #include "row_kernels.h"
 #include "tile_gemm.h"
 #include "blas.h"
@@ -39,8 +41,27 @@ struct CpuBackend {
   }
 };
 
+// Runs f(stop) with the GIL released and a stop flag that Ctrl-C raises;
+// raises KeyboardInterrupt when it did.
+template <class F>
+void interruptible(F&& f) {
+  Interrupt intr;
+  StopFlag stop(intr.check());
+  bool cancelled = false;
+  {
+    py::gil_scoped_release release;
+    try {
+      f(&stop);
+    } catch (const Cancelled&) {
+      cancelled = true;
+    }
+  }
+  if (intr.failure) throw std::move(*intr.failure);
+  if (cancelled) throw std::runtime_error("the call was cancelled");
+}
+
 template <class T>
-void bind_dtype(py::module_& m, const char* mixture_name) {
+void bind_dtype(py::module_& m, const char* mixture_name, const char* remote_name) {
   py::class_<Mixture<T>>(m, mixture_name)
       .def_readonly("n", &Mixture<T>::n)
       .def_readonly("d", &Mixture<T>::d)
@@ -59,11 +80,10 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       .def(
           "set_projection",
           [](Mixture<T>& m, F64 basis, int threads) {
-            if (basis.ndim() != 2 || basis.shape(1) != m.d) throw std::invalid_argument("basis: expected (k, d)");
+            check_rows("basis", basis, m.d);
             const int64_t k = basis.shape(0);
             const double* b = basis.data();
-            py::gil_scoped_release release;
-            set_projection<T>(m, b, k, threads);
+            interruptible([&](StopFlag* stop) { set_projection<T>(m, b, k, threads, stop); });
           },
           py::arg("basis"), py::arg("threads"));
 
@@ -73,46 +93,22 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
          bool pack) {
         const T* p = data.data();
         const int64_t n = data.shape(0), d = data.shape(1);
+        if ((log_weights && log_weights->size() != n) || (variances && variances->size() != n))
+          throw std::invalid_argument("log_weights, variances: expected (n,) each");
         const double* lw = log_weights ? log_weights->data() : nullptr;
         const double* var = variances ? variances->data() : nullptr;
-        py::gil_scoped_release release;
-        return prepare_mixture<T>(p, n, d, lw, var, threads, pack);
+        Mixture<T> mix;
+        interruptible([&](StopFlag* stop) { mix = prepare_mixture<T>(p, n, d, lw, var, threads, pack, stop); });
+        return mix;
       },
       py::arg("data"), py::arg("log_weights"), py::arg("variances"), py::arg("threads"),
       py::arg("pack") = true);
 
-  // The smoothed estimates from row states merged over shards (ledkde.distributed):
-  // m, S (rows,), A (rows, d), rows (rows, d) the draws' rows as the shards saw
-  // them before centring, y (q, d) float64; B (rows,) with per-component
-  // variances (the pilot's beta), else None.
-  m.def(
-      "smoothed_estimate",
-      [](F64 mm, F64 S, F64 A, std::optional<F64> Bv, CArray<T> rows, F64 y, double t, double log_offset,
-         const SmoothOptions& sm, bool want_score, bool want_ld, bool want_err) {
-        const py::ssize_t q = y.shape(0), d = y.shape(1);
-        const bool per_var = Bv.has_value();
-        const int64_t copies = rows_per_point(sm, per_var, want_ld);
-        if (per_var && Bv->size() != q * copies)
-          throw std::invalid_argument("smoothed_estimate: B must hold q x rows_per_point rows");
-        if (mm.size() != q * copies || S.size() != q * copies || A.size() != q * copies * d ||
-            rows.size() != q * copies * d)
-          throw std::invalid_argument("smoothed_estimate: the states and rows must hold q x rows_per_point rows");
-        std::vector<double> centre(static_cast<size_t>(d), 0.0);
-        SmoothRowOutputs out;
-        py::object sc = maybe<double>(want_score, {q, d}, &out.score);
-        py::object sse = maybe<double>(want_score && want_err, {q}, &out.score_se);
-        py::object ld = maybe<double>(want_ld, {q}, &out.log_density);
-        py::object lse = maybe<double>(want_ld && want_err, {q}, &out.log_density_se);
-        RowStateInputs st{mm.data(), S.data(), A.data(), per_var ? Bv->data() : nullptr};
-        estimate_from_states<T>(sm, per_var, t, log_offset, q, d, st, rows.data(), y.data(), centre.data(), out);
-        return py::make_tuple(sc, sse, ld, lse);
-      },
-      py::arg("m"), py::arg("S"), py::arg("A"), py::arg("B"), py::arg("rows"), py::arg("y"), py::arg("t"),
-      py::arg("log_offset"), py::arg("smooth"), py::arg("want_score"), py::arg("want_ld"), py::arg("want_err"));
-
   m.def(
       "knn",
       [](const Mixture<T>& mix, CArray<T> y, int64_t k, PassOptions po) {
+        check_rows("y", y, mix.d);
+        if (k < 1 || k > mix.n) throw std::invalid_argument("k: must lie in [1, n]");
         const py::ssize_t q = y.shape(0);
         py::array_t<int64_t> idx({q, static_cast<py::ssize_t>(k)});
         CArray<T> dist({q, static_cast<py::ssize_t>(k)});
@@ -125,6 +121,7 @@ void bind_dtype(py::module_& m, const char* mixture_name) {
       py::arg("mixture"), py::arg("y"), py::arg("k"), py::arg("options"));
 
   bind_ops<CpuBackend<T>>(m);
+  bind_remote<T>(m, remote_name);
 }
 
 }  // namespace
@@ -133,8 +130,8 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "ledkde compiled engine (private; use the ledkde package).";
   blas::single_threaded();
   bind_options(m);
-  bind_dtype<float>(m, "Mixture32");
-  bind_dtype<double>(m, "Mixture64");
+  bind_dtype<float>(m, "Mixture32", "RemoteSource32");
+  bind_dtype<double>(m, "Mixture64", "RemoteSource64");
 
   // The random stream, exposed so that tests can check the NumPy reference
   // against the engine number for number.
@@ -196,8 +193,14 @@ PYBIND11_MODULE(_core, m) {
       "merge_states",
       [](F64 m1, F64 S1, F64 E1, F64 A1, F64 m2, F64 S2, F64 E2, F64 A2, std::optional<F64> B1,
          std::optional<F64> B2) {
+        if (m1.ndim() != 1 || A1.ndim() != 2) throw std::invalid_argument("merge_states: m (q,) and A (q, d)");
         const py::ssize_t q = m1.shape(0), d = A1.shape(1);
+        for (const F64* v : {&S1, &E1, &m2, &S2, &E2})
+          if (v->ndim() != 1 || v->shape(0) != q) throw std::invalid_argument("merge_states: every m, S, E of shape (q,)");
+        check_rows("A2", A2, d);
+        if (A1.shape(0) != q || A2.shape(0) != q) throw std::invalid_argument("merge_states: A of shape (q, d)");
         if (B1.has_value() != B2.has_value()) throw std::invalid_argument("merge_states: give both B or neither");
+        if (B1 && (B1->size() != q || B2->size() != q)) throw std::invalid_argument("merge_states: B of shape (q,)");
         // Results are new arrays: the inputs stay as they were.
         auto copy_of = [](const F64& x) {
           F64 c(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
@@ -221,6 +224,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("m1"), py::arg("S1"), py::arg("E1"), py::arg("A1"), py::arg("m2"), py::arg("S2"), py::arg("E2"),
       py::arg("A2"), py::arg("B1") = py::none(), py::arg("B2") = py::none());
   m.def("finalize_state", [](F64 m, F64 S, F64 E, F64 A) {
+    if (m.ndim() != 1 || A.ndim() != 2 || A.shape(0) != m.shape(0) || S.size() != m.size() || E.size() != m.size())
+      throw std::invalid_argument("finalize_state: m, S, E of shape (q,) and A of shape (q, d)");
     const py::ssize_t q = m.shape(0), d = A.shape(1);
     F64 ld({q}), sc({q, d}), en({q}), mw({q});
     PartialState s{const_cast<double*>(m.data()), const_cast<double*>(S.data()),
