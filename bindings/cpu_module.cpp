@@ -145,31 +145,6 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("seed"), py::arg("index"), py::arg("step"), py::arg("purpose"), py::arg("draw"),
       py::arg("d"));
-  // The same for rows index0 .. index0 + count - 1 at once, (count, d): the
-  // sampler driver of ledkde.distributed draws its noise here, number for
-  // number the local sampler's.
-  m.def(
-      "stream_normal_rows",
-      [](uint64_t seed, uint32_t index0, int64_t count, uint32_t step, uint32_t purpose, int64_t d) {
-        F64 out({static_cast<py::ssize_t>(count), static_cast<py::ssize_t>(d)});
-        double* o = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          for (int64_t i = 0; i < count; ++i)
-            stream_normal_vector(seed, index0 + static_cast<uint32_t>(i), step, purpose, 0, d, o + i * d);
-        }
-        return out;
-      },
-      py::arg("seed"), py::arg("index0"), py::arg("count"), py::arg("step"), py::arg("purpose"), py::arg("d"));
-  // Rows per point of a smoothed evaluation (the draws and the pilot row).
-  m.def(
-      "rows_per_point",
-      [](const SmoothOptions& sm, bool per_variance, bool want_ld) { return rows_per_point(sm, per_variance, want_ld); },
-      py::arg("smooth"), py::arg("per_variance"), py::arg("want_ld"));
-  // The training point init="empirical" starts sample `index` at (of n).
-  m.def(
-      "stream_index", [](uint64_t seed, uint32_t index, uint64_t n) { return stream_index(seed, index, n); },
-      py::arg("seed"), py::arg("index"), py::arg("n"));
   m.def(
       "kernel_draws",
       [](uint64_t seed, uint32_t index, uint32_t eval, int64_t n_kernel, bool antithetic, bool orthogonal,

@@ -63,7 +63,7 @@ def test_logit_tolerance_reaches_the_shards():
     y = (x[r.integers(0, 3000, 40)] + np.sqrt(10.0) * r.normal(size=(40, 784))).astype(np.float32)
     with ShardedMixture(x, n_shards=2, logit_tolerance=1e-2) as sharded:
         assert sharded.logit_tolerance == 1e-2
-        assert [ray.get(a.info.remote())[4] for a in sharded._actors] == [1e-2, 1e-2]
+        assert [ray.get(a.info.remote())["logit_tolerance"] for a in sharded._actors] == [1e-2, 1e-2]
         got = ledkde.score(y, sharded, 10.0)
     want = ledkde.score(y, ledkde.Mixture(x, logit_tolerance=1e-2), 10.0)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
@@ -134,12 +134,12 @@ def test_a_killed_shard_is_restarted_and_the_run_finishes_the_same(tmp_path):
         pid = sharded.actor_pids()[1]
         killed = []
 
-        def kill_once(done, total):
-            if done == 5 and not killed:
+        def kill_once(done, total):  # called every few tens of milliseconds
+            if 5 <= done < total - 5 and not killed:
                 os.kill(pid, signal.SIGKILL)  # the process dies; Ray restarts the actor
                 killed.append(done)
 
-        kw = dict(t_max=20.0, t_min=1e-3, steps=20, seed=3)
+        kw = dict(t_max=20.0, t_min=1e-3, steps=60, seed=3)
         got = ledkde.sample(sharded, 8, progress=kill_once, **kw)
         assert killed and sharded.actor_pids()[1] != pid  # it really died and came back
         sharded.close()
@@ -154,7 +154,7 @@ def test_bad_input_is_refused_on_the_driver():
         ledkde.score(y[:, :3], sharded, t)
     with pytest.raises(ValueError, match="^t: must be > 0"):
         ledkde.score(y, sharded, -1.0)
-    with pytest.raises(ValueError, match="^log_weights: give it when building the ShardedMixture"):
+    with pytest.raises(ValueError, match="^log_weights/variances: give them when building the ShardedMixture"):
         ledkde.score(y, sharded, t, log_weights=np.zeros(len(x)))
     with pytest.raises(ValueError, match="^n_kernel: must be even with antithetic=True"):
         ledkde.smoothed_score(y, sharded, t, bandwidth=0.1, n_kernel=3, antithetic=True)

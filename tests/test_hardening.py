@@ -239,15 +239,22 @@ def test_the_reference_is_as_exact_as_the_engine():
     np.testing.assert_allclose(sm, ledkde.smoothed_score(yo, xo, 0.5, bandwidth=0.1, n_kernel=4), rtol=1e-10)
 
 
-def test_the_command_line_says_why_mostly_duplicated_data_cannot_be_scaled(tmp_path):
+def test_the_command_line_scales_mostly_duplicated_data_by_their_distinct_points(tmp_path):
+    # Half the rows are copies: the median distance to the nearest
+    # *distinct* point gives the bandwidth and the distances their scale.
     x = np.random.default_rng(0).random((100, 8)).astype(np.float32)
     x[50:] = x[:50]
     x[25:50] = x[:25]
     np.save(tmp_path / "dup.npy", x)
     res = subprocess.run([sys.executable, "-m", "ledkde", "sample", "--data", str(tmp_path / "dup.npy"),
-                          "--out", str(tmp_path / "o")], capture_output=True, text=True)
-    assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "--data: more than half of the training points are duplicates" in res.stderr
+                          "--out", str(tmp_path / "o"), "--held-out", "0", "--steps", "20"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    x64 = x.astype(np.float64)
+    dist = np.sqrt(((x64[:, None] - x64[None]) ** 2).sum(-1))
+    dist[dist == 0] = np.inf  # a point's copies (and itself) are passed over
+    assert summary["settings"]["median_nn_distance"] == pytest.approx(np.median(dist.min(1)), rel=1e-6)
 
 
 def test_threads_reach_the_preparation_of_the_mixture():

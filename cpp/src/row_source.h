@@ -11,9 +11,9 @@
 // ws.rows with m relative to log_offset(params); points(index, count, out),
 // components by index in float64 (init="empirical"); log_weights()
 // (normalized, empty when equal) and variances() (null when all zero).
-// kSpreadTiles: whether the sampler cuts a few samples into two tiles to keep
-// two cores busy (a remote source's shards do the parallel work: one tile,
-// one round trip per step).
+// kSpreadTiles: whether the sampler cuts the samples into tiles for the
+// threads (a remote source's shards do the parallel work: one tile, one round
+// trip per evaluation).
 #pragma once
 
 #include <functional>

@@ -64,15 +64,19 @@ bool sample_source(const Source& src, int64_t n_samples, const SamplerConfig& cf
   }
   const SamplerRun run{cfg, n_samples, d, cdf.empty() ? nullptr : cdf.data(), src.variances()};
   const SmoothOptions sm0 = cfg.smooth;
-  // Tiles of samples: at most tile_q rows, and (Source::kSpreadTiles) at most
-  // half the samples, so that a run of few samples still makes two tiles (64 samples kept one core
+  // Tiles of samples: at most tile_q rows, and at most half the samples, so
+  // that a run of few samples still makes two tiles (64 samples kept one core
   // idle), but not below kMinSamplerRows (thinner tiles read the components
   // from memory more often than they compute; 64-row tiles for 256 samples
   // measured 12% slower than 128-row ones). Fixed by the sizes alone: the
   // same tiles, so the same results, for any number of threads.
+  // A remote source takes all the samples in one tile (one round trip to its
+  // shards per evaluation; smoothed_rows cuts the rows into passes).
   constexpr int64_t kMinSamplerRows = 32;
-  const int64_t spread = Source::kSpreadTiles ? std::max(kMinSamplerRows, (n_samples + 1) / 2) : n_samples;
-  const int64_t tq = std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(src.per_var()));
+  const int64_t spread = std::max(kMinSamplerRows, (n_samples + 1) / 2);
+  const int64_t tq = Source::kSpreadTiles
+                         ? std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(src.per_var()))
+                         : std::max<int64_t>(1, n_samples);
   const int64_t ntiles = (n_samples + tq - 1) / tq;
   // Per tile and error slot: the sum over the tile's samples of the relative
   // standard errors (summed over tiles in tile order at the end: the result

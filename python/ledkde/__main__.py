@@ -179,10 +179,6 @@ def cmd_sample(args) -> int:
         data = data[: args.max_train]
     n, d = data.shape
     nn = ledkde.median_nn_distance(data, threads=args.threads)
-    if nn == 0:
-        raise ValueError("--data: more than half of the training points are duplicates (the median "
-                         "nearest-neighbour distance is 0), so the bandwidth rule, the default t_min and the "
-                         "distances of the summary have no scale; remove them (np.unique(data, axis=0))")
     grid = sampler_defaults(data, nn)
     t_max = args.t_max or grid["t_max"]
     t_min = args.t_min or grid["t_min"]

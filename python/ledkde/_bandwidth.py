@@ -45,9 +45,6 @@ def sample_quality(samples, data, held_out=None, *, nn: float | None = None, thr
     """
     samples = _checks.array2d("samples", samples)
     nn = median_nn_distance(data, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
-    if not nn > 0:
-        raise ValueError("data: the median nearest-neighbour distance is 0 (more than half the points "
-                         "are duplicates), so distances cannot be given in its units; remove the duplicates")
     mem = memorization(samples, data, held_out=held_out, threads=threads)
     k = int(mem.memorized.sum())
     lo, hi = wilson_interval(k, len(samples))

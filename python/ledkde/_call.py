@@ -7,11 +7,14 @@ each exactly once:
 2. reads the queries ``y``: a CuPy view on their own GPU when the call runs there
    (no copy), else a checked host array;
 3. builds the :class:`Mixture` (the data read and checked once, in the working dtype
-   of data and queries) or checks the one given;
+   of data and queries) or checks the prepared data given (a Mixture, or a
+   ``ShardedMixture``: any ``_mixture.Data``);
 4. checks the queries' dimension, the time ``t`` and the float ranges of the pass;
 
-and returns a :class:`Call`, which the function hands to the engine. Argument checks
-themselves live in ``_checks``; this module only decides which apply.
+and returns a :class:`Call`, whose ``backend`` (``ledkde._backend``) runs it: the same
+protocol for data in this process and data sharded over a cluster, so no public
+function asks which kind of data it was given. Argument checks themselves live in
+``_checks``; this module only decides which apply.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import _checks, _device
-from ._mixture import Mixture
+from ._mixture import Data, Mixture, Points
 
 # A one-shot call with fewer queries than this runs on BLAS rather than pack
 # the data for the built-in tile products. Measured break-even: 8-64 queries
@@ -41,29 +44,26 @@ ABSENT = object()
 class Call:
     """A call's resolved arguments.
 
-    where : the placement; mix : the Mixture; t : the checked time (None for calls
+    where : the placement; mix : the prepared data; t : the checked time (None for calls
     without one); y : (Q, d) queries in the working dtype, a NumPy array or (y_on_gpu)
     a CuPy array on the GPU the call runs on (None for calls without queries);
-    threads, tile : as given, checked by ``options``.
+    threads, tile : as given, checked by ``options``. backend : the engine that runs
+    the call (``ledkde._backend``).
     """
 
     where: _device.Placement
-    mix: Mixture
+    mix: Data
     t: float | None
     y: Any
     y_on_gpu: bool
     threads: Any = None
     tile: Any = None
+    backend: Any = None
 
     @property
     def module(self):
-        """The compiled backend that runs the call."""
+        """The compiled module of the placement (its option types)."""
         return self.where.module()
-
-    @property
-    def engine(self):
-        """The compiled mixture for the placement (resident on the GPU for CUDA)."""
-        return self.mix._engine(self.where)
 
     def options(self, default=_checks.TILE_PASS):
         """The compiled PassOptions (threads and tile checked)."""
@@ -105,19 +105,22 @@ def _query_extent(name: str, y, mix: Mixture, on_gpu: bool) -> float:
     return ext
 
 
-def _mixture(data, data_on_gpu: bool, log_weights, variances, query_float, dtype, threads, pack, prune) -> Mixture:
-    """The Mixture of a call: ``data`` itself when it is one, else built once from the
-    data read in the working dtype of data and queries (``query_float``: the float type
-    the queries need, or None) or in ``dtype`` when given."""
-    if isinstance(data, Mixture):
+def _mixture(data, data_on_gpu: bool, log_weights, variances, query_float, dtype, threads, pack, prune,
+             y_name) -> Data:
+    """The prepared data of a call: ``data`` itself when it is prepared (a Mixture, a
+    ShardedMixture), else a Mixture built once from the data read in the working dtype
+    of data and queries (``query_float``: the float type the queries need, or None) or
+    in ``dtype`` when given."""
+    if isinstance(data, Data):
+        kind = type(data).__name__
         if log_weights is not None or variances is not None:
-            raise ValueError("log_weights/variances: give them when building the Mixture, not with it")
+            raise ValueError(f"log_weights/variances: give them when building the {kind}, not with it")
         if dtype is not None and np.dtype(dtype) != data.dtype:
-            raise ValueError(f"dtype: the Mixture works in {data.dtype.name}, not {np.dtype(dtype).name}; build "
-                             "the Mixture with the dtype you want")
+            raise ValueError(f"dtype: the {kind} works in {data.dtype.name}, not {np.dtype(dtype).name}; build "
+                             f"the {kind} with the dtype you want")
         if query_float == np.float64 and data.dtype == np.float32:
-            raise TypeError("y: float64 queries with a float32 Mixture would lose precision; "
-                            "build the Mixture with dtype=float64")
+            raise TypeError(f"{y_name}: float64 queries with a float32 {kind} would lose precision; "
+                            f"build the {kind} with dtype=float64")
         return data
     arr = _checks.array2d("data", _device.to_host("data", data, data_on_gpu))
     if dtype is None and query_float == np.float64:
@@ -141,8 +144,10 @@ def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, devic
     y_name : what the queries are called in error messages.
     """
     has_y = y is not ABSENT
+    if isinstance(data, Data):
+        data._check_device(device)
     where = _device.placement("cpu" if cpu_only else device, y if has_y else None,
-                              None if isinstance(data, Mixture) else data)
+                              None if isinstance(data, Data) else data)
     y_gpu, data_gpu = where.gpu_inputs
     if cpu_only and (y_gpu or data_gpu):
         raise TypeError(f"{y_name if y_gpu else 'data'}: a GPU array was given to a function that computes on the "
@@ -162,7 +167,10 @@ def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, devic
         query_float = _checks.natural_float(y)
     q = 0 if y is None else y.shape[0]
     pack_for = (lambda d: q >= _pack_min_queries(d)) if pack is None else (lambda d: bool(pack))
-    mix = _mixture(data, data_gpu, log_weights, variances, query_float, dtype, threads, pack_for, prune)
+    mix = _mixture(data, data_gpu, log_weights, variances, query_float, dtype, threads, pack_for, prune, y_name)
+    if tile is not None:
+        _checks.tiles(tile)
+    backend = mix._backend(where, tile)
     if y is not None and y.shape[1] != mix.d:
         raise ValueError(f"{y_name}: has dimension {y.shape[1]}, but the data have dimension {mix.d}")
     has_t = t is not ABSENT
@@ -179,4 +187,13 @@ def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, devic
         h, gaussian = kernel
         check_ranges(mix, t_name="t", t=t, noise=("t", t, "the noise's squared length t d"), h=h,
                      gaussian=gaussian, reach=ext_y if y is not None else 0.0)
-    return Call(where, mix, t if has_t else None, y, y_on_gpu, threads, tile)
+    return Call(where, mix, t if has_t else None, y, y_on_gpu, threads, tile, backend)
+
+
+def points(data, name: str = "data") -> Data:
+    """The points of ``data`` for the tools that measure the data themselves (their rows,
+    their moments), without preparing them for passes: prepared data as they are, an
+    array checked once."""
+    if isinstance(data, Data):
+        return data
+    return Points(_checks.array2d(name, _device.to_host(name, data)))

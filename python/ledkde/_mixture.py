@@ -1,11 +1,64 @@
-"""The prepared data set: a Mixture, made once and used by any number of calls."""
+"""Prepared data: a Mixture, made once and used by any number of calls.
+
+:class:`Data` is what every compute function accepts as prepared data: a
+:class:`Mixture` in this process, or a ``ledkde.distributed.ShardedMixture`` over a Ray
+cluster. Both give the call layer the same facts (size, dtype, where the data lie, for
+the range checks) and the same engine protocol (``ledkde._backend``).
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _checks, _device
 from ._loader import _core
+
+
+class Data:
+    """Prepared data (abstract). n, d, dtype; has_weights, has_variances; _centre (d,)
+    and _extent, a centre of the data and the largest distance of a point from it (the
+    range checks of every call); _backend(where, tile) the engine of a call;
+    _rows(indices) the points themselves (float64) and _moments() their Moments, for
+    the tools that measure the data."""
+
+    n: int
+    d: int
+    dtype: np.dtype
+    has_weights: bool
+    has_variances: bool
+    _centre: np.ndarray
+    _extent: float
+
+    def _check_device(self, device) -> None:
+        """Refuse a ``device=`` these data cannot run on (before any placement is made)."""
+
+    def _backend(self, where, tile):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _rows(self, indices) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _moments(self) -> "Moments":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Points(Data):
+    """Points not prepared for passes (an array, checked): what the tools that measure
+    the data themselves (moments, rows) need of a plain array."""
+
+    def __init__(self, arr: np.ndarray):
+        self._data = arr
+        self.n, self.d = arr.shape
+        self.dtype = np.dtype(_checks.natural_float(arr))
+        self.has_weights = self.has_variances = False
+
+    def _rows(self, indices) -> np.ndarray:
+        return np.asarray(self._data[np.asarray(indices, dtype=np.int64)], dtype=np.float64)
+
+    def _moments(self) -> "Moments":
+        return _moments_of(self._data)
 
 
 # Pruning pays only for data sets this large, in this many dimensions; the
@@ -38,7 +91,7 @@ def principal_basis(arr: np.ndarray, centre: np.ndarray, k: int, sample: int = 2
     return np.ascontiguousarray(np.linalg.qr(top.T)[0].T)
 
 
-class Mixture:
+class Mixture(Data):
     """Data prepared once for many calls: the components, centred, with their norms.
 
     ``Mixture(data, log_weights=None, variances=None, dtype=None, threads=None, prune=True,
@@ -65,7 +118,10 @@ class Mixture:
     at or below 1.8e-6 of its scale: README, "Accuracy and speed at large t"), strict
     for float64. The CUDA passes use the strict rule unless a value is given. Every
     function that takes ``data`` also takes a Mixture, so a data set is centred and
-    its norms computed only once.
+    its norms computed only once. A Mixture keeps a reference to ``data`` (not a
+    copy: do not modify the array while the Mixture is in use) for the tools that
+    measure the data themselves (``median_nn_distance``, ``collapse_time``, ...), and
+    pickles (and deep-copies) as its data and settings, prepared again on loading.
     """
 
     def __init__(self, data, *, log_weights=None, variances=None, dtype=None, threads=None, prune=True,
@@ -90,6 +146,9 @@ class Mixture:
         n, d = arr.shape
         lw = _checks.log_weights(log_weights, n)
         var = _checks.variances(variances, n)
+        # What pickling needs to prepare the same Mixture again.
+        self._data, self._log_weights, self._variances = arr, lw, var
+        self._settings = dict(dtype=np.dtype(dtype).name, prune=bool(prune), logit_tolerance=logit_tolerance)
         self.dtype = np.dtype(dtype)
         self.n, self.d = n, d
         self.has_weights = lw is not None
@@ -121,6 +180,20 @@ class Mixture:
         """Whether the CPU passes over this mixture may prune (see ``prune``)."""
         return self._core.projection_k > 0
 
+    def __reduce__(self):
+        return (_restore_mixture, (self._data, self._log_weights, self._variances, self._settings))
+
+    def _backend(self, where, tile):
+        from ._backend import LocalBackend
+
+        return LocalBackend(self, where)
+
+    def _rows(self, indices) -> np.ndarray:
+        return np.asarray(self._data[np.asarray(indices, dtype=np.int64)], dtype=np.float64)
+
+    def _moments(self) -> "Moments":
+        return _moments_of(self._data)
+
     def _engine(self, where: "_device.Placement"):
         """The compiled mixture for a placement: the host one, or a copy resident on the GPU
         (made once per device and kept, with its centring and norms)."""
@@ -133,3 +206,55 @@ class Mixture:
 
     def __repr__(self) -> str:
         return f"Mixture(n={self.n}, d={self.d}, dtype={self.dtype.name})"
+
+
+def _restore_mixture(data, log_weights, variances, settings) -> Mixture:
+    """A pickled Mixture, prepared again."""
+    return Mixture(data, log_weights=log_weights, variances=variances, **settings)
+
+
+class Moments(NamedTuple):
+    """First and second moments of n points about the point x0, in units of ``scale``
+    (so that data far from the origin or of extreme size lose no precision): s1 =
+    sum (x - x0) / scale, s2 = sum (x - x0)(x - x0)^T / scale^2."""
+
+    n: int
+    x0: np.ndarray
+    scale: float
+    s1: np.ndarray
+    s2: np.ndarray
+
+    def covariance_unit(self) -> np.ndarray:
+        """The sample covariance (n - 1 in the denominator) in units of scale^2."""
+        return (self.s2 - np.outer(self.s1, self.s1) / self.n) / (self.n - 1)
+
+
+def _moments_of(arr: np.ndarray, block: int = 4096) -> Moments:
+    """The Moments of the rows of arr, a block of rows at a time, about its first row."""
+    x0 = np.asarray(arr[0], dtype=np.float64)
+    d = arr.shape[1]
+    scale = 0.0
+    for i in range(0, arr.shape[0], block):
+        scale = max(scale, float(np.abs(np.asarray(arr[i:i + block], dtype=np.float64) - x0).max()))
+    scale = scale or 1.0
+    s1, s2 = np.zeros(d), np.zeros((d, d))
+    for i in range(0, arr.shape[0], block):
+        b = (np.asarray(arr[i:i + block], dtype=np.float64) - x0) / scale
+        s1 += b.sum(axis=0)
+        s2 += b.T @ b
+    return Moments(arr.shape[0], x0, scale, s1, s2)
+
+
+def merge_moments(parts) -> Moments:
+    """The Moments of the union of disjoint sets of points, from theirs."""
+    x0 = parts[0].x0
+    scale = max(p.scale + float(np.abs(p.x0 - x0).max()) for p in parts)
+    n, s1, s2 = 0, np.zeros_like(x0), np.zeros((x0.size, x0.size))
+    for p in parts:
+        r = p.scale / scale
+        shift = (p.x0 - x0) / scale  # sum (x - x0) = sum (x - p.x0) + n (p.x0 - x0)
+        a = p.s1 * r
+        s1 += a + p.n * shift
+        s2 += p.s2 * r * r + np.outer(shift, a) + np.outer(a, shift) + p.n * np.outer(shift, shift)
+        n += p.n
+    return Moments(n, x0, scale, s1, s2)

@@ -6,16 +6,18 @@ import numbers
 
 import numpy as np
 
-from . import _checks, _device, reference
+from . import _checks, reference
+from ._backend import SamplerPlan
 from ._call import check_ranges, resolve
-from ._loader import _core
-from .distributed import is_sharded, refuse
 from ._scores import KERNELS, smooth_args
 
 METHODS = {"euler_maruyama": 0, "ode_euler": 1, "ode_heun": 2}
 SCHEDULES = ("uniform", "geometric", "edm")
 INITS = {"gaussian": 0, "empirical": 1}
-MAX_STEPS = 10**8
+# A grid (and a bandwidth per grid time) is kept in memory, 16 bytes a step;
+# ten million steps is far beyond any sampler (the finest grids in use have
+# thousands).
+MAX_STEPS = 10**7
 
 
 def time_grid(t_max, t_min, steps, schedule="geometric", *, rho=7.0) -> np.ndarray:
@@ -128,32 +130,45 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     mcode = METHODS[_checks.choice("method", method, tuple(METHODS))]
     icode = INITS[_checks.choice("init", init, tuple(INITS))]
     hs = _bandwidths(bandwidth, times)
-    _, n_kernel, kcode, ecode, antithetic, orthogonal, seed = smooth_args(
-        float(hs.max()), n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error)
+    smooth = smooth_args(float(hs.max()), n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error)
     denoise_last = _checks.boolean("denoise_last", denoise_last)
-    keep = []
-    if return_trajectory is not None:
-        keep = [int(k) for k in np.atleast_1d(np.asarray(return_trajectory))]
-        bad = [k for k in keep if not 0 <= k <= K]
-        if bad:
-            raise ValueError(f"return_trajectory: step indices must lie in [0, {K}], got {bad}")
-        if not keep:
-            raise ValueError("return_trajectory: give at least one step index")
+    keep = _trajectory_indices(return_trajectory, K)
     if progress is not None and not callable(progress):
         raise TypeError("progress: expected a callable (done, total) or None")
-    if is_sharded(data):
-        smooth = _core.SmoothOptions(bandwidth=0.0, n_kernel=n_kernel, kernel=kcode, estimator=ecode,
-                                     antithetic=antithetic, orthogonal=orthogonal, seed=seed)
-        return _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, smooth, keep,
-                               return_trajectory, return_error, progress, log_weights, variances, tile, dtype, device)
     call = resolve(data, log_weights=log_weights, variances=variances, device=device, threads=threads, tile=tile,
                    dtype=dtype, pack=True, prune=True)
-    mix, where = call.mix, call.where
+    mix = call.mix
     need = n_samples * mix.d * mix.dtype.itemsize * (1 + len(keep))
     if need > _checks.physical_memory():
         raise ValueError(f"n_samples: {n_samples} samples{' and their trajectory' if keep else ''} need "
                          f"{need / 2**30:.3g} GiB, more than this machine's memory "
                          f"({_checks.physical_memory() / 2**30:.3g} GiB); draw them in batches")
+    _sampler_ranges(mix, schedule, times, hs, icode, smooth.kernel == KERNELS["gaussian"])
+    plan = SamplerPlan(times, hs, mcode, smooth, icode, bool(denoise_last), keep)
+    samples, traj, err = call.backend.sample(call, n_samples, plan, bool(return_error), progress)
+    res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
+    return res if len(res) > 1 else samples
+
+
+def _trajectory_indices(return_trajectory, K: int) -> list:
+    """The grid indices of return_trajectory (None: none), checked."""
+    if return_trajectory is None:
+        return []
+    arr = np.atleast_1d(np.asarray(return_trajectory))
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError("return_trajectory: expected a grid index (0..steps) or a sequence of them, got "
+                        f"{return_trajectory!r}")
+    keep = [int(k) for k in arr]
+    bad = [k for k in keep if not 0 <= k <= K]
+    if bad:
+        raise ValueError(f"return_trajectory: step indices must lie in [0, {K}], got {bad}")
+    if not keep:
+        raise ValueError("return_trajectory: give at least one step index")
+    return keep
+
+
+def _sampler_ranges(mix, schedule, times, hs, icode: int, gaussian: bool) -> None:
+    """The float-range checks of a run: t_min, the starting noise, the kernel draws."""
     t_name = "t_min" if isinstance(schedule, str) else "schedule"
     _checks.time_for_dtype(t_name, float(times[-1]), mix.dtype)
     # Samples start about sqrt(t_max d) from the data (N(0, t_max I): from the
@@ -165,39 +180,6 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
                               "from the data's mean")
         reach += origin
     check_ranges(mix, t_name=t_name, t=float(times[-1]),
-                  noise=("t_max" if isinstance(schedule, str) else "schedule", float(times[0]),
-                         "the starting noise's squared length t_max d"),
-                  h=float(hs.max()), gaussian=kcode == KERNELS["gaussian"], reach=reach)
-    module = call.module
-    smooth = module.SmoothOptions(bandwidth=0.0, n_kernel=n_kernel, kernel=kcode, estimator=ecode,
-                                  antithetic=antithetic, orthogonal=orthogonal, seed=seed)
-    config = module.SamplerConfig(times=times, bandwidth=hs, method=mcode, smooth=smooth, init=icode,
-                                  denoise_last=bool(denoise_last), keep=keep)
-    args = (call.engine, n_samples, config, bool(return_error), progress, call.options(_checks.TILE_SAMPLER))
-    if where.kind == "cuda" and where.gpu_output:
-        # GPU data in, GPU samples out: the run writes straight into CuPy arrays.
-        cp = _device._cupy("data")
-        with cp.cuda.Device(where.index):
-            samples = cp.empty((n_samples, mix.d), dtype=mix.dtype)
-            traj = cp.empty((len(keep), n_samples, mix.d), dtype=mix.dtype) if keep else None
-            _, _, err = module.sample(*args, samples.data.ptr, 0 if traj is None else traj.data.ptr)
-    else:
-        samples, traj, err = module.sample(*args)
-        samples, traj = where.output(samples), where.output(traj)
-    res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
-    return res if len(res) > 1 else samples
-
-
-def _sample_sharded(data, n_samples, times, hs, method, init, denoise_last, smooth, keep, return_trajectory,
-                    return_error, progress, log_weights, variances, tile, dtype, device):
-    """sample() over a ShardedMixture: the step loop on the driver (ledkde.distributed)."""
-    refuse("give it when building the ShardedMixture", log_weights=log_weights,
-           variances=variances, dtype=dtype)
-    refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
-    if device not in ("auto", "cpu"):
-        raise ValueError(f"device: a ShardedMixture's shards run where Ray placed them, not on {device!r}")
-    _checks.time_for_dtype("t_min", float(times[-1]), data.dtype)
-    samples, traj, err = data.sample(n_samples, times, hs, method, init, denoise_last, keep, progress, smooth,
-                                     bool(return_error))
-    res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
-    return res if len(res) > 1 else samples
+                 noise=("t_max" if isinstance(schedule, str) else "schedule", float(times[0]),
+                        "the starting noise's squared length t_max d"),
+                 h=float(hs.max()), gaussian=gaussian, reach=reach)

@@ -8,24 +8,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import _checks
+from ._backend import OUTPUTS, SmoothPlan
 from ._call import resolve
 from ._loader import _core
 from ._mixture import Mixture  # noqa: F401  (ledkde.Mixture is exported from here)
-from .distributed import is_sharded, refuse
 
-OUTPUTS = ("log_density", "score", "denoise", "entropy", "max_weight")
-_OUT_BITS = {
-    "log_density": _core.OUT_LOG_DENSITY,
-    "score": _core.OUT_SCORE,
-    "denoise": _core.OUT_DENOISE,
-    "entropy": _core.OUT_ENTROPY,
-    "max_weight": _core.OUT_MAX_WEIGHT,
-}
 KERNELS = {"gaussian": 0, "uniform": 1}
-
-
-def _ptr(a) -> int:
-    return 0 if a is None else a.data.ptr
 
 
 def _outputs(outputs) -> list:
@@ -54,23 +42,9 @@ def evaluate(y, data, t, *, outputs: Sequence[str] = ("log_density", "score"), l
         raise ValueError("outputs: ask for at least one of " + ", ".join(OUTPUTS))
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)
-    if is_sharded(data):
-        _sharded_options(log_weights, variances, tile, device)
-        return data.evaluate(y, t, outs)
     call = resolve(data, y=y, t=t, log_weights=log_weights, variances=variances, device=device, threads=threads,
                    tile=tile)
-    if call.y_on_gpu:
-        cp = call.cupy()
-        q, d = call.y.shape
-        with cp.cuda.Device(call.where.index):
-            res = {o: cp.empty((q, d) if o in ("score", "denoise") else (q,), dtype=call.mix.dtype) for o in outs}
-            call.module.evaluate_ptr(call.engine, call.y.data.ptr, q, call.t, *(_ptr(res.get(o)) for o in OUTPUTS))
-        return res
-    bits = 0
-    for o in outs:
-        bits |= _OUT_BITS[o]
-    res = call.module.evaluate(call.engine, call.y, call.t, bits, call.options())
-    return call.output({name: arr for name, arr in zip(OUTPUTS, res) if name in outs})
+    return call.backend.evaluate(call, outs)
 
 
 def log_density(y, data, t, *, log_weights=None, variances=None, threads=None, tile=None,
@@ -126,9 +100,6 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
     NumPy arrays whatever the device, so shards computed on different GPUs
     (``device="cuda:N"``) merge on the host. The state keeps its own copy of ``y``.
     """
-    if is_sharded(data):
-        _sharded_options(log_weights, variances, tile, device)
-        return data.partial_state(y, t)
     empty = False
     if log_weights is not None:
         lw = _checks.as_array("log_weights", log_weights)
@@ -143,20 +114,8 @@ def partial_state(y, data, t, *, log_weights=None, variances=None, threads=None,
         q = y_host.shape[0]
         return PassState(np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros((q, call.mix.d)), -np.inf,
                          y_host, call.t)
-    if call.y_on_gpu:  # the states are NumPy arrays whatever the device
-        m, S, E, A, _ = call.module.partial(call.engine, y_host, call.t, call.options())
-    else:
-        m, S, E, A, _ = call.module.partial(call.engine, call.y, call.t, call.options())
-    return PassState(m, S, E, A, float(call.mix._core.log_mass), y_host, call.t)
-
-
-def _sharded_options(log_weights, variances, tile, device) -> None:
-    """What a call over a ShardedMixture takes from its construction instead."""
-    refuse("give it when building the ShardedMixture", log_weights=log_weights,
-           variances=variances)
-    refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
-    if device not in ("auto", "cpu"):
-        raise ValueError(f"device: a ShardedMixture's shards run where Ray placed them, not on {device!r}")
+    m, S, E, A, log_mass = call.backend.partial(call)
+    return PassState(m, S, E, A, log_mass, y_host, call.t)
 
 
 def _host(a) -> np.ndarray:
@@ -226,49 +185,23 @@ def finalize(state: PassState, outputs: Sequence[str] = OUTPUTS) -> dict[str, np
 ESTIMATORS = {"naive": 0, "control": 1}
 
 
-def smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error=False):
-    """The checked kernel-smoothing arguments: (h, M, kernel code, estimator code,
-    antithetic, orthogonal, seed). Shared by the smoothed scores and the sampler
-    (which passes its largest bandwidth)."""
+def smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed,
+                return_error=False) -> SmoothPlan:
+    """The checked kernel-smoothing arguments. Shared by the smoothed scores and the
+    sampler (which passes its largest bandwidth)."""
     h, m, kname, ename, anti, orth, sd = _checks.smoothing(bandwidth, n_kernel, kernel, tuple(KERNELS), estimator,
                                                            tuple(ESTIMATORS), antithetic, orthogonal, seed,
                                                            return_error)
-    return h, m, KERNELS[kname], ESTIMATORS[ename], anti, orth, sd
+    return SmoothPlan(h, m, KERNELS[kname], ESTIMATORS[ename], anti, orth, sd)
 
 
 def _smoothed(y, data, t, bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error,
               log_weights, variances, threads, tile, device, want_score):
-    h, m, k, est, anti, orth, sd = smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal,
-                                               seed, return_error)
-    want_ld = not want_score
-    if is_sharded(data):
-        _sharded_options(log_weights, variances, tile, device)
-        smooth = _core.SmoothOptions(bandwidth=h, n_kernel=m, kernel=k, estimator=est, antithetic=anti,
-                                     orthogonal=orth, seed=sd)
-        out, err = data.smoothed(y, t, smooth, want_score, bool(return_error))
-        return (out, err) if return_error else out
+    smooth = smooth_args(bandwidth, n_kernel, kernel, estimator, antithetic, orthogonal, seed, return_error)
     call = resolve(data, y=y, t=t, log_weights=log_weights, variances=variances, device=device, threads=threads,
-                   tile=tile, kernel=(h, k == KERNELS["gaussian"]))
-    if call.y_on_gpu:
-        cp = call.cupy()
-        q, d = call.y.shape
-        with cp.cuda.Device(call.where.index):
-            out = cp.empty((q, d) if want_score else (q,), dtype=call.mix.dtype)
-            err = cp.empty((q,), dtype=call.mix.dtype) if return_error else None
-            ptr = out.data.ptr
-            eptr = 0 if err is None else err.data.ptr
-            call.module.smoothed_ptr(call.engine, call.y.data.ptr, q, call.t, h, m, k, est, anti, orth, sd,
-                                     ptr if want_score else 0, 0 if want_score else ptr,
-                                     eptr if want_score else 0, 0 if want_score else eptr)
-        return (out, err) if return_error else out
-    smooth = call.module.SmoothOptions(bandwidth=h, n_kernel=m, kernel=k, estimator=est, antithetic=anti,
-                                       orthogonal=orth, seed=sd)
-    sc, ld, sse, lse = call.module.smoothed(call.engine, call.y, call.t, smooth, want_score, want_ld,
-                                            bool(return_error), call.options())
-    out, err = (sc, sse) if want_score else (ld, lse)
-    if return_error:
-        return call.output(out), call.output(err)
-    return call.output(out)
+                   tile=tile, kernel=(smooth.bandwidth, smooth.kernel == KERNELS["gaussian"]))
+    out, err = call.backend.smoothed(call, smooth, want_score, bool(return_error))
+    return (out, err) if return_error else out
 
 
 _SMOOTH_DOC = """

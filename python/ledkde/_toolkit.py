@@ -9,9 +9,8 @@ import numpy as np
 
 from . import _checks
 from ._loader import _core
-from ._call import resolve
-from .distributed import is_sharded, refuse
-from ._mixture import Mixture
+from ._call import points, resolve
+from ._mixture import Data, Mixture
 from ._scores import score, smoothed_score
 
 
@@ -25,21 +24,50 @@ class Neighbors(NamedTuple):
 def nearest_neighbors(y, data, k: int = 2, *, threads=None, tile=None) -> Neighbors:
     """Exact k nearest training points of each query.
 
-    y : (Q, d); data : (N, d) or a :class:`Mixture`; k <= N. Returns
-    :class:`Neighbors` with distances (Q, k) in the working dtype and indices (Q, k)
-    int64; ties go to the lower index. Tiled like the score pass (no Q x N buffer):
-    approximate distances by matrix products, and every candidate that could be
-    among the k nearest measured again by coordinate differences in float64.
+    y : (Q, d); data : (N, d), a :class:`Mixture` or a ``ShardedMixture``; k <= N.
+    Returns :class:`Neighbors` with distances (Q, k) in the working dtype and indices
+    (Q, k) int64; ties go to the lower index. Tiled like the score pass (no Q x N
+    buffer): approximate distances by matrix products, and every candidate that could
+    be among the k nearest measured again by coordinate differences in float64. The
+    points alone count: log-weights and variances of a Mixture play no part.
     """
-    if is_sharded(data):
-        refuse("a ShardedMixture's shards run where Ray placed them", tile=tile)
-        return data.nearest_neighbors(y, k)
     call = resolve(data, y=y, threads=threads, tile=tile, cpu_only=True)
     k = _checks.positive_int("k", k)
     if k > call.mix.n:
         raise ValueError(f"k: asks for {k} neighbours but the data have only {call.mix.n} points")
-    dist, idx = _core.knn(call.mix._core, call.y, k, call.options())
+    dist, idx = call.backend.knn(call, k)
     return call.output(Neighbors(dist, idx))  # a PyTorch CPU tensor in: tensors out
+
+
+def _prepared(data, threads=None, name: str = "data") -> Data:
+    """Prepared data (a Mixture built when given an array), for the tools that call
+    several passes over the same data."""
+    return resolve(data, threads=threads, cpu_only=True, y_name=name).mix
+
+
+def nearest_distinct(y, data: Data, reference, threads=None):
+    """For each query, the distance to and index of the nearest point of ``data`` that
+    differs from ``reference[i]`` (a point, (Q, d)): duplicates of it are passed over.
+    Raises when every point of ``data`` equals some query's reference."""
+    q = y.shape[0]
+    dist = np.full(q, np.nan)
+    index = np.full(q, -1, dtype=np.int64)
+    todo = np.arange(q)
+    k = min(2, data.n)
+    while todo.size:
+        nb = nearest_neighbors(y[todo], data, k, threads=threads)
+        rows = data._rows(nb.indices.ravel()).reshape(todo.size, k, data.d)
+        differs = (rows != reference[todo][:, None, :]).any(axis=2)
+        found = differs.any(axis=1)
+        first = differs.argmax(axis=1)
+        hit = todo[found]
+        dist[hit] = nb.distances[found, first[found]]
+        index[hit] = nb.indices[found, first[found]]
+        todo = todo[~found]
+        if todo.size and k == data.n:
+            raise ValueError("data: all its points are the same point; there is no second distinct neighbour")
+        k = min(2 * k, data.n)
+    return dist, index
 
 
 @dataclass
@@ -85,47 +113,54 @@ class MemorizationReport:
 def memorization(samples, data, *, held_out=None, ratio: float = 1.0 / 3.0, threads=None) -> MemorizationReport:
     """Nearest and second-nearest training distances of generated samples.
 
-    samples : (n, d); data : (N, d) training points (N >= 2) or a Mixture; held_out :
-    optional (M, d) points not used for training, whose nearest distance is a
-    reference for "as close as a new real point would be". A sample is memorized
-    when d1 / d2 < ratio (1/3 is the usual criterion).
+    samples : (n, d); data : (N, d) training points, a Mixture or a ShardedMixture
+    (at least 2 distinct points); held_out : optional (M, d) points not used for
+    training, whose nearest distance is a reference for "as close as a new real point
+    would be". A sample is memorized when d1 / d2 < ratio (1/3 is the usual
+    criterion). d2 is the distance to the nearest training point *distinct* from the
+    nearest one: copies of a training point that the data set holds several times
+    count once, so a sample on a duplicated point (d1 = 0) is memorized.
     """
     r = _checks.positive_scalar("ratio", ratio)
     if r >= 1:
         raise ValueError(f"ratio: must be below 1, got {r}")
-    if is_sharded(data):
-        samples = data._queries("samples", samples)
-    else:
-        call = resolve(data, y=samples, threads=threads, cpu_only=True, y_name="samples")
-        samples, data = call.y, call.mix  # checked once, the data prepared once
+    call = resolve(data, y=samples, threads=threads, cpu_only=True, y_name="samples")
+    samples, data = call.y, call.mix  # checked once, the data prepared once
+    if data.n < 2:
+        raise ValueError(f"data: need at least 2 distinct training points for a second-nearest distance, got {data.n}")
     if held_out is not None:
         held_out = _checks.array2d("held_out", held_out, d=samples.shape[1])
-    nb = nearest_neighbors(samples, data, 2, threads=threads)
+    nb = nearest_neighbors(samples, data, 1, threads=threads)
     d1 = nb.distances[:, 0].astype(np.float64)
-    d2 = nb.distances[:, 1].astype(np.float64)
+    first = nb.indices[:, 0]
+    d2 = nearest_distinct(samples, data, data._rows(first), threads)[0] if d1.size else np.zeros(0)
     mem = d1 < r * d2
     ho = None
     if held_out is not None:
         ho = nearest_neighbors(samples, held_out, 1, threads=threads).distances[:, 0].astype(np.float64)
     n = max(1, d1.size)
-    return MemorizationReport(d1, d2, nb.indices[:, 0], mem, float(mem.mean()) if d1.size else 0.0, ho,
-                              len(np.unique(nb.indices[:, 0])) / n, r)
+    return MemorizationReport(d1, d2, first, mem, float(mem.mean()) if d1.size else 0.0, ho,
+                              len(np.unique(first)) / n, r)
 
 
 def median_nn_distance(data, *, max_points: int = 2000, seed: int = 0, threads=None) -> float:
-    """Median distance from a training point to its nearest other training point.
+    """Median distance from a training point to its nearest distinct training point.
 
-    Over at most ``max_points`` points drawn at random, each against the whole set
-    (a point's nearest is itself, so its second-nearest is the neighbour).
+    data : (N, d) points, a Mixture or a ShardedMixture. Over at most ``max_points``
+    points drawn at random, each against the whole set; copies of a point (duplicates
+    in the data) are passed over, so the figure stays a distance between different
+    points however many duplicates the data hold.
     """
-    arr = _checks.array2d("data", data)
+    mix = _prepared(data, threads)
     max_points = _checks.positive_int("max_points", max_points, minimum=2)
-    if arr.shape[0] < 2:
+    if mix.n < 2:
         raise ValueError("data: need at least 2 points for a nearest-neighbour distance")
-    pick = arr
-    if len(arr) > max_points:
-        pick = arr[np.random.default_rng(_checks.seed(seed)).choice(len(arr), max_points, replace=False)]
-    return float(np.median(nearest_neighbors(pick, arr, 2, threads=threads).distances[:, 1]))
+    pick = np.arange(mix.n)
+    if mix.n > max_points:
+        pick = np.sort(np.random.default_rng(_checks.seed(seed)).choice(mix.n, max_points, replace=False))
+    points = mix._rows(pick)
+    queries = np.asarray(points, dtype=mix.dtype)
+    return float(np.median(nearest_distinct(queries, mix, points.astype(mix.dtype), threads)[0]))
 
 
 # --------------------------------------------------------------------------- collapse time
@@ -137,6 +172,7 @@ def collapse_time(data, *, method: str = "entropy") -> float:
     when the entropy of p_t exceeds that of one noise blob N(x_i, t I) by only log N,
     i.e. the N blobs stop overlapping.
 
+    data : (N, d) points, a Mixture or a ShardedMixture (their points alone count).
     ``method="isotropic"``: data treated as N(m, s^2 I_d) with s^2 the mean per-coordinate
     variance, for which the condition reads t_C = s^2 / (N^(2/d) - 1).
     ``method="entropy"`` (default): the same excess-entropy condition with the data's
@@ -144,31 +180,28 @@ def collapse_time(data, *, method: str = "entropy") -> float:
     sum_k log(1 + lambda_k / t_C) = 2 log N, solved by bisection in log t. For
     isotropic data both agree.
     """
-    arr = np.asarray(_checks.array2d("data", data), dtype=np.float64)
     _checks.choice("method", method, ("entropy", "isotropic"))
-    n, d = arr.shape
-    if n < 2:
+    mix = points(data)
+    if mix.n < 2:
         raise ValueError("data: need at least 2 points")
-    centred = arr - arr.mean(axis=0)
-    # The spectrum is scale-covariant: solve for data / scale, then t_C scales by scale^2
-    # (data x 1e200 would overflow the Gram matrix otherwise).
-    scale = float(np.abs(centred).max())
-    if scale == 0:
+    mom = mix._moments()
+    cov = mom.covariance_unit()
+    if not np.abs(cov).max() > 0:
         raise ValueError("data: all points are the same, so the weights never spread and there is no collapse time")
-    t_c = scale**2 * _collapse_unit(centred / scale, n, d, method) if scale < 1e150 else np.inf
+    # The spectrum is scale-covariant: solved in units of the data's spread, then scaled back.
+    with np.errstate(over="ignore"):
+        t_c = np.float64(mom.scale) ** 2 * _collapse_unit(cov, mix.n, mix.d, method)
     if not np.isfinite(t_c):
-        raise ValueError(f"data: spread over {scale:.3g}, its collapse time is beyond the float64 range; rescale "
+        raise ValueError(f"data: spread over {mom.scale:.3g}, its collapse time is beyond the float64 range; rescale "
                          "the data")
     return float(t_c)
 
 
-def _collapse_unit(centred: np.ndarray, n: int, d: int, method: str) -> float:
+def _collapse_unit(cov: np.ndarray, n: int, d: int, method: str) -> float:
     if method == "isotropic":
-        s2 = float((centred**2).sum() / ((n - 1) * d))
+        s2 = float(np.trace(cov) / d)
         return s2 / np.expm1(2.0 * np.log(n) / d)
-    # Eigenvalues of the sample covariance through the smaller Gram matrix.
-    gram = centred @ centred.T if n < d else centred.T @ centred
-    lam = np.clip(np.linalg.eigvalsh(gram) / (n - 1), 0.0, None)
+    lam = np.clip(np.linalg.eigvalsh(cov), 0.0, None)
     lam = lam[lam > 1e-12 * lam.max()]
     target = 2.0 * np.log(n)
 
@@ -192,7 +225,8 @@ def _collapse_unit(centred: np.ndarray, n: int, d: int, method: str) -> float:
 # --------------------------------------------------------------------------- score errors
 @dataclass
 class GaussianMixture:
-    """A target with an exact score: weights (K,), means (K, d), variances (K,) (isotropic)."""
+    """A target with an exact score: weights (K,), means (K, d), variances (K,) (isotropic;
+    None: all 0, point masses)."""
 
     weights: np.ndarray
     means: np.ndarray
@@ -205,7 +239,8 @@ class GaussianMixture:
         if w.shape != (k,) or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
             raise ValueError(f"weights: expected ({k},) non-negative finite weights with a positive sum")
         self.weights = w / w.sum()
-        self.variances = _checks.variances(self.variances, k)
+        var = _checks.variances(self.variances, k)
+        self.variances = np.zeros(k) if var is None else var  # None: point masses, as for a Mixture
 
     @property
     def d(self) -> int:
