@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import ledkde
-from ledkde import _data
+from ledkde.experiments import data as _data
 from ledkde._bandwidth import select_bandwidth
 
 

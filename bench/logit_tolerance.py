@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import ledkde
-from ledkde import _data
+from ledkde.experiments import data as _data
 
 
 def best_of(f, calls):

@@ -32,7 +32,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 import ledkde  # noqa: E402
-from ledkde import _core, _data  # noqa: E402
+from ledkde import _core  # noqa: E402
+from ledkde.experiments import data as _data  # noqa: E402
 from ledkde._bandwidth import sampler_defaults  # noqa: E402
 from ledkde._mixture import principal_basis  # noqa: E402
 

@@ -216,7 +216,7 @@ def bench_real_data(rate, threads, quick, rows):
     SDPA and FAISS's exact top-64 + softmax (the k-NN estimator; its error too), with the
     fraction of pairs that certified pruning skipped; then a whole sampler run with the
     default grid, pruned and dense (bench/prune.py has the full per-t table)."""
-    from ledkde import _data
+    from ledkde.experiments import data as _data
     x = None
     if not quick:
         try:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import ledkde
-from ledkde import _data
+from ledkde.experiments import data as _data
+from ledkde.experiments import plots
 
 
 def run(*args, cwd=None):
@@ -66,7 +67,7 @@ def test_png_writer_roundtrip(tmp_path):
     import struct
     import zlib
     img = np.linspace(0, 1, 35).reshape(5, 7)
-    _data.write_png(tmp_path / "a.png", img)
+    plots.write_png(tmp_path / "a.png", img)
     raw = (tmp_path / "a.png").read_bytes()
     pos, idat = 8, b""
     while pos < len(raw):

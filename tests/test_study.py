@@ -1,9 +1,9 @@
-"""The instruments of the memorization study (ledkde._memorization_study) against exact answers."""
+"""The instruments of the memorization study (ledkde.experiments.study) against exact answers."""
 
 import numpy as np
 
 import ledkde
-from ledkde._memorization_study import _effective_n, along_data_fraction, denoising_loss
+from ledkde.experiments.study import _effective_n, along_data_fraction, denoising_loss
 
 
 def test_along_data_fraction_exact_cases():

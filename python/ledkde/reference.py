@@ -189,10 +189,20 @@ def kernel_draws(seed, n_queries, eval_index, n_kernel, d, bandwidth, kernel="ga
     return g * (length / np.linalg.norm(g, axis=-1))[..., None] * sign[None, :, None]
 
 
-def init_index(seed, samples, n):
-    """Training point drawn for init='empirical': ((word1 << 32) | word0) mod n."""
+def init_index(seed, samples, n, log_weights=None):
+    """Component drawn for init='empirical' (an exact draw of p_{t_max} picks component j
+    with probability a_j). Equal weights: ((word1 << 32) | word0) mod n. Weights: the
+    first j whose cumulative weight exceeds u = (((word1 << 32) | word0) >> 11) 2^-53,
+    the cumulative weights summed in component order and divided by their total."""
     b = _bits(seed, 0, samples, 0, PURPOSE_INIT_INDEX, 0).astype(np.uint64)
-    return ((b[..., 1] << np.uint64(32)) | b[..., 0]) % np.uint64(n)
+    word = (b[..., 1] << np.uint64(32)) | b[..., 0]
+    if log_weights is None:
+        return (word % np.uint64(n)).astype(np.int64)
+    lw = np.asarray(log_weights, dtype=np.float64)
+    cdf = np.cumsum(np.exp(lw - np.logaddexp.reduce(lw)))
+    cdf /= cdf[-1]
+    u = (word >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.minimum(np.searchsorted(cdf, u, side="right"), n - 1)
 
 
 # --------------------------------------------------------------------------- smoothed scores
@@ -294,9 +304,13 @@ def sample(data, n_samples, times, bandwidths, *, method="euler_maruyama", n_ker
     times = np.asarray(times, dtype=np.float64)
     K = len(times) - 1
     idx = np.arange(n_samples)
-    y = np.sqrt(times[0]) * stream_normals(seed, idx, 0, PURPOSE_INIT_NOISE, 0, d)
-    if init == "empirical":
-        y = y + data[init_index(seed, idx, n).astype(np.int64)]
+    z = stream_normals(seed, idx, 0, PURPOSE_INIT_NOISE, 0, d)
+    if init == "empirical":  # component j, then N(0, (s2_j + t_max) I)
+        j = init_index(seed, idx, n, log_weights)
+        s2 = np.zeros(n) if variances is None else np.asarray(variances, dtype=np.float64)
+        y = data[j] + np.sqrt(s2[j] + times[0])[:, None] * z
+    else:
+        y = np.sqrt(times[0]) * z
     kw = dict(n_kernel=n_kernel, kernel=kernel, estimator=estimator, antithetic=antithetic,
               orthogonal=orthogonal, seed=seed, log_weights=log_weights, variances=variances)
 

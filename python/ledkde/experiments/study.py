@@ -37,11 +37,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _data
-from ._bandwidth import MAX_MEMORIZED, least_smoothing, sample_quality, sampler_defaults
-from ._sampler import sample
-from ._scores import Mixture, score, smoothed_score
-from ._toolkit import collapse_time, median_nn_distance, nearest_neighbors
+from .._bandwidth import MAX_MEMORIZED, least_smoothing, sample_quality, sampler_defaults
+from .._sampler import sample
+from .._scores import Mixture, score, smoothed_score
+from .._toolkit import collapse_time, median_nn_distance, nearest_neighbors
+from .plots import pyplot, write_pairs_grid
 
 FORMS = ("constant", "below_tc", "sqrt_t")
 
@@ -309,8 +309,7 @@ def _claims(plain, plain2, checks, naive2, loss, R, f_star) -> dict:
 
 
 def _plots(out, tag, R, sweep, loss, cfg, f_star, shape) -> list:
-    from ._experiments import _plt
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(1, 4, figsize=(19, 4))
     for est, style in (("naive", "--"), ("control", "-")):
         for m, mark in zip(cfg.sweep_draws or cfg.draws, "os^v"):
@@ -371,7 +370,7 @@ def _plots(out, tag, R, sweep, loss, cfg, f_star, shape) -> list:
                              nearest_neighbors(x, R.held, 1, threads=R.threads).indices[:, 0]))
                 titles.append(f"{key[1].upper()} H SQRT(D)/NN={f:g} DRAWS={key[2]}")
             name = f"{tag}_samples_f{f:g}.png"
-            _data.write_pairs_grid(os.path.join(out, name), runs, R.train, shape, held_out=R.held,
+            write_pairs_grid(os.path.join(out, name), runs, R.train, shape, held_out=R.held,
                                    titles=titles, per_row=per)
             files.append(name)
     return files

@@ -15,23 +15,10 @@ import numpy as np
 
 import ledkde
 
-from . import _data
+from . import data as _data
+from .plots import Skipped, pyplot
 
 NAMES = ("bias-variance", "memorization", "collapse", "fashion-mnist")
-
-
-class Skipped(Exception):
-    """The experiment cannot run here (missing data); the message says why."""
-
-
-def _plt():
-    try:
-        import matplotlib
-    except ImportError:
-        raise Skipped("plots need matplotlib: pip install matplotlib (or ledkde[experiments])") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _save(out: str, name: str, result: dict) -> dict:
@@ -64,7 +51,7 @@ def _target(d: int, seed: int) -> ledkde.GaussianMixture:
 
 def run_bias_variance(out, quick=False, seed=0, threads=None, progress=None):
     """Score MSE = bias^2 + variance of plain and smoothed scores on a Gaussian mixture (d = 10)."""
-    plt = _plt()
+    plt = pyplot()
     d = 10
     target = _target(d, seed)
     n0 = 200 if quick else 400
@@ -147,7 +134,7 @@ def _split(x: np.ndarray, n_held: int, seed: int = 0):
 
 def run_memorization(out, quick=False, seed=0, threads=None, progress=None):
     """Bandwidth x draws x estimator on the 5,000 real MNIST images; the seed method's claims tested."""
-    from ._memorization_study import StudyConfig, run_study
+    from .study import StudyConfig, run_study
     try:
         x, shape = _data.mnist_5k()
     except _data.DataError as exc:
@@ -167,7 +154,7 @@ def run_memorization(out, quick=False, seed=0, threads=None, progress=None):
 
 def run_fashion_mnist(out, quick=False, seed=0, threads=None, progress=None):
     """The memorization study at N = 60,000 (Debian's dataset-fashion-mnist)."""
-    from ._memorization_study import StudyConfig, run_study
+    from .study import StudyConfig, run_study
     try:
         train, shape = _data.fashion_mnist("train")
         held, _ = _data.fashion_mnist("test")
@@ -192,7 +179,7 @@ def run_fashion_mnist(out, quick=False, seed=0, threads=None, progress=None):
 # --------------------------------------------------------------------------- collapse
 def run_collapse(out, quick=False, seed=0, threads=None, progress=None):
     """Weight concentration along plain-score trajectories vs t, with the predicted t_C."""
-    plt = _plt()
+    plt = pyplot()
     configs = [(500, 8), (2000, 8)] if quick else [(1000, 8), (1000, 16), (5000, 16), (2000, 32)]
     n_samples, steps = (16, 40) if quick else (64, 120)
     r = np.random.default_rng(seed)
