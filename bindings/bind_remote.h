@@ -68,8 +68,7 @@ std::unique_ptr<PyRemote<T>> make_remote(int64_t n, int64_t d, double log_mass, 
   }
   s.zero.assign(static_cast<size_t>(d), 0.0);
   auto failure = r->failure;
-  const bool per_var = !s.var.empty();
-  s.pass = [pass, failure, d, per_var](const T* rows, int64_t q, double t, PartialState out) {
+  s.pass = [pass, failure, d](const T* rows, int64_t q, double t, PartialState out) {
     call_python(failure, [&] {
       CArray<T> y({static_cast<py::ssize_t>(q), static_cast<py::ssize_t>(d)});
       std::copy(rows, rows + q * d, y.mutable_data());
@@ -80,7 +79,7 @@ std::unique_ptr<PyRemote<T>> make_remote(int64_t n, int64_t d, double log_mass, 
       std::copy_n(checked_f64(S, q, 0, "S"), q, out.S);
       std::copy_n(checked_f64(E, q, 0, "E"), q, out.E);
       std::copy_n(checked_f64(A, q, d, "A"), q * d, out.A);
-      if (per_var && out.B) std::copy_n(checked_f64(st[4].cast<F64>(), q, 0, "B"), q, out.B);
+      if (out.B) std::copy_n(checked_f64(st[4].cast<F64>(), q, 0, "B"), q, out.B);
     });
   };
   s.fetch = [points, failure, d](const int64_t* index, int64_t count, double* out) {

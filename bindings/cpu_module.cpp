@@ -69,6 +69,7 @@ void bind_dtype(py::module_& m, const char* mixture_name, const char* remote_nam
       // The centre the components were moved by and their largest squared
       // distance from it (float64): the range checks of the Python layer.
       .def_readonly("norm2_max", &Mixture<T>::norm2_max)
+      .def_readonly("resolution", &Mixture<T>::resolution)
       .def_property_readonly("centre", [](const Mixture<T>& m) {
         return py::array_t<double>(static_cast<py::ssize_t>(m.centre.size()), m.centre.data());
       })

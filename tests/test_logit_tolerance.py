@@ -115,8 +115,11 @@ def test_small_t_stays_exact_near_the_maximum(d, tol):
     # opt-in failed the d = 16 cases). Enough queries and components for several tiles
     # per pass (few rows are cut into shards of one tile, whose first product runs in
     # float64 anyway).
+    # (Centres at 100 / sqrt(d) per coordinate: far enough that the expansion's rounding
+    # is 0.06 of a logit at d = 16, near enough that float32 holds the coordinates to
+    # 1e-4 of the noise's scale sqrt(t), as it must to take the call.)
     r = np.random.default_rng(d)
-    centres = 300.0 * r.normal(size=(4, d)) / np.sqrt(d)
+    centres = 100.0 * r.normal(size=(4, d)) / np.sqrt(d)
     data = centres[r.integers(0, 4, 3000)] + r.random((3000, d))
     y = data[r.integers(0, 3000, 160)] + 0.1 * r.normal(size=(160, d))
     check_against_reference(y, data, 0.01, None, None, np.float32, logit_tolerance=tol)

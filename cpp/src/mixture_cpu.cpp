@@ -65,11 +65,26 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   // norms small): the mean of every (n / 1024)-th row (1024 to 2047 rows, or
   // all when fewer), which saves a pass over the data.
   mix.centre.assign(d, 0.0);
+  std::vector<double> top(static_cast<size_t>(d), 0.0);
   const int64_t stride = std::max<int64_t>(1, n / 1024);
   int64_t used = 0;
   for (int64_t j = 0; j < n; j += stride, ++used)
-    for (int64_t k = 0; k < d; ++k) mix.centre[k] += static_cast<double>(data[j * d + k]);
+    for (int64_t k = 0; k < d; ++k) {
+      mix.centre[k] += static_cast<double>(data[j * d + k]);
+      top[k] = std::max(top[k], std::fabs(static_cast<double>(data[j * d + k])));
+    }
   for (auto& c : mix.centre) c /= static_cast<double>(used);
+  // float: the centre rounded to a multiple of the spacing of floats at the
+  // coordinate's largest magnitude, so that x - c is exact in float for the
+  // values of that magnitude (data far from the origin, in one cluster or in
+  // clusters on both sides of it, keep every bit when centred).
+  if constexpr (std::is_same_v<T, float>)
+    for (int64_t k = 0; k < d; ++k)
+      if (top[k] > 0.0) {
+        const double q = static_cast<double>(std::nextafter(static_cast<float>(top[k]), INFINITY)) -
+                         static_cast<double>(static_cast<float>(top[k]));
+        mix.centre[k] = std::nearbyint(mix.centre[k] / q) * q;
+      }
   // The direct path (coordinate differences) is translation invariant and
   // exact on the values as given (y - mu of two nearby floats has no
   // rounding error), while centring would round y - c and mu - c first:
@@ -80,24 +95,35 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   mix.mu.resize(static_cast<size_t>(n * d + tile_gemm::kRowTail));
   std::fill(mix.mu.end() - tile_gemm::kRowTail, mix.mu.end(), T(0));
   mix.norm2.resize(n);
-  std::vector<double> norm_max(nchunks, 0.0);
+  std::vector<double> norm_max(nchunks, 0.0), err_max(nchunks, 0.0), coord_max(nchunks, 0.0);
   parallel_for(nchunks, threads, [&](int64_t c, int) {
     const double* centre = mix.centre.data();
     for (int64_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j) {
       T* row = mix.mu.data() + j * d;
       const T* src = data + j * d;
-      double s = 0.0;
-#pragma omp simd reduction(+ : s)
+      double s = 0.0, e = 0.0, a = 0.0;
+#pragma omp simd reduction(+ : s) reduction(max : e, a)
       for (int64_t k = 0; k < d; ++k) {
-        const T v = static_cast<T>(static_cast<double>(src[k]) - centre[k]);
+        const double x = static_cast<double>(src[k]) - centre[k];
+        const T v = static_cast<T>(x);
         row[k] = v;
         s += static_cast<double>(v) * static_cast<double>(v);
+        e = std::max(e, std::fabs(x - static_cast<double>(v)));
+        a = std::max(a, std::fabs(x));
       }
       mix.norm2[j] = static_cast<T>(s);
       norm_max[c] = std::max(norm_max[c], s);
+      err_max[c] = std::max(err_max[c], e);
+      coord_max[c] = std::max(coord_max[c], a);
     }
   }, stop);
   for (double v : norm_max) mix.norm2_max = std::max(mix.norm2_max, v);
+  double centring = 0.0, coord = 0.0;
+  for (double v : err_max) centring = std::max(centring, v);
+  for (double v : coord_max) coord = std::max(coord, v);
+  // The direct path sums p (mu - y) from exact differences; the matrix-product
+  // path rounds p mu to T in its weighted sums as well.
+  mix.resolution = centring + (d > kDirectMaxDim ? 0.5 * std::numeric_limits<T>::epsilon() * coord : 0.0);
   if (d <= kDirectMaxDim) {
     // Few coordinates: distances by differences over a coordinate-major copy.
     mix.muT.resize(static_cast<size_t>(n * d));

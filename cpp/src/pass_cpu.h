@@ -51,6 +51,7 @@ struct Workspace {
   std::vector<double> rows64, G64;  // (q, d) the rows in float64; (q, tile_n) float64 products
   std::vector<std::pair<int64_t, double>> exact;  // (column, exact logit) of one row's candidates
   std::vector<double> u;      // (M, d) the kernel draws of one query
+  std::vector<double> rows_exact;  // (rows, d) the rows in float64 before their rounding to T (smoothed passes)
   // Pruned passes (prune_cpu.cpp): the rows' projections and residual norms,
   // a tile of lower bounds, each row's candidates, and a workspace for the
   // rows that go through the dense pass.

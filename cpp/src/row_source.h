@@ -52,7 +52,8 @@ struct MixtureSource {
 
 // The merged states of q rows (not centred: each shard centres them itself)
 // over every shard, in PartialState's convention (log-weights as given, not
-// normalized, as partial_cpu writes them); B is wanted only with variances.
+// normalized, as partial_cpu writes them), B included (the rounding of the
+// rows is put back with it, and the control estimator needs it with variances).
 template <class T>
 using RemotePass = std::function<void(const T* rows, int64_t q, double t, PartialState out)>;
 // Rows of components by index (float64, count x d), for init="empirical".

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ledkde/finish_rows.h"
@@ -14,6 +15,22 @@
 namespace ledkde {
 
 namespace {
+
+// The pass works on the centred rows rounded to T, r = T(y - c), so its A is
+// sum p (mu - r) / v. The rounding of r is put back here in float64, A -= B
+// ((y - c) - r), so that the score and the denoiser are those of y itself:
+// queries far from the data's centre (large t) lose nothing to it.
+template <class T>
+void restore_rounding(const Mixture<T>& mix, const T* y, int64_t qb, Workspace<T>& w) {
+  if constexpr (std::is_same_v<T, float>) {
+    const int64_t d = mix.d;
+    for (int64_t i = 0; i < qb; ++i)
+      for (int64_t k = 0; k < d; ++k) {
+        const double x = static_cast<double>(y[i * d + k]) - mix.centre[k];
+        w.A[i * d + k] -= w.B[i] * (x - static_cast<double>(static_cast<T>(x)));
+      }
+  }
+}
 
 // Runs the pass over all components for each query tile (in parallel) and
 // hands the finished tile to emit(first_row, rows, workspace).
@@ -51,7 +68,9 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
       const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
       centre_rows(mix, y + i0 * d, qb, w);
       pass_rows(mix, lp, qb, w, o);
-      if (!stop.stopped()) emit(i0, qb, w);
+      if (stop.stopped()) return;
+      restore_rounding(mix, y + i0 * d, qb, w);
+      emit(i0, qb, w);
     }, &stop);
     return;
   }
@@ -62,8 +81,9 @@ void for_each_query_tile(const Mixture<T>& mix, const LogitParams<T>& lp, const 
     return qb;
   });
   for (int64_t tile = 0; tile < ntiles; ++tile) {
-    const int64_t i0 = tile * tq;
-    emit(i0, std::min(tq, q - i0), part[tile * nshards]);
+    const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
+    restore_rounding(mix, y + i0 * d, qb, part[tile * nshards]);
+    emit(i0, qb, part[tile * nshards]);
   }
 }
 

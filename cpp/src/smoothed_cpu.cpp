@@ -5,6 +5,7 @@
 // their standard errors.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "ledkde/smooth_estimator.h"
@@ -72,11 +73,34 @@ void estimate_from_states(const SmoothOptions& sm, bool per_var, double t, doubl
 
 namespace {
 
+// The pass sees its rows rounded to T, r = T(x) for the exact rows x, so its
+// A is sum p (mu - r) / v: A -= B (x - r) puts the rounding back in float64
+// (float only), and the estimators read the exact rows, so that h = 0 gives
+// the plain pass's score bit for bit and the control estimator's linear term
+// is the kernel draw itself.
+template <class T>
+void restore_rows(Workspace<T>& ws, int64_t nrows, int64_t d, const T* rows, const double* exact) {
+  if constexpr (std::is_same_v<T, float>)
+    for (int64_t i = 0; i < nrows; ++i)
+      for (int64_t k = 0; k < d; ++k)
+        ws.A[i * d + k] -= ws.B[i] * (exact[i * d + k] - static_cast<double>(rows[i * d + k]));
+}
+
+// Row i of ws: x (float64, d), centred by centre, into ws.rows_exact and, rounded to T, ws.rows.
+template <class T>
+void set_row(Workspace<T>& ws, int64_t i, int64_t d, const double* y, const double* u, const double* centre) {
+  for (int64_t k = 0; k < d; ++k) {
+    const double x = y[k] + (u ? u[k] : 0.0) - centre[k];
+    ws.rows_exact[i * d + k] = x;
+    ws.rows[i * d + k] = static_cast<T>(x);
+  }
+}
+
 // The rows of one pass for qb points y (float64, qb x d) whose stream
 // indices are index0, index0 + 1, ...: per point its kernel draws y + u and,
 // when the estimator needs it (has_pilot), the unperturbed pilot row, all
-// centred and rounded to T, into ws.rows (qb * rows_per_point rows, the
-// layout estimate_from_states reads). Returns the number of rows.
+// centred, into ws.rows_exact and, rounded to T, ws.rows (qb * rows_per_point
+// rows, the layout estimate_from_states reads). Returns the number of rows.
 template <class Source, class T = typename Source::Scalar>
 int64_t draw_rows(const Source& src, const double* y, int64_t qb, uint32_t index0, const SmoothOptions& sm,
                   bool want_log_density, Workspace<T>& ws) {
@@ -84,17 +108,14 @@ int64_t draw_rows(const Source& src, const double* y, int64_t qb, uint32_t index
   const double* centre = src.centre();
   const int64_t copies = rows_per_point(sm, src.per_var(), want_log_density);
   ws.rows.resize(static_cast<size_t>(qb * copies * d));
+  ws.rows_exact.resize(static_cast<size_t>(qb * copies * d));
   ws.u.assign(static_cast<size_t>(M * d), 0.0);
   for (int64_t i = 0; i < qb; ++i) {
     if (sm.bandwidth > 0.0)
       kernel_draws(sm.seed, index0 + static_cast<uint32_t>(i), sm.eval, M, sm.antithetic, sm.orthogonal, sm.kernel,
                    sm.bandwidth, d, ws.u.data());
-    for (int64_t m = 0; m < copies; ++m) {
-      T* row = ws.rows.data() + (i * copies + m) * d;
-      const double* u = ws.u.data() + (m < M ? m : 0) * d;
-      const double on = m < M ? 1.0 : 0.0;  // the pilot row is unperturbed
-      for (int64_t k = 0; k < d; ++k) row[k] = static_cast<T>(y[i * d + k] + on * u[k] - centre[k]);
-    }
+    for (int64_t m = 0; m < copies; ++m)  // the pilot row (m = M) is unperturbed
+      set_row(ws, i * copies + m, d, y + i * d, m < M ? ws.u.data() + m * d : nullptr, centre);
   }
   return qb * copies;
 }
@@ -108,9 +129,10 @@ void smoothed_block(const Source& src, const typename Source::Params& p, const d
   PassOptions o = opt;
   o.entropy = false;  // only scores and log-densities come out of here
   src.reduce(p, rows, ws, o);
+  restore_rows(ws, rows, src.d(), ws.rows.data(), ws.rows_exact.data());
   RowStateInputs st{ws.m.data(), ws.S.data(), ws.A.data(), ws.B.data()};
-  estimate_from_states(sm, src.per_var(), Source::time(p), Source::log_offset(p), qb, src.d(), st, ws.rows.data(), y,
-                       src.centre(), out);
+  estimate_from_states(sm, src.per_var(), Source::time(p), Source::log_offset(p), qb, src.d(), st, ws.rows_exact.data(),
+                       y, src.centre(), out);
 }
 
 // One query whose draws do not fit one pass: its draws go through the pass
@@ -136,8 +158,10 @@ void smoothed_chunked(const Source& src, const typename Source::Params& p, const
   std::vector<double> Ap;
   if (pilot) {  // the unperturbed row first: beta and the log-density's linear term need it
     ws.rows.resize(static_cast<size_t>(d));
-    for (int64_t k = 0; k < d; ++k) ws.rows[k] = static_cast<T>(yc[k]);
+    ws.rows_exact.resize(static_cast<size_t>(d));
+    set_row(ws, 0, d, y, nullptr, centre);
     src.reduce(p, 1, ws, o);
+    restore_rows(ws, 1, d, ws.rows.data(), ws.rows_exact.data());
     Bp = ws.B[0];
     Sp = ws.S[0];
     Ap.assign(ws.A.begin(), ws.A.begin() + d);
@@ -152,15 +176,17 @@ void smoothed_chunked(const Source& src, const typename Source::Params& p, const
     kernel_draws_range(sm.seed, index, sm.eval, m0, c, sm.antithetic, sm.orthogonal, sm.kernel, sm.bandwidth, d,
                        u.data());
     ws.rows.resize(static_cast<size_t>(c * d));
-    for (int64_t m = 0; m < c; ++m)
-      for (int64_t k = 0; k < d; ++k) ws.rows[m * d + k] = static_cast<T>(y[k] + u[m * d + k] - centre[k]);
+    ws.rows_exact.resize(static_cast<size_t>(c * d));
+    for (int64_t m = 0; m < c; ++m) set_row(ws, m, d, y, u.data() + m * d, centre);
     src.reduce(p, c, ws, o);
+    restore_rows(ws, c, d, ws.rows.data(), ws.rows_exact.data());
     for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k)
-      add_units(acc[k], c, sm.antithetic, ScoreDraws<T>{ws.A.data(), ws.S.data(), ws.rows.data(), d, k, yc[k], beta});
+      add_units(acc[k], c, sm.antithetic,
+                ScoreDraws<double>{ws.A.data(), ws.S.data(), ws.rows_exact.data(), d, k, yc[k], beta});
     if (out.log_density)
       add_units(acc_ld, c, sm.antithetic,
-                LogDensityDraws<T>{ws.m.data(), ws.S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows.data(), y,
-                                   centre, d});
+                LogDensityDraws<double>{ws.m.data(), ws.S.data(), pilot ? Ap.data() : nullptr, Sp, ws.rows_exact.data(), y,
+                                        centre, d});
   }
   if (out.score) {
     double se2_sum = 0.0, norm2 = 0.0;
@@ -241,6 +267,7 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
       w.rows.assign(drawn.rows.begin(), drawn.rows.begin() + nrows * d);
       return nrows;
     });
+    restore_rows(part[0], nrows, d, drawn.rows.data(), drawn.rows_exact.data());
     SmoothRowOutputs ro;
     ro.score = out.score ? s.data() : nullptr;
     ro.score_se = out.score_se ? sse.data() : nullptr;
@@ -248,8 +275,8 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
     ro.log_density_se = out.log_density_se ? lse.data() : nullptr;
     Workspace<T>& w = part[0];
     const RowStateInputs st{w.m.data(), w.S.data(), w.A.data(), w.B.data()};
-    estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, q, d, st, w.rows.data(), y64.data(), mix.centre.data(),
-                         ro);
+    estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, q, d, st, drawn.rows_exact.data(), y64.data(),
+                         mix.centre.data(), ro);
     write(0, q, s.data(), ld.data(), sse.data(), lse.data());
     return;
   }

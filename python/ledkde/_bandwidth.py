@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks
+from . import _call, _checks
 from ._sampler import sample
-from ._scores import Mixture
 from ._toolkit import energy_distance, median_nn_distance, memorization
 
 # The default rule, h sqrt(d) / NN = RULE_A d^RULE_B (NN the median
@@ -23,9 +22,14 @@ DEFAULT_FACTORS = (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion k / n."""
-    if n <= 0:
-        raise ValueError("n: need at least one trial")
+    """Wilson score interval of a binomial proportion k / n (95% for z = 1.96).
+
+    k : successes, an integer in [0, n]; n : trials, an integer >= 1; z : the normal
+    quantile of the interval, a finite number > 0.
+    """
+    n = _checks.positive_int("n", n)
+    k = _checks.positive_int("k", k, minimum=0, maximum=n, why=f" (the number of trials n)")
+    z = _checks.positive_scalar("z", z)
     p = k / n
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
@@ -44,6 +48,7 @@ def sample_quality(samples, data, held_out=None, *, nn: float | None = None, thr
     distance to the held-out set (in NN units). Without held_out those two are None.
     """
     samples = _checks.array2d("samples", samples)
+    data = _call.resolve(data, threads=threads, cpu_only=True).mix  # prepared once for every pass below
     nn = median_nn_distance(data, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
     mem = memorization(samples, data, held_out=held_out, threads=threads)
     k = int(mem.memorized.sum())
@@ -72,14 +77,26 @@ def sampler_defaults(data: np.ndarray, nn: float) -> dict:
     images and energy distance 0.2 NN to held-out images, against 100% and 0.005 NN
     with t_max = 123.)
     t_min = 1e-4 NN^2 (or 1e-4 x the mean variance when NN = 0).
+
+    data : (N, d) points, a Mixture or a ShardedMixture.
     """
-    arr = np.asarray(data, dtype=np.float64)
-    var = arr.var(axis=0)
+    pts = _call.points(data)
+    mom = pts._moments()
+    var = np.diag(mom.covariance_unit()) * mom.scale**2 * (mom.n - 1) / mom.n
     t_min = 1e-4 * nn**2 if nn > 0 else 1e-4 * float(var.mean())
     if not t_min > 0:
         raise ValueError("data: all points are the same; there is nothing to sample")
-    spread = float(((arr - arr.mean(axis=0)) ** 2).sum(axis=1).max())
-    return dict(t_max=max(1.0, 10.0 * float(var.max()), spread), t_min=t_min, schedule="geometric")
+    return dict(t_max=max(1.0, 10.0 * float(var.max()), _spread(pts, mom)), t_min=t_min, schedule="geometric")
+
+
+def _spread(pts, mom) -> float:
+    """The largest squared distance of a point from the points' mean."""
+    mean = mom.x0 + mom.scale * mom.s1 / mom.n
+    top = 0.0
+    for i in range(0, pts.n, 4096):
+        block = pts._rows(np.arange(i, min(pts.n, i + 4096))) - mean
+        top = max(top, float((block**2).sum(axis=1).max()))
+    return top
 
 
 def bandwidth_rule(data, *, nn: float | None = None, threads=None) -> float:
@@ -98,9 +115,9 @@ def bandwidth_rule(data, *, nn: float | None = None, threads=None) -> float:
     the data: when held-out points are at hand, :func:`select_bandwidth` is the
     better choice.
     """
-    arr = _checks.array2d("data", data)
-    nn = median_nn_distance(arr, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
-    d = arr.shape[1]
+    mix = _call.resolve(data, threads=threads, cpu_only=True).mix
+    nn = median_nn_distance(mix, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
+    d = mix.d
     return RULE_A * d**RULE_B * nn / np.sqrt(d)
 
 
@@ -128,6 +145,20 @@ class BandwidthSelection:
             rows.append(f"| {r['factor']:g}{mark} | {100 * r['memorized']:.0f}% ({100 * lo:.0f}-{100 * hi:.0f}%) | "
                         f"{r['held_out_d1']:.3f} | {r['train_d1']:.3f} | {r['diversity']:.2f} | {r['energy']:.4f} |")
         return "\n".join(rows)
+
+
+def _factors(factors) -> list:
+    """The candidate factors of select_bandwidth, checked and sorted."""
+    try:
+        arr = np.atleast_1d(np.asarray(factors))
+    except Exception:  # ragged lists and the like
+        arr = None
+    if arr is None or arr.dtype.kind not in "iuf" or arr.ndim != 1:
+        raise TypeError(f"factors: expected a sequence of numbers >= 0, got {factors!r}")
+    fs = sorted(float(f) for f in arr)
+    if not fs or any(not np.isfinite(f) or f < 0 for f in fs):
+        raise ValueError("factors: give one or more finite factors >= 0")
+    return fs
 
 
 def least_smoothing(rows, max_memorized: float = MAX_MEMORIZED):
@@ -160,29 +191,30 @@ def select_bandwidth(data, held_out, *, factors=DEFAULT_FACTORS, max_memorized: 
     data : (N, d) training points; held_out : (M, d) points of the same law not
     in data. Returns a :class:`BandwidthSelection` whose table holds every figure.
     """
-    arr = np.ascontiguousarray(_checks.array2d("data", data))
-    ho = _checks.array2d("held_out", held_out)
-    if ho.shape[1] != arr.shape[1]:
-        raise ValueError(f"held_out: has dimension {ho.shape[1]}, but the data have dimension {arr.shape[1]}")
-    fs = sorted(float(f) for f in np.atleast_1d(np.asarray(factors, dtype=np.float64)))
-    if not fs or any(not np.isfinite(f) or f < 0 for f in fs):
-        raise ValueError("factors: give one or more finite factors >= 0")
-    mm = float(max_memorized)
-    if not 0.0 <= mm < 1.0:
+    mix = _call.resolve(data, threads=threads, cpu_only=True).mix
+    ho = _checks.array2d("held_out", held_out, d=mix.d)
+    if len(ho) < 2:
+        raise ValueError(f"held_out: need at least 2 points (the energy distance compares two samples), "
+                         f"got {len(ho)}")
+    fs = _factors(factors)
+    mm = _checks.positive_scalar("max_memorized", max_memorized, allow_zero=True)
+    if mm >= 1.0:
         raise ValueError(f"max_memorized: must lie in [0, 1), got {max_memorized}")
     n_kernel = _checks.positive_int("n_kernel", n_kernel)
     if n_kernel % 2:
         raise ValueError(f"n_kernel: must be even (antithetic pairs), got {n_kernel}")
-    d = arr.shape[1]
-    nn = median_nn_distance(arr, threads=threads)
-    grid = sampler_defaults(arr, nn)
-    mix = Mixture(arr)
+    n_samples = _checks.positive_int("n_samples", n_samples)
+    if progress is not None and not callable(progress):
+        raise TypeError("progress: expected a callable (done, total) or None")
+    d = mix.d
+    nn = median_nn_distance(mix, threads=threads)
+    grid = sampler_defaults(mix, nn)
     table = []
     for i, f in enumerate(fs):
         h = f * nn / np.sqrt(d)
         x = sample(mix, n_samples, steps=steps, bandwidth=h, n_kernel=n_kernel if h > 0 else 1,
                    antithetic=h > 0, seed=seed, threads=threads, **grid)
-        row = {"factor": f, "bandwidth": h, **sample_quality(x, arr, ho, nn=nn, threads=threads)}
+        row = {"factor": f, "bandwidth": h, **sample_quality(x, mix, ho, nn=nn, threads=threads)}
         table.append(row)
         if progress is not None:
             progress(i + 1, len(fs))

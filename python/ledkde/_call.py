@@ -78,31 +78,37 @@ class Call:
         return _device._cupy("y")
 
 
-def check_ranges(mix: Mixture, *, t_name: str, t: float, noise: tuple, h: float, gaussian: bool,
-                 reach: float) -> None:
+def check_ranges(mix: Data, *, t_name: str, t: float, noise: tuple, h: float, gaussian: bool,
+                 reach: float, rounding: float) -> None:
     """The float-range checks of every pass over ``mix``: the noise's squared length
     (``noise`` = (name, its variance, what to call it)), the kernel draws' squared
-    length, and the largest logit at time ``t`` for queries up to ``reach`` from the
-    data's mean, carried further by the kernel draws."""
+    length, the largest logit at time ``t`` for queries up to ``reach`` from the
+    data's mean, carried further by the kernel draws, and (float32) the resolution of
+    the data and of queries whose centred coordinates round by ``rounding``."""
     name, var, what = noise
     _checks.squared_scale(name, var * mix.d, mix.dtype, what)
     _checks.squared_scale("bandwidth", h * h * mix.d, mix.dtype, "the kernel draws' squared length h^2 d")
     _checks.logit_range(t_name, t, max(reach + _checks.kernel_reach(h, mix.d, gaussian), mix._extent), mix.dtype)
+    # A kernel draw moves a coordinate by h g, |g| below 8 but for 1e-15 of the draws:
+    # half a unit in the last place of that more.
+    _checks.resolution(t_name, t, mix.dtype, mix._resolution, rounding + 2.0**-24 * 8.0 * h)
 
 
-def _query_extent(name: str, y, mix: Mixture, on_gpu: bool) -> float:
-    """The queries' largest distance from the data's mean, refused where its square overflows."""
+def _query_extent(name: str, y, mix: Data, on_gpu: bool) -> tuple[float, float]:
+    """The queries' largest distance from the data's mean (refused where its square
+    overflows) and the largest rounding of a centred coordinate to float32."""
     if not y.shape[0]:
-        ext = 0.0
-    elif on_gpu:  # on the device: only the one number comes back
+        ext = rounding = 0.0
+    elif on_gpu:  # on the device: only the two numbers come back
         cp = _device._cupy("y")
         diff = y.astype(cp.float64) - cp.asarray(mix._centre)
         top = float(cp.abs(diff).max())
         ext = top * float(cp.sqrt(((diff / top) ** 2).sum(axis=1).max())) if top > 0 else 0.0
+        rounding = float(cp.abs(diff - diff.astype(cp.float32)).max())
     else:
-        ext = _checks.extent(y, mix._centre)
+        ext, rounding = _checks.extent(y, mix._centre)
     _checks.squared_scale(name, ext * ext, mix.dtype, "the squared distance of a query from the data's mean")
-    return ext
+    return ext, rounding
 
 
 def _mixture(data, data_on_gpu: bool, log_weights, variances, query_float, dtype, threads, pack, prune,
@@ -177,7 +183,7 @@ def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, devic
     if has_t:
         t = _checks.time_for_dtype("t", _checks.positive_scalar("t", t), mix.dtype)
     if y is not None:
-        ext_y = _query_extent(y_name, y, mix, y_on_gpu)
+        ext_y, rounding_y = _query_extent(y_name, y, mix, y_on_gpu)
         if y_on_gpu:
             with cp.cuda.Device(where.index):
                 y = cp.ascontiguousarray(y, dtype=mix.dtype)  # a copy only to convert; y is never written
@@ -186,7 +192,8 @@ def resolve(data, *, y=ABSENT, t=ABSENT, log_weights=None, variances=None, devic
     if has_t:
         h, gaussian = kernel
         check_ranges(mix, t_name="t", t=t, noise=("t", t, "the noise's squared length t d"), h=h,
-                     gaussian=gaussian, reach=ext_y if y is not None else 0.0)
+                     gaussian=gaussian, reach=ext_y if y is not None else 0.0,
+                     rounding=rounding_y if y is not None else 0.0)
     return Call(where, mix, t if has_t else None, y, y_on_gpu, threads, tile, backend)
 
 

@@ -148,7 +148,10 @@ def positive_scalar(name: str, value, *, allow_zero: bool = False) -> float:
         if value.ndim != 0 or value.dtype.kind not in "fiu":
             raise TypeError(f"{name}: expected a real number, got an array of shape {value.shape}")
         value = value.item()
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # a Python integer beyond the float64 range
+        raise ValueError(f"{name}: must be finite, got an integer beyond the float64 range") from None
     if not np.isfinite(v):
         raise ValueError(f"{name}: must be finite, got {v}")
     if v < 0 or (v == 0 and not allow_zero):
@@ -237,25 +240,51 @@ def logit_range(name: str, t: float, extent: float, dtype) -> float:
     return t
 
 
+# float32 passes resolve the data and the queries to within this fraction of the
+# noise's scale sqrt(t) per coordinate, or are refused (float64 has no such limit
+# in practice): the score and the denoiser then stay within about 1e-4 of their
+# scale. What limits float32 is the rounding of coordinates centred on the data's
+# centre: the data's (Mixture's resolution: their centring, measured when it is
+# prepared, and the weighted sums of the pass) and the queries' (measured per call).
+RESOLUTION = 1e-4
+
+
+def resolution(name: str, t: float, dtype, data_error: float, query_error: float) -> None:
+    """Refuse a float32 pass at time t whose data and queries, centred, float32 holds only
+    to more than RESOLUTION sqrt(t): the data's largest centring rounding ``data_error``
+    plus the queries' ``query_error``."""
+    if np.dtype(dtype) != np.float32:
+        return
+    err = data_error + query_error
+    if err > RESOLUTION * np.sqrt(t):
+        raise ValueError(f"{name}: at {name} = {t:.3g} the noise's scale per coordinate is sqrt(t) = {np.sqrt(t):.3g}, "
+                         f"but float32 holds the data and queries, centred on the data's centre, only to {err:.2g} "
+                         f"(data {data_error:.2g}, queries {query_error:.2g}), more than {RESOLUTION:g} of it; pass "
+                         "float64 arrays (or centre and rescale the data)")
+
+
 def norm(v: np.ndarray) -> float:
     """|v| without overflow in the squares (v float64, 1-D)."""
     top = float(np.abs(v).max(initial=0.0))
     return top * float(np.sqrt(((v / top) ** 2).sum())) if top > 0 else 0.0
 
 
-def extent(arr: np.ndarray, centre: np.ndarray) -> float:
-    """max_i |arr_i - centre| in float64, a block of rows at a time (no full float64
-    copy), without overflow in the squares."""
-    top2 = 0.0
+def extent(arr: np.ndarray, centre: np.ndarray) -> tuple[float, float]:
+    """(max_i |arr_i - centre|, the largest rounding of a coordinate of arr - centre to
+    float32) in float64, a block of rows at a time (no full float64 copy), without
+    overflow in the squares."""
+    top2 = rounding = 0.0
     for i in range(0, arr.shape[0], 4096):
         block = arr[i:i + 4096].astype(np.float64) - centre
+        with np.errstate(over="ignore"):
+            rounding = max(rounding, float(np.abs(block - block.astype(np.float32)).max(initial=0.0)))
         with np.errstate(over="ignore"):
             s2 = float(np.einsum("ij,ij->i", block, block).max(initial=0.0))
         if not np.isfinite(s2):  # squares beyond float64: the same, scaled
             scale = float(np.abs(block).max())
             s2 = scale * scale * float(np.einsum("ij,ij->i", block / scale, block / scale).max())
         top2 = max(top2, s2)
-    return float(np.sqrt(top2))
+    return float(np.sqrt(top2)), rounding
 
 
 def kernel_reach(h: float, d: int, gaussian: bool) -> float:
@@ -401,6 +430,13 @@ def pass_state(name: str, s):
             raise ValueError(f"{name}: {field} must be a float64 array of shape {shape} for {q} queries in "
                              f"dimension {d}, got {getattr(a, 'dtype', type(a).__name__)} "
                              f"{getattr(a, 'shape', '')}")
+    if np.isnan(s.log_max).any() or np.isposinf(s.log_max).any():
+        raise ValueError(f"{name}: log_max must hold numbers below +inf (-inf: nothing seen), not NaN")
+    for field in ("sum", "ent", "score_num"):
+        if not np.isfinite(getattr(s, field)).all():
+            raise ValueError(f"{name}: {field} must hold finite numbers")
+    if (s.sum < 0).any():
+        raise ValueError(f"{name}: sum must be >= 0 (a sum of weights)")
     if not isinstance(s.log_mass, (float, np.floating)) or np.isnan(s.log_mass) or s.log_mass == np.inf:
         raise ValueError(f"{name}: log_mass must be a float below +inf")
     if not isinstance(s.t, (float, np.floating)) or not np.isfinite(s.t) or s.t <= 0:

@@ -12,6 +12,7 @@ class Mixture32:
     d: int
     log_mass: float
     norm2_max: float
+    resolution: float
     centre: F64
     projection_k: int
     logit_tol: float
@@ -22,6 +23,7 @@ class Mixture64:
     d: int
     log_mass: float
     norm2_max: float
+    resolution: float
     centre: F64
     projection_k: int
     logit_tol: float

@@ -30,6 +30,7 @@ class Data:
     has_variances: bool
     _centre: np.ndarray
     _extent: float
+    _resolution: float = 0.0
 
     def _check_device(self, device) -> None:
         """Refuse a ``device=`` these data cannot run on (before any placement is made)."""
@@ -164,6 +165,8 @@ class Mixture(Data):
         _checks.squared_scale("data", self._core.norm2_max, dtype, "the squared distance of a point from the data's mean")
         self._centre = np.asarray(self._core.centre)
         self._extent = float(np.sqrt(self._core.norm2_max))
+        # How finely a pass in the working type resolves the data (the float32 checks).
+        self._resolution = float(self._core.resolution)
         self._on_device = {}  # CUDA device index -> device-resident copy
         if prune and lw is None and var is None and n >= PRUNE_MIN_POINTS and d >= PRUNE_MIN_DIM:
             basis = principal_basis(arr, self._centre, projection_k(d))

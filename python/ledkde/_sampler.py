@@ -179,7 +179,9 @@ def _sampler_ranges(mix, schedule, times, hs, icode: int, gaussian: bool) -> Non
         _checks.squared_scale("init", origin * origin, mix.dtype, "'gaussian' starts at the origin; its squared distance "
                               "from the data's mean")
         reach += origin
+    # (The samples are positions in the working dtype: their own rounding is the run's
+    # resolution, so only the data's is checked against t_min.)
     check_ranges(mix, t_name=t_name, t=float(times[-1]),
                  noise=("t_max" if isinstance(schedule, str) else "schedule", float(times[0]),
                         "the starting noise's squared length t_max d"),
-                 h=float(hs.max()), gaussian=gaussian, reach=reach)
+                 h=float(hs.max()), gaussian=gaussian, reach=reach, rounding=0.0)

@@ -167,6 +167,9 @@ def finalize(state: PassState, outputs: Sequence[str] = OUTPUTS) -> dict[str, np
     _check_state("state", state)
     if _is_empty(state):
         raise ValueError("state: every shard had zero weight (all log-weights -inf); there is no density")
+    if not (state.sum > 0).all():
+        raise ValueError("state: sum is 0 for some queries (no component with weight was seen for them); "
+                         "merge the states of every shard first")
     outs = _outputs(outputs)
     for o in outs:
         _checks.choice("outputs", o, OUTPUTS)

@@ -102,7 +102,7 @@ class _Shard:
             return {"error": self.error}
         m = self.mix
         return {"n": m.n, "d": m.d, "dtype": m.dtype.name, "pid": os.getpid(), "logit_tolerance": m.logit_tolerance,
-                "centre": m._centre, "extent": m._extent,
+                "centre": m._centre, "extent": m._extent, "resolution": m._resolution,
                 "log_mass": -np.inf if self.empty else float(m._core.log_mass)}
 
     def partial(self, y, t, threads):
@@ -260,6 +260,7 @@ class ShardedMixture(Data):
         w = np.array(sizes, dtype=np.float64)
         self._centre = (w[:, None] * np.stack([i["centre"] for i in infos])).sum(0) / w.sum()
         self._extent = max(_checks.norm(i["centre"] - self._centre) + i["extent"] for i in infos)
+        self._resolution = max(i["resolution"] for i in infos)  # each shard centres on its own centre
         self._log_mass = float(np.logaddexp.reduce([i["log_mass"] for i in infos]))
         logw = None if lw is None else lw - self._log_mass  # normalized, as a Mixture keeps them
         remote = _core.RemoteSource32 if self.dtype == np.float32 else _core.RemoteSource64

@@ -106,6 +106,11 @@ struct Mixture {
   std::vector<double> logw;    // (n,)  log a_j, normalized; empty: uniform
   std::vector<double> var;     // (n,)  s2_j; empty: all zero (empirical)
   double norm2_max = 0.0;
+  // How finely a pass in T resolves the data, per coordinate: the largest
+  // rounding of a centred coordinate, |(x - centre) - mu|, and (matrix-product
+  // path) half a unit in the last place of the largest centred coordinate,
+  // which the weighted sums sum p mu round as much.
+  double resolution = 0.0;
   double log_mass = 0.0;       // log sum_j a_j of the weights as given (log n when uniform)
   double logit_tol = 0.0;      // error allowed in a logit (exactness.h); 0: the strict rule, 64 eps
 };
