@@ -232,3 +232,89 @@ def test_sharded_smoothing_with_component_variances():
         s1 = ledkde.sample(sharded, 6, t_max=10.0, t_min=1e-2, steps=8, seed=1, bandwidth=0.1, n_kernel=4)
     s2 = ledkde.sample(x, 6, t_max=10.0, t_min=1e-2, steps=8, seed=1, bandwidth=0.1, n_kernel=4, variances=var)
     np.testing.assert_allclose(s1, s2, rtol=0, atol=1e-8)
+
+
+def test_sharded_calls_get_the_range_checks():
+    x, y, t = problem(15)
+    with ShardedMixture(x.astype(np.float32), n_shards=2) as sharded:
+        with pytest.raises(ValueError, match="^y: the squared distance of a query from the data's mean reaches"):
+            ledkde.score(np.full((2, x.shape[1]), 1e19, dtype=np.float32), sharded, t)
+        with pytest.raises(ValueError, match="^t: 1e-40 is below 1e-30"):
+            ledkde.score(y.astype(np.float32), sharded, 1e-40)
+
+
+def test_a_restarted_shard_refuses_a_changed_file(tmp_path):
+    x, y, t = problem(16)
+    files = [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    np.save(files[0], x[:300])
+    np.save(files[1], x[300:])
+    with ShardedMixture(files=files) as sharded:
+        np.testing.assert_allclose(ledkde.score(y, sharded, t), ledkde.score(y, x, t), rtol=1e-12, atol=1e-12)
+        np.save(files[1], x[300:, :5])  # rewritten with another d
+        os.kill(sharded.actor_pids()[1], signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="^shard 1 of 2 failed and could not be restored: ValueError: "
+                                               "'.*b.npy' changed since the ShardedMixture was built"):
+            ledkde.score(y, sharded, t)
+
+
+def test_bad_values_in_a_file_fail_once_naming_it(tmp_path):
+    x, _, _ = problem(17)
+    bad = x[300:].copy()
+    bad[7, 3] = np.nan
+    np.save(tmp_path / "a.npy", x[:300])
+    np.save(tmp_path / "b.npy", bad)
+    t0 = __import__("time").perf_counter()
+    with pytest.raises(ValueError, match="^files\\[1\\] .*b.npy'\\): shard 1 could not prepare its rows: "
+                                         "ValueError: data: contains NaN"):
+        ShardedMixture(files=[str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+    assert __import__("time").perf_counter() - t0 < 20  # one attempt, not Ray's retries
+
+
+def test_files_of_float32_and_float64_work_in_float64(tmp_path):
+    x, y, t = problem(18)
+    np.save(tmp_path / "a.npy", x[:300].astype(np.float32))
+    np.save(tmp_path / "b.npy", x[300:])
+    with ShardedMixture(files=[str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]) as sharded:
+        assert sharded.dtype == np.float64
+        whole = np.concatenate([x[:300].astype(np.float32).astype(np.float64), x[300:]])
+        np.testing.assert_allclose(ledkde.score(y, sharded, t), ledkde.score(y, whole, t), rtol=1e-12, atol=1e-12)
+
+
+def test_a_shard_of_zero_weight_is_valid():
+    # The first shard's slice of the log-weights is all -inf: it carries no weight (its
+    # points still count for the nearest neighbours), as a local Mixture takes them.
+    x, y, t = problem(19)
+    lw = np.random.default_rng(20).normal(size=len(x))
+    lw[:200] = -np.inf
+    with ShardedMixture(x, n_shards=3, log_weights=lw) as sharded:
+        got = ledkde.evaluate(y, sharded, t, outputs=ALL)
+        nb = ledkde.nearest_neighbors(y, sharded, 3)
+        s1 = ledkde.sample(sharded, 6, t_max=10.0, t_min=1e-2, steps=8, seed=1, init="empirical")
+    want = ledkde.evaluate(y, x, t, outputs=ALL, log_weights=lw)
+    for k in ALL:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-11, atol=1e-11 * max(1.0, np.abs(want[k]).max()))
+    np.testing.assert_array_equal(nb.indices, ledkde.nearest_neighbors(y, x, 3).indices)
+    s2 = ledkde.sample(x, 6, t_max=10.0, t_min=1e-2, steps=8, seed=1, init="empirical", log_weights=lw)
+    np.testing.assert_allclose(s1, s2, rtol=0, atol=1e-8)
+
+
+def test_many_draws_of_one_query_are_streamed():
+    # 16,384 draws of one query do not fit one pass (8,192 rows): they go through the
+    # shards in chunks, as locally, and give the local estimate (no Q x M x d rows).
+    x, y, t = problem(21)
+    kw = dict(bandwidth=0.3, n_kernel=2**14, seed=3, return_error=True)
+    with ShardedMixture(x, n_shards=2) as sharded:
+        got, got_err = ledkde.smoothed_score(y[:1], sharded, t, **kw)
+    want, want_err = ledkde.smoothed_score(y[:1], x, t, **kw)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+    np.testing.assert_allclose(got_err, want_err, rtol=1e-6)
+
+
+def test_the_data_tools_take_a_sharded_mixture():
+    x, _, _ = problem(22)
+    with ShardedMixture(x, n_shards=3) as sharded:
+        assert ledkde.median_nn_distance(sharded) == pytest.approx(ledkde.median_nn_distance(x), rel=1e-14)
+        assert ledkde.collapse_time(sharded) == pytest.approx(ledkde.collapse_time(x), rel=1e-10)
+        assert ledkde.bandwidth_rule(sharded) == pytest.approx(ledkde.bandwidth_rule(x), rel=1e-14)
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            __import__("pickle").dumps(sharded)

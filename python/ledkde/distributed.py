@@ -97,6 +97,11 @@ class _Shard:
         except (ValueError, TypeError, OSError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
+    def _ready(self):
+        """Every call but info() on a shard whose rows could not be prepared raises why."""
+        if self.error is not None:
+            raise ValueError(self.error.split(": ", 1)[1] if ": " in self.error else self.error)
+
     def info(self):
         if self.error is not None:
             return {"error": self.error}
@@ -111,6 +116,7 @@ class _Shard:
         estimator's pilot needs it with per-component variances)."""
         from . import _device
 
+        self._ready()
         if self.empty:
             q = y.shape[0]
             return (np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros(y.shape), np.zeros(q), -np.inf)
@@ -120,14 +126,17 @@ class _Shard:
         return m, S, E, A, B, float(self.mix._core.log_mass)
 
     def knn(self, y, k, threads):
+        self._ready()
         k = min(k, self.mix.n)
         dist, idx = _core.knn(self.mix._core, y, k, _checks.pass_options(_core, threads, None))
         return np.asarray(dist, dtype=np.float64), np.asarray(idx) + self.offset
 
     def rows(self, local_indices):
+        self._ready()
         return np.asarray(self.data[np.asarray(local_indices, dtype=np.int64)], dtype=np.float64)
 
     def moments(self):
+        self._ready()
         return self.mix._moments()
 
     def pid(self):
@@ -304,8 +313,10 @@ class ShardedMixture(Data):
                 raise RuntimeError(f"shard {i} of {len(refs)}: its actor was not placed within {timeout:g} s "
                                    "(no free resources on the Ray cluster?)") from None
             except ray.exceptions.RayError as exc:
-                raise RuntimeError(f"shard {i} of {len(refs)} failed and could not be restored: "
-                                   f"{type(exc).__name__}: {exc}") from None
+                # An error the shard raised itself: its own words, not Ray's traceback.
+                cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
+                what = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {exc}"
+                raise RuntimeError(f"shard {i} of {len(refs)} failed and could not be restored: {what}") from None
         return out
 
     # ----------------------------------------------------------------- Data
