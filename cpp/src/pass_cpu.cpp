@@ -25,7 +25,6 @@
 #include "blas.h"
 #include "parallel.h"
 #include "pass_cpu.h"
-#include "prune_cpu.h"
 #include "row_state.h"
 #include "row_kernels.h"
 #include "tile_gemm.h"
@@ -476,31 +475,6 @@ void second_product(PassContext<T>& c, int64_t nslots) {
 
 }  // namespace
 
-// Pruned where it applies and pays (prune_cpu.cpp), else dense.
-template <class T>
-void pass_rows(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-               const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2, bool rows_prepared) {
-  if (n_end < 0) n_end = mix.n;
-  if (q > 0 && prune_applies(mix, lp, opt, n_end - n_begin)) {
-    if (ref_d2) {  // a shard of the components, references from all of them
-      if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ref_d2, rows_prepared)) return;
-    } else {
-      bool go = opt.probed;  // the call's first probe said go (score_cpu.cpp)
-      if (go)
-        prune_prepare(mix, q, ws);
-      else
-        go = prune_probe(mix, lp, q, ws, n_begin, n_end);  // prepares the rows when it says go
-      if (go) {
-        ws.ref.resize(q);
-        prune_references(mix, q, ws, opt, n_begin, n_end, ws.ref.data());
-        if (pruned_reduce(mix, lp, q, ws, opt, n_begin, n_end, ws.ref.data(), true)) return;
-      }
-    }
-  }
-  add_prune_counts(q * (n_end - n_begin), q * (n_end - n_begin));
-  dense_pass(mix, lp, q, ws, opt, n_begin, n_end);
-}
-
 // The driver: per tile of components, the first product, then per row the
 // route (direct; float64 tile; single sweep; else two steps ending in
 // finish_tile), then the second product.
@@ -608,8 +582,6 @@ void dense_pass(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Work
 
 #define LEDKDE_INSTANTIATE(T)                                                                  \
   template void centre_rows(const Mixture<T>&, const T*, int64_t, Workspace<T>&);             \
-  template void pass_rows(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,   \
-                          const PassOptions&, int64_t, int64_t, const double*, bool);                       \
   template void dense_pass(const Mixture<T>&, const LogitParams<T>&, int64_t, Workspace<T>&,  \
                            const PassOptions&, int64_t, int64_t);
 LEDKDE_INSTANTIATE(float)

@@ -325,37 +325,29 @@ void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const 
     ref_d2[i] = rows::exact_dist2(ws.rows.data() + i * d, mix.mu.data() + ws.best[i] * d, d);
 }
 
+namespace {
+
+// The second probe, every row against the first tile with its reference:
+// whether the candidates would cost less than the dense pass (kept_pays).
 template <class T>
-bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
-                   const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,
-                   bool rows_prepared) {
-  const int64_t d = mix.d, nr = n_end - n_begin;
-  if (!rows_prepared) prepare_rows(mix, q, ws);
-  const double inv2v = static_cast<double>(lp.inv2v);
-  const double md2 = margin_d2(mix, lp), margin = md2 * inv2v;
-  ws.thr.resize(q);
-  for (int64_t i = 0; i < q; ++i) ws.thr[i] = ref_d2[i] + md2;
-  ws.lb.resize(static_cast<size_t>(q * kLbTile));
-  // The second probe, every row against the first tile with its reference:
-  // when the candidates would cost more than the dense pass (kept_pays),
-  // the caller runs that instead.
-  {
-    const int64_t nb = std::min(kLbTile, nr);
-    lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
-    std::vector<int64_t> count(q, 0);
-    for (int64_t i = 0; i < q; ++i)
-      count[i] = count_within(ws.lb.data() + i * nb, nb, static_cast<float>(ws.thr[i]));
-    if (!kept_pays(count.data(), q, nb, d)) return false;
-  }
-  ws.start_states(q, d);
-  for (int64_t i = 0; i < q; ++i) ws.m[i] = -ref_d2[i] * inv2v;  // the running maximum starts at the reference (S = 0)
-  // Each row's candidates, up to nr / kMaxKeptPart (more: the row goes dense).
-  const int64_t cap = nr / kMaxKeptPart;
+bool second_probe(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, int64_t n_begin, int64_t nr) {
+  const int64_t nb = std::min(kLbTile, nr);
+  lower_bounds(mix, ws, q, n_begin, nb, ws.lb.data());
+  std::vector<int64_t> count(q, 0);
+  for (int64_t i = 0; i < q; ++i) count[i] = count_within(ws.lb.data() + i * nb, nb, static_cast<float>(ws.thr[i]));
+  return kept_pays(count.data(), q, nb, mix.d);
+}
+
+// Each row's candidates (components whose bound lies within ws.thr[i]), as
+// offsets from n_begin into ws.cand[i], up to cap of them; a row with more
+// gets dense[i] = 1 and no list. False when cancelled.
+template <class T>
+bool gather_candidates(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const PassOptions& opt, int64_t n_begin,
+                       int64_t n_end, int64_t cap, std::vector<char>& dense) {
   if (static_cast<int64_t>(ws.cand.size()) < q) ws.cand.resize(q);
-  std::vector<char> dense(q, 0);
   for (int64_t i = 0; i < q; ++i) ws.cand[i].clear();
   for (int64_t n0 = n_begin; n0 < n_end; n0 += kLbTile) {
-    if (opt.stop && opt.stop->poll()) return true;  // cancelled: the caller discards the rows
+    if (opt.stop && opt.stop->poll()) return false;
     const int64_t nb = std::min(kLbTile, n_end - n0);
     lower_bounds(mix, ws, q, n0, nb, ws.lb.data());
     for (int64_t i = 0; i < q; ++i) {
@@ -374,45 +366,23 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
         if (l[j] <= cut) c.push_back(static_cast<uint32_t>(n0 - n_begin + j));
     }
   }
-  // The rows with many candidates: the dense pass, over a workspace of their own.
-  ws.dense_rows.clear();
-  for (int64_t i = 0; i < q; ++i)
-    if (dense[i]) ws.dense_rows.push_back(i);
-  const int64_t qd = static_cast<int64_t>(ws.dense_rows.size());
-  int64_t computed = qd * nr;
-  if (qd > 0) {
-    if (!ws.sub) ws.sub = std::make_unique<Workspace<T>>();
-    Workspace<T>& sub = *ws.sub;
-    sub.rows.resize(static_cast<size_t>(qd * d));
-    for (int64_t r = 0; r < qd; ++r)
-      std::copy_n(ws.rows.data() + ws.dense_rows[r] * d, d, sub.rows.data() + r * d);
-    dense_pass(mix, lp, qd, sub, opt, n_begin, n_end);
-    for (int64_t r = 0; r < qd; ++r) {
-      const int64_t i = ws.dense_rows[r];
-      ws.m[i] = sub.m[r];
-      ws.S[i] = sub.S[r];
-      ws.E[i] = sub.E[r];
-      ws.B[i] = sub.B[r];
-      std::copy_n(sub.A.data() + r * d, d, ws.A.data() + i * d);
-    }
-  }
-  // The other rows: their candidates, as the dense pass treats a tile's
-  // components: approximate logits from products in the working precision
-  // (|y|^2 + |mu|^2 - 2 y.mu, error bound of ledkde/exactness.h), the ones
-  // near the maximum recomputed exactly, then the weights, A = sum w mu
-  // (less y sum w at the end) with w = p / v.
-  const double sum_scale = 2.0 * inv2v;
-  const double eps = std::numeric_limits<T>::epsilon(), tol = logit_tolerance<T>(mix.logit_tol);
-  const double kappa_eps = expansion_kappa(d) * eps;
+  return true;
+}
+
+// The candidates' products y . mu_j in the working precision into
+// ws.cl_rows[i], a tile of components at a time for all rows, so that each
+// tile is read from memory once (gathered row by row, the candidates'
+// components would each be fetched from memory once per row). False when cancelled.
+template <class T>
+bool candidate_products(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const PassOptions& opt, int64_t n_begin,
+                        int64_t nr, const std::vector<char>& dense) {
+  const int64_t d = mix.d;
   const T* mu0 = mix.mu.data() + n_begin * d;
-  // The products first, a tile of components at a time for all rows, so that
-  // each tile is read from memory once (gathered row by row, the candidates'
-  // components would each be fetched from memory once per row).
   if (static_cast<int64_t>(ws.cl_rows.size()) < q) ws.cl_rows.resize(q);
   std::vector<int64_t> cursor(q, 0);
   for (int64_t i = 0; i < q; ++i) ws.cl_rows[i].resize(dense[i] ? 0 : ws.cand[i].size());
   for (int64_t j0 = 0; j0 < nr; j0 += kDotTile) {
-    if (opt.stop && opt.stop->poll()) return true;
+    if (opt.stop && opt.stop->poll()) return false;
     const uint32_t j1 = static_cast<uint32_t>(std::min(nr, j0 + kDotTile));
     for (int64_t i = 0; i < q; ++i) {
       if (dense[i]) continue;
@@ -424,48 +394,88 @@ bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, W
       cursor[i] = c1;
     }
   }
+  return true;
+}
+
+// Row i's state over its candidates, as the dense pass treats a tile's
+// components: logits from the products (|y|^2 + |mu|^2 - 2 y.mu, the error
+// bound of ledkde/exactness.h), the ones near the maximum recomputed exactly,
+// then the weights and A = sum w mu (less y sum w at the end), w = p / v.
+template <class T>
+void reduce_candidates(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t i, Workspace<T>& ws,
+                       int64_t n_begin) {
+  const int64_t d = mix.d;
+  const std::vector<uint32_t>& cand = ws.cand[i];
+  const int64_t nc = static_cast<int64_t>(cand.size());
+  // None: the reference lies in another shard of the components (in its own
+  // range it is always a candidate); the state stays empty, S = 0.
+  if (nc == 0) return;
+  const T* row = ws.rows.data() + i * d;
+  const T* mu0 = mix.mu.data() + n_begin * d;
+  const double inv2v = static_cast<double>(lp.inv2v), sum_scale = 2.0 * inv2v;
+  const double eps = std::numeric_limits<T>::epsilon(), tol = logit_tolerance<T>(mix.logit_tol);
+  RowState rs(ws.m.data(), ws.S.data(), ws.E.data(), ws.A.data(), ws.B.data(), i, d);
+  double* l = ws.cl_rows[i].data();
+  const double ny = ws.ny[i];
+  const T* n2 = mix.norm2.data() + n_begin;
+  double top = rs.max();
+  for (int64_t c = 0; c < nc; ++c) {
+    l[c] = -(ny + static_cast<double>(n2[cand[c]]) - 2.0 * l[c]) * inv2v;
+    top = std::max(top, l[c]);
+  }
+  const double dlt = expansion_error(expansion_kappa(d) * eps, ny, mix.norm2_max, lp.inv2v_max, 0.0);
+  if (dlt > tol) {
+    // Near the maximum an approximate logit's error could matter: exact.
+    const double cut = top - candidate_margin(dlt, tol);
+    for (int64_t c = 0; c < nc; ++c)
+      if (l[c] >= cut) l[c] = -rows::exact_dist2(row, mu0 + static_cast<int64_t>(cand[c]) * d, d) * inv2v;
+  }
+  double mx = rs.max();
+  for (int64_t c = 0; c < nc; ++c) mx = std::max(mx, l[c]);
+  rs.move_to(mx);
+  // Below this (true logits up to dlt above their approximations) a weight is
+  // certified negligible, as the pruned ones.
+  const double skip = mx - margin_d2(mix, lp) * inv2v - std::max(dlt, 0.0);
+  for (int64_t c = 0; c < nc; ++c) {
+    if (l[c] < skip) continue;
+    const double z = l[c] - mx;
+    const double p = std::exp(z);
+    rs.add(p, p * z);
+    const double w = p * sum_scale;
+    rows::add_scaled(mu0 + static_cast<int64_t>(cand[c]) * d, d, w, rs.A());
+    rs.B() += w;
+  }
+  double* Ai = ws.A.data() + i * d;
+  for (int64_t c = 0; c < d; ++c) Ai[c] -= static_cast<double>(row[c]) * ws.B[i];
+}
+
+}  // namespace
+
+template <class T>
+bool pruned_reduce(const Mixture<T>& mix, const LogitParams<T>& lp, int64_t q, Workspace<T>& ws,
+                   const PassOptions& opt, int64_t n_begin, int64_t n_end, const double* ref_d2,
+                   bool rows_prepared) {
+  const int64_t d = mix.d, nr = n_end - n_begin;
+  if (!rows_prepared) prepare_rows(mix, q, ws);
+  const double inv2v = static_cast<double>(lp.inv2v), md2 = margin_d2(mix, lp);
+  ws.thr.resize(q);
+  for (int64_t i = 0; i < q; ++i) ws.thr[i] = ref_d2[i] + md2;
+  ws.lb.resize(static_cast<size_t>(q * kLbTile));
+  if (!second_probe(mix, q, ws, n_begin, nr)) return false;
+  ws.start_states(q, d);
+  for (int64_t i = 0; i < q; ++i) ws.m[i] = -ref_d2[i] * inv2v;  // the running maximum starts at the reference (S = 0)
+  std::vector<char> dense(q, 0);
+  // Each row's candidates, up to nr / kMaxKeptPart (more: the row goes dense).
+  if (!gather_candidates(mix, q, ws, opt, n_begin, n_end, nr / kMaxKeptPart, dense)) return true;
+  ws.dense_rows.clear();
+  for (int64_t i = 0; i < q; ++i)
+    if (dense[i]) ws.dense_rows.push_back(i);
+  if (!candidate_products(mix, q, ws, opt, n_begin, nr, dense)) return true;
+  int64_t computed = static_cast<int64_t>(ws.dense_rows.size()) * nr;
   for (int64_t i = 0; i < q; ++i) {
     if (dense[i]) continue;
-    const T* row = ws.rows.data() + i * d;
-    RowState rs(ws.m.data(), ws.S.data(), ws.E.data(), ws.A.data(), ws.B.data(), i, d);
-    const std::vector<uint32_t>& cand = ws.cand[i];
-    const int64_t nc = static_cast<int64_t>(cand.size());
-    computed += nc;
-    // None: the reference lies in another shard of the components (in its own
-    // range it is always a candidate); the state stays empty, S = 0.
-    if (nc == 0) continue;
-    double* l = ws.cl_rows[i].data();
-    const double ny = ws.ny[i];
-    const T* n2 = mix.norm2.data() + n_begin;
-    double top = rs.max();
-    for (int64_t c = 0; c < nc; ++c) {
-      l[c] = -(ny + static_cast<double>(n2[cand[c]]) - 2.0 * l[c]) * inv2v;
-      top = std::max(top, l[c]);
-    }
-    const double dlt = expansion_error(kappa_eps, ny, mix.norm2_max, lp.inv2v_max, 0.0);
-    if (dlt > tol) {
-      // Near the maximum an approximate logit's error could matter: exact.
-      const double cut = top - candidate_margin(dlt, tol);
-      for (int64_t c = 0; c < nc; ++c)
-        if (l[c] >= cut) l[c] = -rows::exact_dist2(row, mu0 + static_cast<int64_t>(cand[c]) * d, d) * inv2v;
-    }
-    double mx = rs.max();
-    for (int64_t c = 0; c < nc; ++c) mx = std::max(mx, l[c]);
-    rs.move_to(mx);
-    // Below this (true logits up to dlt above their approximations) a
-    // weight is certified negligible, as the pruned ones.
-    const double skip = mx - margin - std::max(dlt, 0.0);
-    for (int64_t c = 0; c < nc; ++c) {
-      if (l[c] < skip) continue;
-      const double z = l[c] - mx;
-      const double p = std::exp(z);
-      rs.add(p, p * z);
-      const double w = p * sum_scale;
-      rows::add_scaled(mu0 + static_cast<int64_t>(cand[c]) * d, d, w, rs.A());
-      rs.B() += w;
-    }
-    double* Ai = ws.A.data() + i * d;
-    for (int64_t c = 0; c < d; ++c) Ai[c] -= static_cast<double>(row[c]) * ws.B[i];
+    computed += static_cast<int64_t>(ws.cand[i].size());
+    reduce_candidates(mix, lp, i, ws, n_begin);
   }
   add_prune_counts(q * nr, computed);
   return true;

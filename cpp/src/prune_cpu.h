@@ -104,15 +104,16 @@ template <class T>
 void prune_references(const Mixture<T>& mix, int64_t q, Workspace<T>& ws, const PassOptions& opt,
                       int64_t n_begin, int64_t n_end, double* ref_d2);
 
-// Second step, the pass itself (on return ws.state() as after dense_pass):
-// ref_d2[i] is an exact squared distance from row i to some component (the
-// least known, over all components when the pass covers a shard of them);
-// components whose bound lies beyond it by the margin are skipped, rows
-// with more than 1/4 of the components as candidates go through dense_pass,
-// the others are reduced over their candidates with exact distances.
-// Returns false, having done nothing, when a probe of the first tile finds
-// that the candidates would cost more than the dense pass: the caller runs
-// dense_pass.
+// Second step, the pass itself (on return ws.state() as after dense_pass,
+// but for the rows listed in ws.dense_rows): ref_d2[i] is an exact squared
+// distance from row i to some component (the least known, over all
+// components when the pass covers a shard of them); components whose bound
+// lies beyond it by the margin are skipped, and each row is reduced over its
+// candidates with exact distances, except the rows with more than 1/4 of
+// the components as candidates: those are listed in ws.dense_rows, for the
+// caller to run the dense pass on (pass_router.cpp). Returns false, having
+// done nothing, when a probe of the first tile finds that the candidates
+// would cost more than the dense pass: the caller runs dense_pass.
 // rows_prepared: the rows' preparation is in ws already (prune_probe,
 // prune_prepare or copy_prepared put it there for these rows).
 template <class T>
