@@ -66,7 +66,7 @@ def main():
                 for m, s in ((8, 0), (64, 0), (8, 1))]
     for name, tr, ho, m, seed in runs:
         t0 = time.perf_counter()
-        sel = select_bandwidth(tr, ho, factors=factors, n_samples=args.samples, n_kernel=m, seed=seed)
+        sel = select_bandwidth(tr, held_out=ho, factors=factors, n_samples=args.samples, n_kernel=m, seed=seed)
         key = f"{name} draws={m} seed={seed}"
         print(f"\n## {key} (d = {tr.shape[1]}, NN = {sel.nn:.3f}; best factor {sel.factor:g}; "
               f"{time.perf_counter() - t0:.0f} s)\n{sel}", flush=True)

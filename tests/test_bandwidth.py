@@ -32,7 +32,7 @@ def _gmm(d, n, seed):
 def test_select_bandwidth_takes_the_least_smoothing_that_stops_memorization():
     x = _gmm(16, 700, 1)
     train, held = x[:500], x[500:]
-    sel = ledkde.select_bandwidth(train, held, factors=(0, 1, 2, 3), n_samples=16, steps=40, n_kernel=4)
+    sel = ledkde.select_bandwidth(train, held_out=held, factors=(0, 1, 2, 3), n_samples=16, steps=40, n_kernel=4)
     fr = [r["factor"] for r in sel.table]
     assert fr == [0, 1, 2, 3]
     mem = {r["factor"]: r["memorized"] for r in sel.table}
@@ -47,13 +47,13 @@ def test_select_bandwidth_takes_the_least_smoothing_that_stops_memorization():
 def test_select_bandwidth_names_bad_arguments():
     x = _gmm(4, 60, 2)
     with pytest.raises(ValueError, match="held_out"):
-        ledkde.select_bandwidth(x, x[:, :3])
+        ledkde.select_bandwidth(x, held_out=x[:, :3])
     with pytest.raises(ValueError, match="n_kernel"):
-        ledkde.select_bandwidth(x, x, n_kernel=3)
+        ledkde.select_bandwidth(x, held_out=x, n_kernel=3)
     with pytest.raises(ValueError, match="factors"):
-        ledkde.select_bandwidth(x, x, factors=(-1,))
+        ledkde.select_bandwidth(x, held_out=x, factors=(-1,))
     with pytest.raises(ValueError, match="max_memorized"):
-        ledkde.select_bandwidth(x, x, max_memorized=1.5)
+        ledkde.select_bandwidth(x, held_out=x, max_memorized=1.5)
 
 
 def test_bandwidth_rule_is_the_fit_to_the_measured_sweep():
@@ -88,7 +88,7 @@ def test_default_grid_starts_where_no_training_point_is_favoured():
 def test_sample_quality_of_copies_and_of_new_points():
     x = _gmm(8, 600, 3)
     train, held = x[:400], x[400:]
-    copies = ledkde.sample_quality(train[:50], train, held)
+    copies = ledkde.sample_quality(train[:50], train, held_out=held)
     assert copies["memorized"] == 1.0 and copies["train_d1"] == 0.0
-    new = ledkde.sample_quality(held[:50], train, held[50:])
+    new = ledkde.sample_quality(held[:50], train, held_out=held[50:])
     assert new["memorized"] < 0.2 and new["train_d1"] > 0.3

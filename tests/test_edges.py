@@ -178,12 +178,12 @@ def test_wilson_interval_is_the_formula():
 def test_select_bandwidth_checks_every_argument_up_front():
     r = np.random.default_rng(3)
     x, ho = r.normal(size=(60, 4)), r.normal(size=(10, 4))
-    raises(TypeError, "^factors: expected a sequence of numbers", ledkde.select_bandwidth, x, ho, factors=["a"])
-    raises(TypeError, "^max_memorized: expected a real number", ledkde.select_bandwidth, x, ho, max_memorized=None)
-    raises(TypeError, "^progress: expected a callable", ledkde.select_bandwidth, x, ho, progress=5)
-    raises(ValueError, "^held_out: need at least 2 points", ledkde.select_bandwidth, x, ho[:1])
+    raises(TypeError, "^factors: expected a sequence of numbers", ledkde.select_bandwidth, x, held_out=ho, factors=["a"])
+    raises(TypeError, "^max_memorized: expected a real number", ledkde.select_bandwidth, x, held_out=ho, max_memorized=None)
+    raises(TypeError, "^progress: expected a callable", ledkde.select_bandwidth, x, held_out=ho, progress=5)
+    raises(ValueError, "^held_out: need at least 2 points", ledkde.select_bandwidth, x, held_out=ho[:1])
     # Mostly duplicated data: scaled by the distinct points (it said "nn: must be > 0").
-    sel = ledkde.select_bandwidth(np.concatenate([x[:20]] * 3), ho, factors=[0.0, 4.0], n_samples=8, steps=10)
+    sel = ledkde.select_bandwidth(np.concatenate([x[:20]] * 3), held_out=ho, factors=[0.0, 4.0], n_samples=8, steps=10)
     assert sel.nn > 0 and len(sel.table) == 2
 
 
@@ -270,7 +270,7 @@ def test_the_data_tools_take_a_mixture():
     assert ledkde.median_nn_distance(mix) == ledkde.median_nn_distance(x)
     assert ledkde.bandwidth_rule(mix) == ledkde.bandwidth_rule(x)
     assert ledkde.collapse_time(mix) == pytest.approx(ledkde.collapse_time(x), rel=1e-12)
-    q1, q2 = ledkde.sample_quality(x[:10] + 0.01, mix, x[:20]), ledkde.sample_quality(x[:10] + 0.01, x, x[:20])
+    q1, q2 = ledkde.sample_quality(x[:10] + 0.01, mix, held_out=x[:20]), ledkde.sample_quality(x[:10] + 0.01, x, held_out=x[:20])
     assert q1 == q2
 
 

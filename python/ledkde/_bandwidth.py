@@ -37,7 +37,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, mid - half)), float(min(1.0, mid + half))
 
 
-def sample_quality(samples, data, held_out=None, *, nn: float | None = None, threads=None) -> dict:
+def sample_quality(samples, data, *, held_out=None, nn: float | None = None, threads=None) -> dict:
     """What a researcher reads off a set of samples (all distances in units of NN,
     the data's median nearest-neighbour distance):
 
@@ -168,7 +168,7 @@ def least_smoothing(rows, max_memorized: float = MAX_MEMORIZED):
     return min(ok, key=lambda r: r["factor"]) if ok else None
 
 
-def select_bandwidth(data, held_out, *, factors=DEFAULT_FACTORS, max_memorized: float = MAX_MEMORIZED, n_samples: int = 32,
+def select_bandwidth(data, *, held_out, factors=DEFAULT_FACTORS, max_memorized: float = MAX_MEMORIZED, n_samples: int = 32,
                      steps: int = 100, n_kernel: int = 8, seed: int = 0, threads=None,
                      progress=None) -> BandwidthSelection:
     """Choose h on held-out data: the least smoothing whose samples are not copies.
@@ -214,7 +214,7 @@ def select_bandwidth(data, held_out, *, factors=DEFAULT_FACTORS, max_memorized: 
         h = f * nn / np.sqrt(d)
         x = sample(mix, n_samples, steps=steps, bandwidth=h, n_kernel=n_kernel if h > 0 else 1,
                    antithetic=h > 0, seed=seed, threads=threads, **grid)
-        row = {"factor": f, "bandwidth": h, **sample_quality(x, mix, ho, nn=nn, threads=threads)}
+        row = {"factor": f, "bandwidth": h, **sample_quality(x, mix, held_out=ho, nn=nn, threads=threads)}
         table.append(row)
         if progress is not None:
             progress(i + 1, len(fs))

@@ -98,7 +98,7 @@ def _bandwidth(args, ld: Loaded, progress):
         return h, None
     if ld.held_out is None:
         raise ValueError("--bandwidth select: needs held-out points (--held-out > 0)")
-    sel = select_bandwidth(ld.train, ld.held_out, n_kernel=args.n_kernel + args.n_kernel % 2, seed=args.seed,
+    sel = select_bandwidth(ld.train, held_out=ld.held_out, n_kernel=args.n_kernel + args.n_kernel % 2, seed=args.seed,
                            threads=args.threads, progress=progress("select h"))
     return sel.bandwidth, sel
 
@@ -145,7 +145,7 @@ def _nearest(x, mix, held_out, threads):
 
 def _figures(x, mix, ld: Loaded, bw, m, err, wall, threads) -> dict:
     """A run's figures (sample_quality, the Monte Carlo error, the time)."""
-    q = sample_quality(x, mix, ld.held_out, nn=ld.nn, threads=threads)
+    q = sample_quality(x, mix, held_out=ld.held_out, nn=ld.nn, threads=threads)
     r = {"bandwidth": float(bw), "bandwidth_factor": float(bw * np.sqrt(mix.d) / ld.nn),
          "n_kernel": int(m), "memorized_fraction": q["memorized"], "memorized_ci95": q["memorized_ci95"],
          "median_train_d1_over_nn": q["train_d1"], "distinct_nearest": q["diversity"],

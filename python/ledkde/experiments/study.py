@@ -135,7 +135,7 @@ class _Runner:
                         antithetic=smooth and estimator == "control", seed=seed, return_error=True,
                         threads=self.threads, **self.grid)
         wall = time.perf_counter() - t0
-        q = sample_quality(x, self.mix, self.held, nn=self.nn, threads=self.threads)
+        q = sample_quality(x, self.mix, held_out=self.held, nn=self.nn, threads=self.threads)
         along = along_data_fraction(x, self.train, k=self.cfg.k_along, nn=self.nn, threads=self.threads)
         row = {"factor": factor, "bandwidth": h, "form": form, "estimator": estimator if smooth else "plain",
                "draws": draws if smooth else 1, "seed": seed, **q,
