@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run for a session that is lent a GPU (the `device` tool, nvidia-h200, 15 minutes of
+# One prepared run for a machine that is lent a GPU (the `device` tool, nvidia-h200, 15 minutes of
 # device time in all): build ledkde with CUDA there, run the GPU tests and the GPU benchmark, and
 # leave every log under $OUT. Python 3.12 there has scikit-build-core, pybind11, numpy, pytest,
 # hypothesis, CuPy and PyTorch, but no network: the build dependency scipy-openblas32 travels as a

@@ -1,4 +1,4 @@
-"""Certified pruning at small t (issue 13): the pass with and without it, on real images.
+"""Certified pruning at small t: the pass with and without it, on real images.
 
     python bench/prune.py [--data fashion|mnist] [--pool P] [--t 0.1,0.01] [--queries 256,1024]
                           [--samples 64] [--faiss-k 64] [--quick]

@@ -1,4 +1,4 @@
-"""The edges of issue 15, part 1: each case ends as a clear error naming the argument or a right answer.
+"""Edges of the API: each case ends as a clear error naming the argument or a right answer.
 
 Every case here crashed, returned NaN or garbage, or allocated without bound before.
 """

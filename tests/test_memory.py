@@ -8,7 +8,7 @@ import pytest
 
 
 def test_one_million_components_under_one_gigabyte():
-    # Q = 1000, N = 1,000,000, d = 16 (issue 2). Run in a fresh interpreter and
+    # Q = 1000, N = 1,000,000, d = 16. Run in a fresh interpreter and
     # read its peak resident set size (VmHWM, KiB). Not ru_maxrss: Linux carries
     # that across fork + exec, so it reported the pytest process's own peak once
     # earlier tests had made it large. A Q x N float32 matrix alone would take 4 GB.

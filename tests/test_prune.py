@@ -112,7 +112,7 @@ def test_pruning_only_where_its_candidates_cost_less_than_the_dense_pass(t, pays
     # break-even of the cost model, (d - 60) / 1400 = 0.071 at d = 160 (prune_cpu.cpp
     # kept_pays). At t = 18 about a quarter is kept, most rows below the per-row cap of a
     # quarter: the rule before (dense only when most rows pass the cap) pruned it, 1.1-1.8x
-    # slower than the dense pass on Fashion-MNIST-like data (bench/README "Stop 24").
+    # slower than the dense pass on Fashion-MNIST-like data (bench/prune.py).
     data = clustered(2).astype(np.float32)
     y = queries(data, t, 64, 3).astype(np.float32)
     kept = kept_fraction(data, y, t)

@@ -167,7 +167,7 @@ def test_blocks_without_weight_are_skipped_exactly(seed, d, log_t, dtype, tile_n
 @given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([2, 16, 784]),
        dtype=st.sampled_from([np.float64, np.float32]))
 def test_small_t_relative_to_nearest_neighbour(seed, d, dtype):
-    # t down to 1e-4 times the squared nearest-neighbour distance (issue 2).
+    # t down to 1e-4 times the squared nearest-neighbour distance.
     r = np.random.default_rng(seed)
     data = r.random((200, d))
     d2 = ((data[:, None, :] - data[None, :, :]) ** 2).sum(-1)

@@ -44,7 +44,7 @@ namespace {
 // rows is a matrix-vector product at ~4.4x a pair of the float32 product
 // (it streams the component's row from L2/L3); the float64 product costs 2x
 // for every pair (and saves the float32 one), so it pays above ~0.2. With
-// 1/16 and 1/8 (until stop 18) Fashion-MNIST t = 3 ran at 2.1x the limit,
+// 1/16 and 1/8 Fashion-MNIST t = 3 ran at 2.1x the limit,
 // with these 1.3x; t = 5.8 with 64 rows 2.2x -> 1.8x.
 constexpr int64_t kFewDiv = 4;
 constexpr int64_t kManyDiv = 2;

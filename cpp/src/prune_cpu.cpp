@@ -102,7 +102,7 @@ void lower_bounds(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n0
 // |P1 y|^2), kept in best[i] when it beats low[i]; sc holds q x nb. Not a
 // bound (no slack): any component's exact distance is a valid reference, the
 // nearest one the best (and the nearest in these coordinates is nearer the
-// true nearest than the one of least bound: bench/README "Stop 24").
+// true nearest than the one of least bound; 2026-11-30, bench/prune.py).
 void pick_references(const Projection& pr, const float* yp32, int64_t q, int64_t n0, int64_t nb, float* sc,
                      float* low, int64_t* best) {
   const int64_t k = pr.k, k1 = prefix_dims(k);
@@ -203,7 +203,7 @@ bool tile_probe(const Mixture<T>& mix, Workspace<T>& ws, int64_t q, int64_t n_be
 // fraction f_i; pruning pays while the mean stays below the break-even
 // (d - 60) / 1400, at most 1/2. The break-even is a fit to passes timed with
 // and without the projection (Fashion-MNIST, Q = 256, 2-core AMD EPYC with
-// AVX-512; bench/README "Stop 24"): the bounds and references cost a fixed
+// AVX-512; 2026-11-30): the bounds and references cost a fixed
 // part of a dense pass that shrinks with d (0.79 at d = 160, 0.46 at 196,
 // 0.25 at 784) and a candidate costs several dense pairs (gathered products
 // and exact distances), so a pruned pass broke even at a kept fraction of

@@ -68,7 +68,7 @@ class Points(Data):
 # dimensions the bound's thin products cost about as much as the dense pass:
 # Fashion-MNIST pooled to d = 49 and 98 was slower pruned than dense at every t
 # (score 1.04-1.85x; nearest_neighbors 1.3-1.8x at d = 49), d = 128 gained at
-# most 1.16x and lost up to 1.8x (bench/README.md, stop 23).
+# most 1.16x and lost up to 1.8x (bench/prune.py, 2026-11-29).
 PRUNE_MIN_POINTS, PRUNE_MIN_DIM = 2048, 160
 
 
