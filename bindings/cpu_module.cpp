@@ -3,6 +3,7 @@
 // file adds what only the CPU module has (mixture preparation, neighbours,
 // state merging, the random stream for tests). No mathematics here.
 #include "bind_ops.h"
+#include "bind_local.h"
 #include "bind_remote.h"
 #include "ledkde/cpu.h"
 #include "parallel.h"
@@ -61,7 +62,7 @@ void interruptible(F&& f) {
 }
 
 template <class T>
-void bind_dtype(py::module_& m, const char* mixture_name, const char* remote_name) {
+void bind_dtype(py::module_& m, const char* mixture_name, const char* remote_name, const char* local_name) {
   py::class_<Mixture<T>>(m, mixture_name)
       .def_readonly("n", &Mixture<T>::n)
       .def_readonly("d", &Mixture<T>::d)
@@ -123,6 +124,7 @@ void bind_dtype(py::module_& m, const char* mixture_name, const char* remote_nam
 
   bind_ops<CpuBackend<T>>(m);
   bind_remote<T>(m, remote_name);
+  bind_local<T>(m, local_name);
 }
 
 }  // namespace
@@ -131,8 +133,9 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "ledkde compiled engine (private; use the ledkde package).";
   blas::single_threaded();
   bind_options(m);
-  bind_dtype<float>(m, "Mixture32", "RemoteSource32");
-  bind_dtype<double>(m, "Mixture64", "RemoteSource64");
+  bind_local_spec(m);
+  bind_dtype<float>(m, "Mixture32", "RemoteSource32", "LocalImages32");
+  bind_dtype<double>(m, "Mixture64", "RemoteSource64", "LocalImages64");
 
   // The random stream, exposed so that tests can check the NumPy reference
   // against the engine number for number.

@@ -13,6 +13,7 @@
 #include "ledkde/sampler_step.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "local_source.h"
 #include "row_source.h"
 
 namespace ledkde {
@@ -189,6 +190,8 @@ bool sample_cpu(const Mixture<T>& mix, int64_t n_samples, const SamplerConfig& c
   template bool sample_cpu(const Mixture<T>&, int64_t, const SamplerConfig&, T*, T*, const PassOptions&,           \
                            const PollFn&, double*);                                                               \
   template bool sample_source(const RemoteSource<T>&, int64_t, const SamplerConfig&, T*, T*, const PassOptions&, \
+                              const PollFn&, double*);                                                            \
+  template bool sample_source(const LocalSource<T>&, int64_t, const SamplerConfig&, T*, T*, const PassOptions&,  \
                               const PollFn&, double*);
 LEDKDE_INSTANTIATE(float)
 LEDKDE_INSTANTIATE(double)

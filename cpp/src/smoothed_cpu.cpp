@@ -11,6 +11,7 @@
 #include "ledkde/smooth_estimator.h"
 #include "parallel.h"
 #include "pass_cpu.h"
+#include "local_source.h"
 #include "row_source.h"
 #include "sharded_pass.h"
 
@@ -351,6 +352,9 @@ void smoothed_remote(const RemoteSource<T>& src, const T* y, int64_t q, double t
                               uint32_t, const SmoothOptions&, Workspace<T>&, const PassOptions&,     \
                               SmoothRowOutputs);                                                     \
   template void smoothed_rows(const RemoteSource<T>&, const RemoteSource<T>::Params&, const double*,  \
+                              int64_t, uint32_t, const SmoothOptions&, Workspace<T>&,                \
+                              const PassOptions&, SmoothRowOutputs);                                 \
+  template void smoothed_rows(const LocalSource<T>&, const LocalSource<T>::Params&, const double*,    \
                               int64_t, uint32_t, const SmoothOptions&, Workspace<T>&,                \
                               const PassOptions&, SmoothRowOutputs);                                 \
   template void smoothed_cpu(const Mixture<T>&, const T*, int64_t, double,                     \

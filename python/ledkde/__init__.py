@@ -21,6 +21,7 @@ from ._scores import (
     smoothed_score,
 )
 from ._sampler import sample, time_grid
+from ._local import Local
 from ._bandwidth import BandwidthSelection, bandwidth_rule, sample_quality, select_bandwidth, wilson_interval
 from ._toolkit import (
     GaussianMixture,
@@ -44,6 +45,7 @@ __all__ = [
     "select_bandwidth",
     "wilson_interval",
     "GaussianMixture",
+    "Local",
     "MemorizationReport",
     "Mixture",
     "Neighbors",

@@ -4,11 +4,13 @@ A compute function resolves its arguments once (``_call.resolve``) and hands the
 resolved :class:`~ledkde._call.Call` to ``call.backend``, which runs it. Two
 backends exist, with the same five operations:
 
-- :class:`LocalBackend`: a :class:`~ledkde.Mixture` in this process, on the CPU or on
+- :class:`MixtureBackend`: a :class:`~ledkde.Mixture` in this process, on the CPU or on
   one GPU (the compiled modules ``_core`` and ``_cuda``);
 - ``ledkde.distributed.ShardedBackend``: a data set sharded over a Ray cluster, whose
   passes are partial states merged over the shards and whose smoothed estimators and
-  sampler are the compiled ones, run over those merged states (a remote row source).
+  sampler are the compiled ones, run over those merged states (a remote row source);
+- ``ledkde._local.LocalBackend``: the local denoisers (LS, ELS) of a set of images,
+  whose sampler is the compiled one over their denoiser (a local row source).
 
 Operations (arguments checked by the call layer; arrays in the working dtype):
 
@@ -62,6 +64,7 @@ class SamplerPlan:
     init: int
     denoise_last: bool
     keep: list
+    patch: object = None  # the local denoisers' patch per step (None: the data's own rule)
 
     def config(self, module):
         """The compiled SamplerConfig of ``module``."""
@@ -70,11 +73,17 @@ class SamplerPlan:
                                     denoise_last=self.denoise_last, keep=self.keep)
 
 
+def refuse_patch(plan: SamplerPlan) -> None:
+    """patch= belongs to the local denoisers' runs."""
+    if plan.patch is not None:
+        raise ValueError("patch: a patch size applies to local denoisers (ledkde.Local data) only")
+
+
 def _ptr(a) -> int:
     return 0 if a is None else a.data.ptr
 
 
-class LocalBackend:
+class MixtureBackend:
     """A Mixture in this process, run by the compiled module of its placement."""
 
     def __init__(self, mix, where: _device.Placement):
@@ -129,6 +138,7 @@ class LocalBackend:
         return self.module.knn(self.engine, call.y, k, call.options())
 
     def sample(self, call, n_samples: int, plan: SamplerPlan, want_error: bool, progress):
+        refuse_patch(plan)
         module, mix, where = self.module, self.mix, self.where
         args = (self.engine, n_samples, plan.config(module), want_error, progress,
                 call.options(_checks.TILE_SAMPLER))

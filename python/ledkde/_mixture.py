@@ -187,9 +187,9 @@ class Mixture(Data):
         return (_restore_mixture, (self._data, self._log_weights, self._variances, self._settings))
 
     def _backend(self, where, tile):
-        from ._backend import LocalBackend
+        from ._backend import MixtureBackend
 
-        return LocalBackend(self, where)
+        return MixtureBackend(self, where)
 
     def _rows(self, indices) -> np.ndarray:
         return np.asarray(self._data[np.asarray(indices, dtype=np.int64)], dtype=np.float64)

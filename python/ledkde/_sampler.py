@@ -96,10 +96,12 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
            method="euler_maruyama", bandwidth=0.0, n_kernel=1, kernel="gaussian", estimator="control",
            antithetic=False, orthogonal=False, init="gaussian", denoise_last=True, seed=0,
            return_trajectory=None, return_error=False, log_weights=None, variances=None, threads=None,
-           progress=None, tile=None, dtype=None, device="auto"):
+           progress=None, tile=None, dtype=None, device="auto", patch=None):
     """Draw ``n_samples`` by reverse diffusion with the (smoothed) score of ``data``.
 
-    data : (N, d) training points or a :class:`Mixture`. The grid goes from
+    data : (N, d) training points, a :class:`Mixture`, a ``ShardedMixture`` or a
+    :class:`Local` (the local denoisers' scores; ``patch`` then overrides its patch
+    rule: one odd size, a callable of t, or one per step or grid time). The grid goes from
     ``t_max`` to ``t_min`` in ``steps`` steps of ``schedule`` (``"uniform"``,
     ``"geometric"``, ``"edm"``, or an explicit decreasing array of times).
     method : ``"euler_maruyama"`` (reverse SDE), ``"ode_euler"`` or ``"ode_heun"``
@@ -144,7 +146,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
                          f"{need / 2**30:.3g} GiB, more than this machine's memory "
                          f"({_checks.physical_memory() / 2**30:.3g} GiB); draw them in batches")
     _sampler_ranges(mix, schedule, times, hs, icode, smooth.kernel == KERNELS["gaussian"])
-    plan = SamplerPlan(times, hs, mcode, smooth, icode, bool(denoise_last), keep)
+    plan = SamplerPlan(times, hs, mcode, smooth, icode, bool(denoise_last), keep, patch)
     samples, traj, err = call.backend.sample(call, n_samples, plan, bool(return_error), progress)
     res = (samples,) + ((traj,) if return_trajectory is not None else ()) + ((err,) if return_error else ())
     return res if len(res) > 1 else samples

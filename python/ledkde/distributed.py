@@ -415,6 +415,9 @@ class ShardedBackend:
         return np.take_along_axis(dist, order, 1).astype(self.data.dtype), np.take_along_axis(idx, order, 1)
 
     def sample(self, call, n_samples: int, plan, want_error: bool, progress):
+        from ._backend import refuse_patch
+
+        refuse_patch(plan)
         # One worker on the driver (the shards do the parallel work; the compiled
         # sampler takes all samples in one tile for a remote source).
         opt = _checks.pass_options(_core, 1, None, _checks.TILE_SAMPLER)

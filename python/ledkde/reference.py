@@ -103,6 +103,97 @@ def denoise(y, data, t, **kw):
     return evaluate(y, data, t, **kw)["denoise"]
 
 
+# --------------------------------------------------------------------------- local denoisers
+def _window_sum(e, r, padding):
+    """sum over the (2r+1) x (2r+1) window centred on every pixel of e (..., H, W):
+    pixels outside the image left out ("zero") or the window wrapped ("circular")."""
+    out = np.zeros_like(e)
+    h, w = e.shape[-2:]
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if padding == "circular":
+                out += np.roll(e, (-dy, -dx), axis=(-2, -1))
+                continue
+            if abs(dy) >= h or abs(dx) >= w:  # the window reaches past the image: nothing there
+                continue
+            src = e[..., max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)]
+            out[..., max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] += src
+    return out
+
+
+def _patches(img, r, padding):
+    """(H, W, P, P, C) patches of images (H, W, C) centred on every pixel: outside pixels 0
+    ("zero", "boundary") or wrapped ("circular")."""
+    h, w, c = img.shape
+    iy = np.arange(h)[:, None] + np.arange(-r, r + 1)[None, :]
+    ix = np.arange(w)[:, None] + np.arange(-r, r + 1)[None, :]
+    if padding == "circular":
+        return img[(iy % h)[:, None, :, None], (ix % w)[None, :, None, :]]
+    inside = ((iy >= 0) & (iy < h))[:, None, :, None] & ((ix >= 0) & (ix < w))[None, :, None, :]
+    out = img[np.clip(iy, 0, h - 1)[:, None, :, None], np.clip(ix, 0, w - 1)[None, :, None, :]]
+    return np.where(inside[..., None], out, 0.0)
+
+
+def border_class(h, w, r):
+    """(H, W, 4) how far the border cuts the window of every pixel: (top, bottom, left,
+    right), the number of window rows or columns outside the image on each side."""
+    i, j = np.arange(h), np.arange(w)
+    top, bottom = np.maximum(0, r - i), np.maximum(0, i + r - (h - 1))
+    left, right = np.maximum(0, r - j), np.maximum(0, j + r - (w - 1))
+    return np.stack(np.broadcast_arrays(top[:, None], bottom[:, None], left[None, :], right[None, :]), axis=-1)
+
+
+def local_denoise(y, data, t, *, image_shape, patch, equivariant=False, padding="zero", log_weights=None):
+    """The local (LS) and equivariant local (ELS) denoisers of SPEC section 1, (Q, d), float64.
+
+    Rows are images in (H, W, C) order (image_shape (H, W) or (H, W, C)); patch is an odd
+    window size P. LS: D(y)_p = sum_n w_{n,p} x_n[p], one softmax over the images per
+    pixel of -|W_p (y - x_n)|^2 / 2t (+ log a_n). ELS: D(y)_p = sum_{n,q} w x_n[q], one
+    softmax over every training patch at every position of -|P_p y - P_q x_n|^2 / 2t;
+    "boundary": pixel p meets only the positions q whose windows the border cuts alike.
+    """
+    h, w = image_shape[:2]
+    c = image_shape[2] if len(image_shape) > 2 else 1
+    y = np.asarray(y, dtype=np.float64).reshape(-1, h, w, c)
+    x = np.asarray(data, dtype=np.float64).reshape(-1, h, w, c)
+    n = x.shape[0]
+    lw = np.zeros(n) if log_weights is None else np.asarray(log_weights, dtype=np.float64)
+    r = (patch - 1) // 2
+    out = np.empty_like(y)
+    for i, yi in enumerate(y):
+        out[i] = _els(yi, x, lw, t, r, padding) if equivariant else _ls(yi, x, lw, t, r, padding)
+    return out.reshape(len(y), -1)
+
+
+def _ls(yi, x, lw, t, r, padding):
+    e = ((yi[None] - x) ** 2).sum(-1)  # (N, H, W)
+    logits = lw[:, None, None] - _window_sum(e, r, padding) / (2 * t)
+    wts = np.exp(logits - logits.max(axis=0, keepdims=True))
+    wts /= wts.sum(axis=0, keepdims=True)
+    return np.einsum("nhw,nhwc->hwc", wts, x)
+
+
+def _els(yi, x, lw, t, r, padding):
+    n, h, w, c = x.shape
+    pad = "zero" if padding == "boundary" else padding
+    qp = _patches(yi, r, pad).reshape(h * w, -1)  # query patches
+    xp = np.stack([_patches(xn, r, pad) for xn in x]).reshape(n, h * w, -1)
+    cls = border_class(h, w, r).reshape(h * w, 4)
+    out = np.empty((h * w, c))
+    for p in range(h * w):
+        keep = np.ones(h * w, bool) if padding != "boundary" else (cls == cls[p]).all(axis=1)
+        d2 = ((xp[:, keep] - qp[p]) ** 2).sum(-1)  # (N, positions)
+        logits = lw[:, None] - d2 / (2 * t)
+        wts = np.exp(logits - logits.max())
+        out[p] = np.einsum("nq,nqc->c", wts, x.reshape(n, h * w, c)[:, keep]) / wts.sum()
+    return out.reshape(h, w, c)
+
+
+def local_score(y, data, t, **kw):
+    """(D(y) - y) / t of local_denoise."""
+    return (local_denoise(y, data, t, **kw) - np.asarray(y, dtype=np.float64)) / t
+
+
 # --------------------------------------------------------------------------- random stream
 _M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
 _W0, _W1 = np.uint64(0x9E3779B9), np.uint64(0xBB67AE85)

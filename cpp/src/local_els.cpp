@@ -1,0 +1,210 @@
+// The equivariant local (ELS) denoiser (local_cpu.h): per query pixel p, a
+// mixture pass whose components are the training patches P_q x_n at every
+// position q (all of them, or with padding "boundary" those whose windows the
+// border cuts as p's), and the denoiser the centre pixel of the patch's
+// posterior mean. The patches are cut from a chunk of images at a time,
+// identical ones merged (their weights summed), prepared as a Mixture and
+// reduced by the engine's own pass (partial_cpu: exact near the maximum,
+// pruned where that pays); the chunks' partial states merge exactly. Memory:
+// the images, the query patches of one block and one chunk of patches.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdint>
+#include <map>
+#include <numeric>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "ledkde/cpu.h"
+#include "ledkde/finish_rows.h"
+#include "local_cpu.h"
+#include "parallel.h"
+
+namespace ledkde {
+
+namespace {
+
+// Bytes of patch rows held at once (a chunk of training patches, a block of query patches).
+constexpr int64_t kChunkBytes = int64_t(48) << 20;
+
+struct Geometry {
+  int64_t h, w, c, r, P, dp;  // dp = P * P * c, the dimension of a patch
+  bool circular;
+};
+
+// The patch of image img (h, w, c) centred on pixel (i, j), into out (dp).
+template <class T>
+void cut_patch(const Geometry& g, const T* img, int64_t i, int64_t j, T* out) {
+  for (int64_t a = -g.r; a <= g.r; ++a)
+    for (int64_t b = -g.r; b <= g.r; ++b) {
+      T* o = out + ((a + g.r) * g.P + (b + g.r)) * g.c;
+      int64_t ii = i + a, jj = j + b;
+      if (g.circular) {
+        ii = ((ii % g.h) + g.h) % g.h;
+        jj = ((jj % g.w) + g.w) % g.w;
+      } else if (ii < 0 || ii >= g.h || jj < 0 || jj >= g.w) {
+        std::fill(o, o + g.c, T(0));
+        continue;
+      }
+      std::copy_n(img + (ii * g.w + jj) * g.c, g.c, o);
+    }
+}
+
+// The query pixels in groups that meet the same training positions: one group
+// of every pixel, or (boundary) one per way the border cuts the window.
+std::vector<std::vector<int64_t>> position_groups(const Geometry& g, bool boundary) {
+  std::vector<std::vector<int64_t>> groups;
+  if (!boundary) {
+    groups.emplace_back(static_cast<size_t>(g.h * g.w));
+    std::iota(groups[0].begin(), groups[0].end(), 0);
+    return groups;
+  }
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> index;
+  for (int64_t i = 0; i < g.h; ++i)
+    for (int64_t j = 0; j < g.w; ++j) {
+      const auto key = std::make_tuple(std::max<int64_t>(0, g.r - i), std::max<int64_t>(0, i + g.r - (g.h - 1)),
+                                       std::max<int64_t>(0, g.r - j), std::max<int64_t>(0, j + g.r - (g.w - 1)));
+      auto it = index.find(key);
+      if (it == index.end()) {
+        it = index.emplace(key, groups.size()).first;
+        groups.emplace_back();
+      }
+      groups[it->second].push_back(i * g.w + j);
+    }
+  return groups;
+}
+
+// A 64-bit hash of a patch's bytes (FNV-1a): equal patches hash alike.
+inline uint64_t patch_hash(const unsigned char* bytes, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  return h;
+}
+
+// log(exp(a) + exp(b)), -inf allowed.
+inline double log_add(double a, double b) {
+  const double top = std::max(a, b);
+  return top == neg_inf() ? top : top + std::log(std::exp(a - top) + std::exp(b - top));
+}
+
+// The patches of images [n0, n1) at the positions pos, identical ones merged
+// (merge): their rows into comps, each one's log-weight (the log of the
+// summed weights a_n of its copies) into logw. Equal patches are found by
+// sorting their hashes (ties of hash compared byte for byte). Returns
+// whether the weights differ (else the Mixture takes equal weights).
+template <class T>
+bool chunk_patches(const LocalImages<T>& img, const Geometry& g, const std::vector<int64_t>& pos, int64_t n0,
+                   int64_t n1, bool merge, std::vector<T>& comps, std::vector<double>& logw) {
+  const int64_t np = static_cast<int64_t>(pos.size()), count = (n1 - n0) * np, d = img.d();
+  const size_t bytes = static_cast<size_t>(g.dp) * sizeof(T);
+  comps.resize(static_cast<size_t>(count * g.dp));
+  std::vector<double> lw(static_cast<size_t>(count));
+  std::vector<std::pair<uint64_t, int64_t>> keys(static_cast<size_t>(count));
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t k = 0; k < np; ++k) {
+      const int64_t row = (n - n0) * np + k;
+      T* dst = comps.data() + row * g.dp;
+      cut_patch(g, img.x.data() + n * d, pos[k] / g.w, pos[k] % g.w, dst);
+      lw[row] = img.logw.empty() ? 0.0 : img.logw[n];
+      keys[row] = {merge ? patch_hash(reinterpret_cast<const unsigned char*>(dst), bytes) : 0, row};
+    }
+  logw.assign(lw.begin(), lw.end());
+  if (!merge) return !img.logw.empty();
+  std::sort(keys.begin(), keys.end());
+  std::vector<T> out;
+  std::vector<double> out_lw;
+  std::vector<int64_t> reps;  // the distinct patches of the current run of equal hashes
+  out.reserve(comps.size());
+  for (int64_t s = 0; s < count;) {
+    int64_t e = s + 1;
+    while (e < count && keys[e].first == keys[s].first) ++e;
+    reps.clear();
+    for (int64_t a = s; a < e; ++a) {
+      const T* ra = comps.data() + keys[a].second * g.dp;
+      const double la = lw[keys[a].second];
+      auto same = std::find_if(reps.begin(), reps.end(), [&](int64_t r) {
+        return std::memcmp(out.data() + r * g.dp, ra, bytes) == 0;
+      });
+      if (same != reps.end()) {
+        out_lw[*same] = log_add(out_lw[*same], la);
+        continue;
+      }
+      reps.push_back(static_cast<int64_t>(out_lw.size()));
+      out.insert(out.end(), ra, ra + g.dp);
+      out_lw.push_back(la);
+    }
+    s = e;
+  }
+  const bool weighted = !img.logw.empty() || static_cast<int64_t>(out_lw.size()) < count;
+  comps.swap(out);
+  logw.swap(out_lw);
+  return weighted;
+}
+
+// The states (m, S, E, A, B) of the query patch rows over all training
+// patches at the positions pos: a chunk of images at a time, merged in chunk order.
+template <class T>
+void els_states(const LocalImages<T>& img, const Geometry& g, const LocalSpec& spec, const std::vector<int64_t>& pos,
+                const T* rows, int64_t q, double t, std::vector<double>* st, const PassOptions& opt) {
+  const int64_t np = static_cast<int64_t>(pos.size());
+  const int64_t per = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, np * g.dp * sizeof(T)));
+  std::vector<double> cm(q), cS(q), cE(q), cA(static_cast<size_t>(q * g.dp)), cB(q);
+  std::vector<T> comps;
+  std::vector<double> logw;
+  PartialState acc{st[0].data(), st[1].data(), st[2].data(), st[3].data(), st[4].data()};
+  PartialState part{cm.data(), cS.data(), cE.data(), cA.data(), cB.data()};
+  for (int64_t n0 = 0; n0 < img.n; n0 += per) {
+    if (opt.stop && opt.stop->poll()) throw Cancelled();
+    const int64_t n1 = std::min(img.n, n0 + per);
+    const bool weighted = chunk_patches(img, g, pos, n0, n1, spec.merge, comps, logw);
+    const int64_t nc = static_cast<int64_t>(logw.size());
+    const Mixture<T> mix = prepare_mixture(comps.data(), nc, g.dp, weighted ? logw.data() : nullptr, nullptr,
+                                           opt.threads, true, opt.stop);
+    partial_cpu(mix, rows, q, t, part, opt);
+    merge_states_cpu(q, g.dp, acc, part);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void els_denoise(const LocalImages<T>& img, const LocalSpec& spec, const T* y, int64_t q, double t, double* out,
+                 const PassOptions& opt) {
+  const int64_t r = (spec.patch - 1) / 2, P = spec.patch;
+  const Geometry g{img.h, img.w, img.c, r, P, P * P * img.c, spec.padding == kPadCircular};
+  const int64_t d = img.d(), centre = (r * P + r) * g.c;
+  for (const std::vector<int64_t>& pos : position_groups(g, spec.padding == kPadBoundary)) {
+    const int64_t np = static_cast<int64_t>(pos.size());
+    // Query images in blocks whose patch rows stay within kChunkBytes.
+    const int64_t per = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, np * g.dp * sizeof(T)));
+    for (int64_t i0 = 0; i0 < q; i0 += per) {
+      const int64_t qb = std::min(per, q - i0), rows_n = qb * np;
+      std::vector<T> rows(static_cast<size_t>(rows_n * g.dp));
+      for (int64_t i = 0; i < qb; ++i)
+        for (int64_t k = 0; k < np; ++k)
+          cut_patch(g, y + (i0 + i) * d, pos[k] / g.w, pos[k] % g.w, rows.data() + (i * np + k) * g.dp);
+      std::vector<double> st[5] = {std::vector<double>(rows_n, neg_inf()), std::vector<double>(rows_n, 0.0),
+                                   std::vector<double>(rows_n, 0.0),
+                                   std::vector<double>(static_cast<size_t>(rows_n * g.dp), 0.0),
+                                   std::vector<double>(rows_n, 0.0)};
+      els_states(img, g, spec, pos, rows.data(), rows_n, t, st, opt);
+      // The centre pixel of each patch's posterior mean: y_p + t A_centre / S.
+      for (int64_t i = 0; i < qb; ++i)
+        for (int64_t k = 0; k < np; ++k) {
+          const int64_t row = i * np + k, p = pos[k];
+          for (int64_t ch = 0; ch < g.c; ++ch)
+            out[(i0 + i) * d + p * g.c + ch] =
+                static_cast<double>(y[(i0 + i) * d + p * g.c + ch]) + t * st[3][row * g.dp + centre + ch] / st[1][row];
+        }
+    }
+  }
+}
+
+template void els_denoise(const LocalImages<float>&, const LocalSpec&, const float*, int64_t, double, double*,
+                          const PassOptions&);
+template void els_denoise(const LocalImages<double>&, const LocalSpec&, const double*, int64_t, double, double*,
+                          const PassOptions&);
+
+}  // namespace ledkde
