@@ -1,0 +1,63 @@
+// The LS kernels' entry points: each forwards to the build for the best
+// instruction set this CPU supports (cpu_isa.h), chosen once at load time.
+#include "local_kernels.h"
+
+#include "cpu_isa.h"
+
+namespace ledkde::local_kernels {
+
+#if defined(LEDKDE_ROWS_X86)
+namespace avx512 {
+#include "local_kernels_decl.h"
+}  // namespace avx512
+namespace avx2 {
+#include "local_kernels_decl.h"
+}  // namespace avx2
+#endif
+namespace base {
+#include "local_kernels_decl.h"
+}  // namespace base
+
+namespace {
+#if defined(LEDKDE_ROWS_X86)
+constexpr bool kBuilt = true;
+#else
+constexpr bool kBuilt = false;
+#endif
+const Isa kIsa = detect_isa(kBuilt, "LEDKDE_ROW_KERNELS", "baseline");
+}  // namespace
+
+#if defined(LEDKDE_ROWS_X86)
+#define LEDKDE_DISPATCH(call)              \
+  switch (kIsa) {                          \
+    case Isa::avx512: return avx512::call; \
+    case Isa::avx2: return avx2::call;     \
+    default: return base::call;            \
+  }
+#else
+#define LEDKDE_DISPATCH(call) return base::call
+#endif
+
+int64_t ls_scratch(int64_t h, int64_t w, int64_t r) { LEDKDE_DISPATCH(ls_scratch(h, w, r)); }
+void ls_logits(const double* y, const float* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
+               double lw, double inv2t, double* scratch, double* L) {
+  LEDKDE_DISPATCH(ls_logits(y, x, h, w, c, r, circular, lw, inv2t, scratch, L));
+}
+void ls_logits(const double* y, const double* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
+               double lw, double inv2t, double* scratch, double* L) {
+  LEDKDE_DISPATCH(ls_logits(y, x, h, w, c, r, circular, lw, inv2t, scratch, L));
+}
+void ls_rescale(const double* L, int64_t nt, int64_t hw, int64_t c, double* m, double* S, double* A, double* top) {
+  LEDKDE_DISPATCH(ls_rescale(L, nt, hw, c, m, S, A, top));
+}
+void ls_accumulate(const double* L, const float* x, int64_t hw, int64_t c, const double* m, double* S, double* A) {
+  LEDKDE_DISPATCH(ls_accumulate(L, x, hw, c, m, S, A));
+}
+void ls_accumulate(const double* L, const double* x, int64_t hw, int64_t c, const double* m, double* S,
+                   double* A) {
+  LEDKDE_DISPATCH(ls_accumulate(L, x, hw, c, m, S, A));
+}
+
+#undef LEDKDE_DISPATCH
+
+}  // namespace ledkde::local_kernels
