@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("experiment", help="run one of the experiments (plots + JSON)",
                        description="Run an experiment and write its PNG plots and a JSON of every number.")
-    e.add_argument("name", choices=["bias-variance", "memorization", "collapse", "fashion-mnist"])
+    e.add_argument("name", choices=["bias-variance", "memorization", "collapse", "fashion-mnist", "locality"])
     e.add_argument("--out", default=None, help="output folder (default ./ledkde-experiments/NAME)")
     e.add_argument("--quick", action="store_true", help="a small configuration that runs in seconds")
     e.add_argument("--seed", type=_seed, default=0, help="the random stream's seed (default 0)")
@@ -166,8 +166,31 @@ def cmd_experiment(args) -> int:
         print(f"ledkde: experiment {args.name} cannot run here: {exc}", file=sys.stderr)
         return 1
     files = [os.path.join(out, f) for f in res.get("files", [])] + [os.path.join(out, f"{args.name}.json")]
+    for line in _claims_held(res):
+        print(line)
     print(f"{args.name}: done in {time.perf_counter() - t0:.1f} s; wrote {', '.join(files)}")
     return 0
+
+
+def _claims_held(res: dict) -> list:
+    """One line per claim an experiment tested: held or not."""
+    found = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "held_on_every_seed" and isinstance(v, dict):
+                    found.extend(f"{where}{c}: {'held' if ok else 'did NOT hold'} on every seed" for c, ok in v.items())
+                else:
+                    walk(v, f"{where}{k} / " if k in res.get("data", {}) else where)
+    walk(res, "")
+    claims = res.get("claims")
+    if isinstance(claims, dict):
+        for c, v in claims.items():
+            ok = v.get("held") if isinstance(v, dict) else v
+            if isinstance(ok, bool):
+                found.append(f"{c}: {'held' if ok else 'did NOT hold'}")
+    return found
 
 
 def main(argv=None) -> int:

@@ -18,7 +18,7 @@ import ledkde
 from . import data as _data
 from .plots import Skipped, pyplot
 
-NAMES = ("bias-variance", "memorization", "collapse", "fashion-mnist")
+NAMES = ("bias-variance", "memorization", "collapse", "fashion-mnist", "locality")
 
 
 def _save(out: str, name: str, result: dict) -> dict:
@@ -222,9 +222,27 @@ def run_collapse(out, quick=False, seed=0, threads=None, progress=None):
                                    "files": ["collapse.png"]})
 
 
+def run_locality(out, quick=False, seed=0, threads=None, progress=None):
+    """Plain, smoothed, LS and ELS samples on MNIST and Fashion-MNIST (experiments/locality.py)."""
+    from . import locality
+
+    res = locality.run_locality(out, quick=quick, seed=seed, threads=threads, progress=progress)
+    res = _save(out, "locality", res)
+    lines = ["# ledkde experiment locality", "", locality.table(res), ""]
+    for name, d in res["data"].items():
+        held = d["claims"]["held_on_every_seed"]
+        lines.append(f"{name}: " + ", ".join(f"{k} {'held' if v else 'did NOT hold'}" for k, v in held.items())
+                     + " (on every seed)")
+    with open(os.path.join(out, "locality.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    res["files"] = res["files"] + ["locality.md"]
+    return res
+
+
 RUNNERS = {
     "bias-variance": run_bias_variance,
     "memorization": run_memorization,
     "collapse": run_collapse,
     "fashion-mnist": run_fashion_mnist,
+    "locality": run_locality,
 }
