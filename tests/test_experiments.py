@@ -108,3 +108,20 @@ def test_fashion_mnist_runs_or_says_why(tmp_path):
         check_study(load(tmp_path, "fashion-mnist"))
     else:  # exit status 1, and the reason
         assert "experiment fashion-mnist cannot run here: Fashion-MNIST not found" in out
+
+
+def test_locality_measures_every_method_and_tests_its_claims(tmp_path):
+    out = run("locality", tmp_path)
+    r = load(tmp_path, "locality")
+    assert "mnist" in r["data"] and (tmp_path / "locality.md").exists()
+    for name, d in r["data"].items():
+        for seed, rows in d["runs"].items():
+            assert set(rows) == set(r["methods"])
+            # The plain score copies training images at t_min: every sample memorized, each
+            # made of one training image's patches.
+            assert rows["plain"]["memorized"] == 1.0 and rows["plain"]["mosaic_median"] < 2
+            for m in r["methods"]:
+                assert 0 <= rows[m]["grey_share"] <= 1 and rows[m]["mosaic_median"] >= 0
+        assert set(d["claims"]["held_on_every_seed"]) == {"els_not_copies", "els_sharp", "els_mosaic"}
+        for claim in d["claims"]["held_on_every_seed"]:
+            assert f"{name} / {claim}:" in out
