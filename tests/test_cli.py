@@ -162,3 +162,24 @@ def test_two_dimensional_data_get_a_scatter_plot(tmp_path):
     png = (tmp_path / "out" / "samples.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 1000
     assert "training points in gray" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_negative_seed_and_an_empty_file_are_refused_by_name(tmp_path):
+    res = run("sample", "--seed", "-1")
+    assert res.returncode == 2 and "argument --seed: expected an integer in [0, 2**64), got '-1'" in res.stderr
+    np.save(tmp_path / "empty.npy", np.zeros((0, 4), dtype=np.float32))
+    res = run("sample", "--data", str(tmp_path / "empty.npy"), "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--data: holds 0 point(s); sampling needs at least 2 training points" in res.stderr
+
+
+def test_an_experiment_that_cannot_run_exits_nonzero_saying_why(monkeypatch, capsys, tmp_path):
+    from ledkde.experiments import cli, runs
+    from ledkde.experiments.plots import Skipped
+
+    def missing(*a, **kw):
+        raise Skipped("Fashion-MNIST not found (apt install dataset-fashion-mnist)")
+
+    monkeypatch.setitem(runs.RUNNERS, "fashion-mnist", missing)
+    assert cli.main(["experiment", "fashion-mnist", "--out", str(tmp_path)]) == 1
+    assert "experiment fashion-mnist cannot run here: Fashion-MNIST not found" in capsys.readouterr().err
