@@ -49,110 +49,108 @@ void start_tile(const Source& src, const SamplerRun& run, uint32_t index0, int64
   }
 }
 
-}  // namespace
-
+// Samples per tile: at most tile_q rows, and at most half the samples, so
+// that a run of few samples still makes two tiles (64 samples kept one core
+// idle), but not below kMinSamplerRows (thinner tiles read the components
+// from memory more often than they compute; 64-row tiles for 256 samples
+// measured 12% slower than 128-row ones). Fixed by the sizes alone: the same
+// tiles, so the same results, for any number of threads. A remote source
+// takes all the samples in one tile (one round trip to its shards per
+// evaluation; smoothed_rows cuts the rows into passes).
 template <class Source>
-bool sample_source(const Source& src, int64_t n_samples, const SamplerConfig& cfg, typename Source::Scalar* out,
-                   typename Source::Scalar* trajectory, const PassOptions& opt, const PollFn& poll,
-                   double* mc_error) {
-  using T = typename Source::Scalar;
-  const int64_t d = src.d();
-  const int64_t K = static_cast<int64_t>(cfg.times.size()) - 1;
-  std::vector<double> cdf;
-  if (cfg.init == kInitEmpirical && !src.log_weights().empty()) {
-    cdf.resize(static_cast<size_t>(src.n()));
-    weights_cdf(src.log_weights().data(), src.n(), cdf.data());
-  }
-  const SamplerRun run{cfg, n_samples, d, cdf.empty() ? nullptr : cdf.data(), src.variances()};
-  const SmoothOptions sm0 = cfg.smooth;
-  // Tiles of samples: at most tile_q rows, and at most half the samples, so
-  // that a run of few samples still makes two tiles (64 samples kept one core
-  // idle), but not below kMinSamplerRows (thinner tiles read the components
-  // from memory more often than they compute; 64-row tiles for 256 samples
-  // measured 12% slower than 128-row ones). Fixed by the sizes alone: the
-  // same tiles, so the same results, for any number of threads.
-  // A remote source takes all the samples in one tile (one round trip to its
-  // shards per evaluation; smoothed_rows cuts the rows into passes).
+int64_t tile_samples(const Source& src, const SamplerConfig& cfg, int64_t n_samples, const PassOptions& opt) {
   constexpr int64_t kMinSamplerRows = 32;
+  if (!Source::kSpreadTiles) return std::max<int64_t>(1, n_samples);
   const int64_t spread = std::max(kMinSamplerRows, (n_samples + 1) / 2);
-  const int64_t tq = Source::kSpreadTiles
-                         ? std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(src.per_var()))
-                         : std::max<int64_t>(1, n_samples);
-  const int64_t ntiles = (n_samples + tq - 1) / tq;
-  // Per tile and error slot: the sum over the tile's samples of the relative
-  // standard errors (summed over tiles in tile order at the end: the result
-  // does not depend on the thread count).
-  const int64_t slots = cfg.error_slots();
-  std::vector<double> err_sums(mc_error ? static_cast<size_t>(ntiles * slots) : 0, 0.0);
-  const int64_t evals_per_step = cfg.method == kOdeHeun ? 2 : 1;
-  const int64_t total = ntiles * (K * evals_per_step + (cfg.denoise_last ? 1 : 0));
+  return std::max<int64_t>(1, std::min(opt.tile_q, spread) / cfg.max_draws(src.per_var()));
+}
 
-  // Progress and Ctrl-C: `poll` is asked by the calling thread (worker 0 of
-  // parallel_for) at most every 20 ms, between tiles of components of its
-  // passes; returning false stops every worker within one such tile.
-  std::atomic<int64_t> done{0};
-  StopFlag stop([&] { return poll && !poll(done.load(), total); });
-  PassOptions opt_stop = opt;
-  opt_stop.stop = &stop;
+// One tile of samples (i0 .. i0 + qb) run through every step.
+template <class Source>
+struct TileRun {
+  using T = typename Source::Scalar;
+  const Source& src;
+  const SamplerRun& run;
+  const PassOptions& opt;   // with the run's stop flag
+  int64_t i0, qb;
+  double* err_sums;         // (slots) this tile's sums of relative errors, or null
+  std::atomic<int64_t>& done;
+  Workspace<T> ws;
+  std::vector<double> y, s, s2, y2, z, rel;
+  // The logits' constants of the grid time last asked for (made once per
+  // time and tile: memory independent of the number of steps).
+  int64_t params_grid = -1;
+  typename Source::Params params{};
 
-  auto run_tile = [&](int64_t tile) {
-    const int64_t i0 = tile * tq, qb = std::min(tq, n_samples - i0);
-    const uint32_t index0 = static_cast<uint32_t>(i0);
-    Workspace<T> ws;
-    std::vector<double> y, s(qb * d), s2, y2, z(d), rel(mc_error ? qb : 0);
-    start_tile(src, run, index0, qb, y);
-    auto keep = [&](int64_t k) {
-      if (!trajectory) return;
-      for (size_t slot = 0; slot < cfg.keep.size(); ++slot)
-        if (cfg.keep[slot] == k)
-          for (int64_t e = 0; e < qb * d; ++e)
-            trajectory[(static_cast<int64_t>(slot) * n_samples + i0) * d + e] = static_cast<T>(y[e]);
-    };
-    // The logits' constants of the grid time last asked for (made once per
-    // time and tile: memory independent of the number of steps).
-    int64_t params_grid = -1;
-    typename Source::Params params{};
-    // The score at `at` for grid time `grid`, stream evaluation evaln; its
-    // relative errors go to error slot `slot`.
-    auto eval = [&](const std::vector<double>& at, int64_t grid, uint32_t evaln, int64_t slot,
-                    std::vector<double>& res) {
-      if (grid != params_grid) {
-        params = src.params(cfg.times[grid]);
-        params_grid = grid;
+  uint32_t index0() const { return static_cast<uint32_t>(i0); }
+
+  // The score at `at` for grid time `grid`, stream evaluation evaln, into
+  // res; its relative errors go to error slot `slot`.
+  void eval(const std::vector<double>& at, int64_t grid, uint32_t evaln, int64_t slot, std::vector<double>& res) {
+    const SamplerConfig& cfg = run.cfg;
+    if (grid != params_grid) {
+      params = src.params(cfg.times[grid]);
+      params_grid = grid;
+    }
+    SmoothOptions sm = cfg.smooth;
+    sm.bandwidth = cfg.bandwidth[grid];
+    sm.eval = evaln;
+    res.resize(static_cast<size_t>(qb * run.d));
+    SmoothRowOutputs ro;
+    ro.score = res.data();
+    if (err_sums) ro.relative_se = rel.data();
+    smoothed_rows(src, params, at.data(), qb, index0(), sm, ws, opt, ro);
+    if (err_sums)
+      for (int64_t i = 0; i < qb; ++i) err_sums[slot] += rel[i];
+    done.fetch_add(1);
+  }
+
+  // Step k of the method (sampler_step.h).
+  void step(int64_t k) {
+    const SamplerConfig& cfg = run.cfg;
+    const int64_t d = run.d;
+    const double D = cfg.times[k] - cfg.times[k + 1];
+    eval(y, k, eval_of_step(k), k, s);
+    if (cfg.method == kEulerMaruyama) {
+      const double sq = std::sqrt(D);
+      for (int64_t i = 0; i < qb; ++i) {
+        stream_normal_vector(cfg.smooth.seed, index0() + static_cast<uint32_t>(i), static_cast<uint32_t>(k), kNoise,
+                             0, d, z.data());
+        for (int64_t c = 0; c < d; ++c) y[i * d + c] = em_update(y[i * d + c], s[i * d + c], D, sq, z[c]);
       }
-      SmoothOptions sm = sm0;
-      sm.bandwidth = cfg.bandwidth[grid];
-      sm.eval = evaln;
-      res.resize(qb * d);
-      SmoothRowOutputs ro;
-      ro.score = res.data();
-      if (mc_error) ro.relative_se = rel.data();
-      smoothed_rows(src, params, at.data(), qb, index0, sm, ws, opt_stop, ro);
-      if (mc_error)
-        for (int64_t i = 0; i < qb; ++i) err_sums[tile * slots + slot] += rel[i];
-      done.fetch_add(1);
-    };
-    keep(0);
+    } else if (cfg.method == kOdeEuler) {
+      for (int64_t e = 0; e < qb * d; ++e) y[e] = half_step(y[e], s[e], D);
+    } else {
+      y2.resize(static_cast<size_t>(qb * d));
+      for (int64_t e = 0; e < qb * d; ++e) y2[e] = half_step(y[e], s[e], D);
+      eval(y2, k + 1, eval_of_corrector(k), k, s2);
+      for (int64_t e = 0; e < qb * d; ++e) y[e] = heun_update(y[e], s[e], s2[e], D);
+    }
+  }
+
+  // The tile's states at grid index k into the trajectory, where kept.
+  void keep(int64_t k, T* trajectory) const {
+    if (!trajectory) return;
+    const SamplerConfig& cfg = run.cfg;
+    for (size_t slot = 0; slot < cfg.keep.size(); ++slot)
+      if (cfg.keep[slot] == k)
+        for (int64_t e = 0; e < qb * run.d; ++e)
+          trajectory[(static_cast<int64_t>(slot) * run.n_samples + i0) * run.d + e] = static_cast<T>(y[e]);
+  }
+
+  // The whole run of the tile; false when stopped.
+  bool operator()(T* out, T* trajectory, StopFlag& stop) {
+    const SamplerConfig& cfg = run.cfg;
+    const int64_t d = run.d, K = static_cast<int64_t>(cfg.times.size()) - 1;
+    s.resize(static_cast<size_t>(qb * d));
+    z.resize(static_cast<size_t>(d));
+    rel.resize(err_sums ? static_cast<size_t>(qb) : 0);
+    start_tile(src, run, index0(), qb, y);
+    keep(0, trajectory);
     for (int64_t k = 0; k < K; ++k) {
-      if (stop.poll()) return;
-      const double D = cfg.times[k] - cfg.times[k + 1];
-      eval(y, k, eval_of_step(k), k, s);
-      if (cfg.method == kEulerMaruyama) {
-        const double sq = std::sqrt(D);
-        for (int64_t i = 0; i < qb; ++i) {
-          stream_normal_vector(cfg.smooth.seed, index0 + static_cast<uint32_t>(i), static_cast<uint32_t>(k),
-                               kNoise, 0, d, z.data());
-          for (int64_t c = 0; c < d; ++c) y[i * d + c] = em_update(y[i * d + c], s[i * d + c], D, sq, z[c]);
-        }
-      } else if (cfg.method == kOdeEuler) {
-        for (int64_t e = 0; e < qb * d; ++e) y[e] = half_step(y[e], s[e], D);
-      } else {
-        y2.resize(qb * d);
-        for (int64_t e = 0; e < qb * d; ++e) y2[e] = half_step(y[e], s[e], D);
-        eval(y2, k + 1, eval_of_corrector(k), k, s2);
-        for (int64_t e = 0; e < qb * d; ++e) y[e] = heun_update(y[e], s[e], s2[e], D);
-      }
-      keep(k + 1);
+      if (stop.poll()) return false;
+      step(k);
+      keep(k + 1, trajectory);
     }
     if (cfg.denoise_last) {
       // Tweedie with the score the run used: y_K + t_min s(y_K).
@@ -160,10 +158,45 @@ bool sample_source(const Source& src, int64_t n_samples, const SamplerConfig& cf
       for (int64_t e = 0; e < qb * d; ++e) y[e] = tweedie(y[e], s[e], cfg.times[K]);
     }
     for (int64_t e = 0; e < qb * d; ++e) out[i0 * d + e] = static_cast<T>(y[e]);
-  };
+    return true;
+  }
+};
 
+}  // namespace
+
+template <class Source>
+bool sample_source(const Source& src, int64_t n_samples, const SamplerConfig& cfg, typename Source::Scalar* out,
+                   typename Source::Scalar* trajectory, const PassOptions& opt, const PollFn& poll,
+                   double* mc_error) {
+  const int64_t K = static_cast<int64_t>(cfg.times.size()) - 1;
+  std::vector<double> cdf;
+  if (cfg.init == kInitEmpirical && !src.log_weights().empty()) {
+    cdf.resize(static_cast<size_t>(src.n()));
+    weights_cdf(src.log_weights().data(), src.n(), cdf.data());
+  }
+  const SamplerRun run{cfg, n_samples, src.d(), cdf.empty() ? nullptr : cdf.data(), src.variances()};
+  const int64_t tq = tile_samples(src, cfg, n_samples, opt);
+  const int64_t ntiles = (n_samples + tq - 1) / tq;
+  // Per tile and error slot: the sum over the tile's samples of the relative
+  // standard errors (summed over tiles in tile order at the end: the result
+  // does not depend on the thread count).
+  const int64_t slots = cfg.error_slots();
+  std::vector<double> err_sums(mc_error ? static_cast<size_t>(ntiles * slots) : 0, 0.0);
+  const int64_t total = ntiles * (K * (cfg.method == kOdeHeun ? 2 : 1) + (cfg.denoise_last ? 1 : 0));
+  // Progress and Ctrl-C: `poll` is asked by the calling thread (worker 0 of
+  // parallel_for) at most every 20 ms, between tiles of components of its
+  // passes; returning false stops every worker within one such tile.
+  std::atomic<int64_t> done{0};
+  StopFlag stop([&] { return poll && !poll(done.load(), total); });
+  PassOptions opt_stop = opt;
+  opt_stop.stop = &stop;
   try {
-    parallel_for(ntiles, opt.threads, [&](int64_t tile, int) { run_tile(tile); }, &stop);
+    parallel_for(ntiles, opt.threads, [&](int64_t tile, int) {
+      const int64_t i0 = tile * tq;
+      TileRun<Source> t{src, run, opt_stop, i0, std::min(tq, n_samples - i0),
+                        mc_error ? err_sums.data() + tile * slots : nullptr, done};
+      t(out, trajectory, stop);
+    }, &stop);
   } catch (const Cancelled&) {
     return false;
   }
