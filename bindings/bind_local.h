@@ -63,21 +63,14 @@ void bind_local(py::module_& m, const char* name) {
             for (int64_t p : patches)
               if (p < 1 || p % 2 == 0) throw std::invalid_argument("patches: odd sizes >= 1");
             const LocalSource<T> src(img, spec, cfg.times, std::move(patches));
-            const py::ssize_t d = img.d();
-            T *out_ptr = nullptr, *traj_ptr = nullptr;
-            double* err_ptr = nullptr;
-            py::object out = maybe<T>(true, {static_cast<py::ssize_t>(n_samples), d}, &out_ptr);
-            py::object traj = maybe<T>(
-                !cfg.keep.empty(), {static_cast<py::ssize_t>(cfg.keep.size()), static_cast<py::ssize_t>(n_samples), d},
-                &traj_ptr);
-            py::object err = maybe<double>(want_error, {static_cast<py::ssize_t>(cfg.error_slots())}, &err_ptr);
+            SampleArrays<T> a(n_samples, img.d(), cfg, want_error);
             Progress prog(progress);
             {
               py::gil_scoped_release release;
-              sample_source(src, n_samples, cfg, out_ptr, traj_ptr, po, prog.poll(), err_ptr);
+              sample_source(src, n_samples, cfg, a.out, a.traj, po, prog.poll(), a.err);
             }
             prog.raise_failure();
-            return py::make_tuple(out, traj, err);
+            return a.result();
           },
           py::arg("n_samples"), py::arg("config"), py::arg("spec"), py::arg("patches"), py::arg("want_error"),
           py::arg("progress"), py::arg("options"));

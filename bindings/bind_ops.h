@@ -132,6 +132,34 @@ py::object maybe(bool want, std::vector<py::ssize_t> shape, T** ptr) {
   return std::move(a);
 }
 
+// The outputs of a smoothed call: the arrays (score or log-density, and their
+// errors; None where not wanted) and the pointers the engine writes.
+template <class T>
+struct SmoothArrays {
+  SmoothOutputs<T> o;
+  py::object sc, ld, sse, lse;
+  SmoothArrays(py::ssize_t q, py::ssize_t d, bool want_score, bool want_ld, bool want_errors)
+      : sc(maybe<T>(want_score, {q, d}, &o.score)), ld(maybe<T>(want_ld, {q}, &o.log_density)),
+        sse(maybe<T>(want_score && want_errors, {q}, &o.score_se)),
+        lse(maybe<T>(want_ld && want_errors, {q}, &o.log_density_se)) {}
+  py::tuple result() const { return py::make_tuple(sc, ld, sse, lse); }
+};
+
+// The outputs of a sampler run on the host: the samples, the kept states
+// (None without keep) and the Monte Carlo errors (None unless wanted).
+template <class T>
+struct SampleArrays {
+  T *out = nullptr, *traj = nullptr;
+  double* err = nullptr;
+  py::object out_a, traj_a, err_a;
+  SampleArrays(int64_t n_samples, py::ssize_t d, const SamplerConfig& cfg, bool want_error)
+      : out_a(maybe<T>(true, {static_cast<py::ssize_t>(n_samples), d}, &out)),
+        traj_a(maybe<T>(!cfg.keep.empty(),
+                        {static_cast<py::ssize_t>(cfg.keep.size()), static_cast<py::ssize_t>(n_samples), d}, &traj)),
+        err_a(maybe<double>(want_error, {static_cast<py::ssize_t>(cfg.error_slots())}, &err)) {}
+  py::tuple result() const { return py::make_tuple(out_a, traj_a, err_a); }
+};
+
 // The options of a call, built once by the Python layer and handed over
 // whole (instead of a dozen positional numbers per function). Bound once per
 // module and local to it: the CPU and the CUDA module each have their own.
@@ -211,15 +239,11 @@ void bind_ops(py::module_& m) {
       [](const typename B::Mix& mix, CArray<T> y, double t, const SmoothOptions& sm, bool want_score,
          bool want_ld, bool want_errors, PassOptions po) {
         check_rows("y", y, mix.d);
-        const py::ssize_t q = y.shape(0), d = y.shape(1);
-        SmoothOutputs<T> o;
-        py::object sc = maybe<T>(want_score, {q, d}, &o.score);
-        py::object ld = maybe<T>(want_ld, {q}, &o.log_density);
-        py::object sse = maybe<T>(want_score && want_errors, {q}, &o.score_se);
-        py::object lse = maybe<T>(want_ld && want_errors, {q}, &o.log_density_se);
+        const py::ssize_t q = y.shape(0);
+        SmoothArrays<T> a(q, y.shape(1), want_score, want_ld, want_errors);
         const T* py_ = y.data();
-        Interrupt().run(po, [&] { B::smoothed(mix, py_, q, t, sm, o, po); });
-        return py::make_tuple(sc, ld, sse, lse);
+        Interrupt().run(po, [&] { B::smoothed(mix, py_, q, t, sm, a.o, po); });
+        return a.result();
       },
       py::arg("mixture"), py::arg("y"), py::arg("t"), py::arg("smooth"), py::arg("want_score"),
       py::arg("want_log_density"), py::arg("want_errors"), py::arg("options"));

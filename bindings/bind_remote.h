@@ -104,20 +104,16 @@ void bind_remote(py::module_& m, const char* name) {
           [](R& r, CArray<T> y, double t, const SmoothOptions& sm, bool want_score, bool want_ld, bool want_errors,
              PassOptions po) {
             check_rows("y", y, r.src.d());
-            const py::ssize_t q = y.shape(0), d = y.shape(1);
-            SmoothOutputs<T> o;
-            py::object sc = maybe<T>(want_score, {q, d}, &o.score);
-            py::object ld = maybe<T>(want_ld, {q}, &o.log_density);
-            py::object sse = maybe<T>(want_score && want_errors, {q}, &o.score_se);
-            py::object lse = maybe<T>(want_ld && want_errors, {q}, &o.log_density_se);
+            const py::ssize_t q = y.shape(0);
+            SmoothArrays<T> a(q, y.shape(1), want_score, want_ld, want_errors);
             const T* py_ = y.data();
             try {
-              Interrupt().run(po, [&] { smoothed_remote<T>(r.src, py_, q, t, sm, o, po); });
+              Interrupt().run(po, [&] { smoothed_remote<T>(r.src, py_, q, t, sm, a.o, po); });
             } catch (...) {
               r.raise_failure();
               throw;
             }
-            return py::make_tuple(sc, ld, sse, lse);
+            return a.result();
           },
           py::arg("y"), py::arg("t"), py::arg("smooth"), py::arg("want_score"), py::arg("want_log_density"),
           py::arg("want_errors"), py::arg("options"))
@@ -125,24 +121,17 @@ void bind_remote(py::module_& m, const char* name) {
           "sample",
           [](R& r, int64_t n_samples, const SamplerConfig& cfg, bool want_error, py::object progress,
              const PassOptions& po) {
-            const py::ssize_t d = r.src.d();
-            T *out_ptr = nullptr, *traj_ptr = nullptr;
-            double* err_ptr = nullptr;
-            py::object out = maybe<T>(true, {static_cast<py::ssize_t>(n_samples), d}, &out_ptr);
-            py::object traj = maybe<T>(
-                !cfg.keep.empty(), {static_cast<py::ssize_t>(cfg.keep.size()), static_cast<py::ssize_t>(n_samples), d},
-                &traj_ptr);
-            py::object err = maybe<double>(want_error, {static_cast<py::ssize_t>(cfg.error_slots())}, &err_ptr);
+            SampleArrays<T> a(n_samples, r.src.d(), cfg, want_error);
             Progress prog(progress);
             bool finished;
             {
               py::gil_scoped_release release;
-              finished = sample_source(r.src, n_samples, cfg, out_ptr, traj_ptr, po, prog.poll(), err_ptr);
+              finished = sample_source(r.src, n_samples, cfg, a.out, a.traj, po, prog.poll(), a.err);
             }
             r.raise_failure();
             prog.raise_failure();
             if (!finished) throw std::runtime_error("the run was cancelled");
-            return py::make_tuple(out, traj, err);
+            return a.result();
           },
           py::arg("n_samples"), py::arg("config"), py::arg("want_error"), py::arg("progress"), py::arg("options"));
 }

@@ -39,3 +39,17 @@ inline const char* isa_name(Isa isa, const char* lowest) {
 }
 
 }  // namespace ledkde
+
+// The entry point of a kernel set built for several instruction sets (the
+// namespaces avx512, avx2 and base of the including file): return the call
+// of the set `isa` chose.
+#if defined(LEDKDE_ROWS_X86)
+#define LEDKDE_ISA_DISPATCH(isa, call)               \
+  switch (isa) {                                     \
+    case ::ledkde::Isa::avx512: return avx512::call; \
+    case ::ledkde::Isa::avx2: return avx2::call;     \
+    default: return base::call;                      \
+  }
+#else
+#define LEDKDE_ISA_DISPATCH(isa, call) return base::call
+#endif

@@ -27,16 +27,7 @@ constexpr bool kBuilt = false;
 const Isa kIsa = detect_isa(kBuilt, "LEDKDE_ROW_KERNELS", "baseline");
 }  // namespace
 
-#if defined(LEDKDE_ROWS_X86)
-#define LEDKDE_DISPATCH(call)              \
-  switch (kIsa) {                          \
-    case Isa::avx512: return avx512::call; \
-    case Isa::avx2: return avx2::call;     \
-    default: return base::call;            \
-  }
-#else
-#define LEDKDE_DISPATCH(call) return base::call
-#endif
+#define LEDKDE_DISPATCH(call) LEDKDE_ISA_DISPATCH(kIsa, call)
 
 int64_t ls_scratch(int64_t h, int64_t w, int64_t r) { LEDKDE_DISPATCH(ls_scratch(h, w, r)); }
 void ls_logits(const double* y, const float* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,

@@ -35,16 +35,7 @@ const Isa kIsa = detect_isa(kBuilt, "LEDKDE_ROW_KERNELS", "baseline");
 
 const char* isa() { return isa_name(kIsa, "baseline"); }
 
-#if defined(LEDKDE_ROWS_X86)
-#define LEDKDE_DISPATCH(call)                  \
-  switch (kIsa) {                              \
-    case Isa::avx512: return avx512::call;     \
-    case Isa::avx2: return avx2::call;         \
-    default: return base::call;                \
-  }
-#else
-#define LEDKDE_DISPATCH(call) return base::call
-#endif
+#define LEDKDE_DISPATCH(call) LEDKDE_ISA_DISPATCH(kIsa, call)
 
 float logits_expansion(const float* norm2, const float* g, float ny, const float* cprime,
                        const float* k, float k0, int64_t nb, float* x) {

@@ -228,6 +228,40 @@ void smoothed_rows(const Source& src, const typename Source::Params& p, const do
   }
 }
 
+namespace {
+
+// The float64 estimates of a block of qb queries (what smoothed_rows writes
+// where out wants them), and their copy into out in T.
+struct BlockEstimates {
+  std::vector<double> y, s, ld, sse, lse;
+  template <class T>
+  SmoothRowOutputs start(const T* src, int64_t qb, int64_t d, const SmoothOutputs<T>& out) {
+    y.assign(src, src + qb * d);
+    s.resize(static_cast<size_t>(qb * d));
+    ld.resize(qb);
+    sse.resize(qb);
+    lse.resize(qb);
+    SmoothRowOutputs ro;
+    ro.score = out.score ? s.data() : nullptr;
+    ro.score_se = out.score_se ? sse.data() : nullptr;
+    ro.log_density = out.log_density ? ld.data() : nullptr;
+    ro.log_density_se = out.log_density_se ? lse.data() : nullptr;
+    return ro;
+  }
+  template <class T>
+  void write(const SmoothOutputs<T>& out, int64_t i0, int64_t qb, int64_t d) const {
+    for (int64_t i = 0; i < qb; ++i) {
+      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(ld[i]);
+      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(lse[i]);
+      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(sse[i]);
+      if (out.score)
+        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(s[i * d + k]);
+    }
+  }
+};
+
+}  // namespace
+
 template <class T>
 void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const SmoothOptions& sm,
                   SmoothOutputs<T> out, const PassOptions& opt_in) {
@@ -242,66 +276,43 @@ void smoothed_cpu(const Mixture<T>& mix, const T* y, int64_t q, double t, const 
   StopFlag stop(opt.interrupted);
   PassOptions o = opt;
   o.stop = &stop;
-  // The float64 estimates of queries [i0, i0 + qb) into out.
-  auto write = [&](int64_t i0, int64_t qb, const double* s, const double* ld, const double* sse, const double* lse) {
-    for (int64_t i = 0; i < qb; ++i) {
-      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(ld[i]);
-      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(lse[i]);
-      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(sse[i]);
-      if (out.score)
-        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(s[i * d + k]);
-    }
-  };
   // The draws of all the queries in one pass: the components cut into shards
   // so that every core shares it (one tile alone would run on one core).
   const int64_t nshards = ntiles == 1 && q * copies <= kMaxPassRows ? shard_count(mix, lp, opt, 1) : 1;
   if (nshards > 1) {
     o.entropy = false;
-    std::vector<double> y64(y, y + q * d), s(out.score ? q * d : 0), ld(q), sse(q), lse(q);
+    BlockEstimates est;
+    const SmoothRowOutputs ro = est.start(y, q, d, out);
     WorkspaceLease<T> ws(static_cast<size_t>(worker_count(opt.threads, nshards)));
     WorkspaceLease<T> part(static_cast<size_t>(nshards));
     // The draws once (their normals cost more than a pruned pass at small
     // t), copied into each shard's workspace.
     Workspace<T> drawn;
-    const int64_t nrows = draw_rows(MixtureSource<T>{mix}, y64.data(), q, 0, sm, out.log_density != nullptr, drawn);
+    const int64_t nrows = draw_rows(MixtureSource<T>{mix}, est.y.data(), q, 0, sm, out.log_density != nullptr, drawn);
     sharded_passes(mix, lp, 1, nrows, nshards, o, ws, part, [&](int64_t, Workspace<T>& w) {
       w.rows.assign(drawn.rows.begin(), drawn.rows.begin() + nrows * d);
       return nrows;
     });
     restore_rows(part[0], nrows, d, drawn.rows.data(), drawn.rows_exact.data());
-    SmoothRowOutputs ro;
-    ro.score = out.score ? s.data() : nullptr;
-    ro.score_se = out.score_se ? sse.data() : nullptr;
-    ro.log_density = out.log_density ? ld.data() : nullptr;
-    ro.log_density_se = out.log_density_se ? lse.data() : nullptr;
     Workspace<T>& w = part[0];
     const RowStateInputs st{w.m.data(), w.S.data(), w.A.data(), w.B.data()};
-    estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, q, d, st, drawn.rows_exact.data(), y64.data(),
+    estimate_from_states(sm, !mix.var.empty(), lp.t, lp.c0, q, d, st, drawn.rows_exact.data(), est.y.data(),
                          mix.centre.data(), ro);
-    write(0, q, s.data(), ld.data(), sse.data(), lse.data());
+    est.write(out, 0, q, d);
     return;
   }
   struct Scratch {
     Workspace<T> ws;
-    std::vector<double> y, s, ld, sse, lse;
+    BlockEstimates est;
   };
   std::vector<Scratch> scratch(static_cast<size_t>(worker_count(opt.threads, ntiles)));
   parallel_for(ntiles, opt.threads, [&](int64_t tile, int worker) {
     Scratch& w = scratch[worker];
     const int64_t i0 = tile * tq, qb = std::min(tq, q - i0);
-    w.y.assign(y + i0 * d, y + (i0 + qb) * d);
-    w.s.resize(static_cast<size_t>(qb * d));
-    w.ld.resize(qb);
-    w.sse.resize(qb);
-    w.lse.resize(qb);
-    SmoothRowOutputs ro;
-    ro.score = out.score ? w.s.data() : nullptr;
-    ro.score_se = out.score_se ? w.sse.data() : nullptr;
-    ro.log_density = out.log_density ? w.ld.data() : nullptr;
-    ro.log_density_se = out.log_density_se ? w.lse.data() : nullptr;
-    smoothed_rows(MixtureSource<T>{mix}, lp, w.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, o, ro);
+    const SmoothRowOutputs ro = w.est.start(y + i0 * d, qb, d, out);
+    smoothed_rows(MixtureSource<T>{mix}, lp, w.est.y.data(), qb, static_cast<uint32_t>(i0), sm, w.ws, o, ro);
     if (stop.stopped()) return;  // cancelled: nothing is written
-    write(i0, qb, w.s.data(), w.ld.data(), w.sse.data(), w.lse.data());
+    w.est.write(out, i0, qb, d);
   }, &stop);
 }
 
@@ -318,29 +329,14 @@ void smoothed_remote(const RemoteSource<T>& src, const T* y, int64_t q, double t
   PassOptions o = opt;
   o.stop = &stop;
   Workspace<T> ws;
-  std::vector<double> y64, s, ld, sse, lse;
+  BlockEstimates est;
   for (int64_t i0 = 0; i0 < q; i0 += tq) {
     if (stop.poll()) throw Cancelled();
     const int64_t qb = std::min(tq, q - i0);
-    y64.assign(y + i0 * d, y + (i0 + qb) * d);
-    s.resize(static_cast<size_t>(qb * d));
-    ld.resize(qb);
-    sse.resize(qb);
-    lse.resize(qb);
-    SmoothRowOutputs ro;
-    ro.score = out.score ? s.data() : nullptr;
-    ro.score_se = out.score_se ? sse.data() : nullptr;
-    ro.log_density = out.log_density ? ld.data() : nullptr;
-    ro.log_density_se = out.log_density_se ? lse.data() : nullptr;
-    smoothed_rows(src, p, y64.data(), qb, static_cast<uint32_t>(i0), sm, ws, o, ro);
+    const SmoothRowOutputs ro = est.start(y + i0 * d, qb, d, out);
+    smoothed_rows(src, p, est.y.data(), qb, static_cast<uint32_t>(i0), sm, ws, o, ro);
     if (stop.stopped()) throw Cancelled();
-    for (int64_t i = 0; i < qb; ++i) {
-      if (out.log_density) out.log_density[i0 + i] = static_cast<T>(ld[i]);
-      if (out.log_density_se) out.log_density_se[i0 + i] = static_cast<T>(lse[i]);
-      if (out.score_se) out.score_se[i0 + i] = static_cast<T>(sse[i]);
-      if (out.score)
-        for (int64_t k = 0; k < d; ++k) out.score[(i0 + i) * d + k] = static_cast<T>(s[i * d + k]);
-    }
+    est.write(out, i0, qb, d);
   }
 }
 
