@@ -323,6 +323,7 @@ def test_the_data_tools_take_a_sharded_mixture():
             __import__("pickle").dumps(sharded)
 
 
+@pytest.mark.slow
 def test_the_draws_of_a_sharded_smoothed_score_take_no_memory_of_their_number():
     # 2**19 draws of one query (d = 12): the driver holds one pass of rows at a time (the
     # compiled estimators over the merged states), not all 2**19 x 12 of them (50 MB in

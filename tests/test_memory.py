@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 
 def test_one_million_components_under_one_gigabyte():
     # Q = 1000, N = 1,000,000, d = 16. Run in a fresh interpreter and

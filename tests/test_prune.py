@@ -38,7 +38,7 @@ def pruned_fraction(fn):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("t", [1e-4, 1e-3, 1e-2])
-@pytest.mark.parametrize("q", [5, 300])  # 5: the components split in shards (references over all)
+@pytest.mark.parametrize("q", [5, pytest.param(300, marks=pytest.mark.slow)])  # 5: the components cut in shards
 def test_pruned_pass_matches_the_reference(dtype, t, q):
     data = clustered(0)
     y = queries(data, t, q, 1)

@@ -168,6 +168,7 @@ def test_progress_is_reported_and_can_stop_the_run():
         ledkde.sample(data, 64, t_max=1.0, t_min=0.01, steps=40, progress=stop)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_long_run_within_a_second():
     data = np.random.default_rng(7).normal(size=(20000, 64)).astype(np.float32)
     fired = []
