@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Words of the development process: numbered stops, issues or sessions, "this stop", "the build before".
+# Words of the development process: a numbered stop, issue or session, or a reference to an earlier build.
 PROCESS = re.compile(r"\b(stops?|issues?|sessions?) #?[0-9]+\b[^-0-9]|\bthis stop\b|\bthe build before\b", re.I)
 
 
