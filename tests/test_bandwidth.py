@@ -1,6 +1,7 @@
 """Held-out bandwidth selection, the default rule, and the sample-quality figures."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,14 @@ def test_sample_quality_of_copies_and_of_new_points():
     assert copies["memorized"] == 1.0 and copies["train_d1"] == 0.0
     new = ledkde.sample_quality(held[:50], train, held_out=held[50:])
     assert new["memorized"] < 0.2 and new["train_d1"] > 0.3
+
+
+@pytest.mark.parametrize("d, warns", [(2, True), (8, True), (16, False), (784, False), (1000, True)])
+def test_the_bandwidth_rule_warns_outside_the_dimensions_it_was_fitted_on(d, warns):
+    x = np.random.default_rng(0).normal(size=(50, d))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        h = ledkde.bandwidth_rule(x, nn=1.0)
+    assert h == pytest.approx(0.5 * d**0.4 / np.sqrt(d))
+    said = [w for w in caught if issubclass(w.category, UserWarning) and "fitted on data of d = 16 to 784" in str(w.message)]
+    assert len(said) == (1 if warns else 0)

@@ -66,7 +66,7 @@ def test_logit_tolerance_reaches_the_shards():
     y = (x[r.integers(0, 3000, 40)] + np.sqrt(10.0) * r.normal(size=(40, 784))).astype(np.float32)
     with ShardedMixture(x, n_shards=2, logit_tolerance=1e-2) as sharded:
         assert sharded.logit_tolerance == 1e-2
-        assert [ray.get(a.info.remote())["logit_tolerance"] for a in sharded._actors] == [1e-2, 1e-2]
+        assert [ray.get(a.info.remote(h))["logit_tolerance"] for a, h in zip(sharded._actors, sharded._sources)] == [1e-2, 1e-2]
         got = ledkde.score(y, sharded, 10.0)
     want = ledkde.score(y, ledkde.Mixture(x, logit_tolerance=1e-2), 10.0)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
@@ -346,3 +346,21 @@ def test_the_draws_of_a_sharded_smoothed_score_take_no_memory_of_their_number():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert float(res.stdout.split()[-1]) < 60, f"the driver's peak grew by {res.stdout.split()[-1]} MiB"
+
+
+def test_a_run_with_its_own_ray_instance_prints_no_ray_lines():
+    # ledkde starts Ray itself here: Ray's informational lines and warnings are left out,
+    # and the shards' constructors take no object-store arguments, so Ray has no restart
+    # caveat to print (its "core_worker ... constructor arguments" error line).
+    code = textwrap.dedent("""
+        import numpy as np, ledkde
+        from ledkde.distributed import ShardedMixture
+        x = np.random.default_rng(0).normal(size=(500, 4))
+        with ShardedMixture(x, n_shards=2, log_weights=np.zeros(500), variances=np.zeros(500)) as data:
+            s = ledkde.score(x[:3], data, 0.1)
+        print(np.abs(s - ledkde.score(x[:3], x, 0.1)).max() < 1e-10)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "True"
+    assert "constructor arguments" not in run.stderr and " INFO " not in run.stderr, run.stderr[-2000:]

@@ -197,3 +197,17 @@ def test_time_grids_have_their_closed_forms():
     np.testing.assert_allclose(ledkde.time_grid(4.0, 0.01, 10, "geometric"), 4.0 * 0.0025**k, rtol=1e-13)
     sig = (2.0 ** (1 / 7) + k * (0.1 ** (1 / 7) - 2.0 ** (1 / 7))) ** 7
     np.testing.assert_allclose(ledkde.time_grid(4.0, 0.01, 10, "edm"), sig**2, rtol=1e-13)
+
+
+def test_sample_without_a_grid_takes_the_command_lines_from_the_data():
+    # sample(data, n) is sample(data, n, t_max, t_min, steps=100) with sampler_defaults' grid.
+    from ledkde._bandwidth import sampler_defaults
+
+    x = np.random.default_rng(3).normal(size=(300, 6))
+    grid = sampler_defaults(x, ledkde.median_nn_distance(x))
+    want = ledkde.sample(x, 5, t_max=grid["t_max"], t_min=grid["t_min"], steps=100, seed=2)
+    np.testing.assert_array_equal(ledkde.sample(x, 5, seed=2), want)
+    half = ledkde.sample(x, 5, t_max=grid["t_max"], t_min=grid["t_min"], steps=40, seed=2)
+    np.testing.assert_array_equal(ledkde.sample(x, 5, t_max=grid["t_max"], steps=40, seed=2), half)
+    with pytest.raises(ValueError, match="^t_min: must be below t_max.*comes from the data"):
+        ledkde.sample(x, 5, t_max=grid["t_min"] / 2)

@@ -3,6 +3,7 @@ bandwidth selection, and the measured default rule (SPEC section 1, "Scale of h"
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,8 @@ from ._toolkit import energy_distance, median_nn_distance, memorization
 # nearest-neighbour distance), fitted to what select_bandwidth chose in the
 # sweeps of bench/bandwidth.py (bench/README.md, "Bandwidth"): see bandwidth_rule.
 RULE_A, RULE_B = 0.5, 0.4
+# The dimensions the rule was fitted on (d = 16, 64, 256, 784).
+RULE_DIMENSIONS = (16, 784)
 # "Not memorizing": at most this fraction of the samples are copies.
 MAX_MEMORIZED = 0.05
 # Candidate factors f of h sqrt(d) = f NN for select_bandwidth.
@@ -113,11 +116,17 @@ def bandwidth_rule(data, *, nn: float | None = None, threads=None) -> float:
     "Bandwidth"). The old rule NN / sqrt(d) is right only around d = 10. The window
     is narrow (in d = 16 a factor 3 already gives blurred averages) and depends on
     the data: when held-out points are at hand, :func:`select_bandwidth` is the
-    better choice.
+    better choice. Outside the fitted dimensions (d < 16 or d > 784) the rule warns
+    (UserWarning): there it is an extrapolation.
     """
     mix = _call.resolve(data, threads=threads, cpu_only=True).mix
     nn = median_nn_distance(mix, threads=threads) if nn is None else _checks.positive_scalar("nn", nn)
     d = mix.d
+    lo, hi = RULE_DIMENSIONS
+    if not lo <= d <= hi:
+        warnings.warn(f"bandwidth_rule: the rule was fitted on data of d = {lo} to {hi}; d = {d} is outside, where "
+                      "it may leave samples memorized or blur them. select_bandwidth(data, held_out=...) chooses "
+                      "h on held-out points instead.", UserWarning, stacklevel=2)
     return RULE_A * d**RULE_B * nn / np.sqrt(d)
 
 

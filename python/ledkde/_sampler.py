@@ -43,11 +43,14 @@ def time_grid(t_max, t_min, steps, schedule="geometric", *, rho=7.0) -> np.ndarr
     return g
 
 
-def _grid(schedule, t_max, t_min, steps) -> np.ndarray:
+DEFAULT_STEPS = 100
+
+
+def _grid(schedule, t_max, t_min, steps, data) -> np.ndarray:
     if isinstance(schedule, str):
-        if t_max is None or t_min is None or steps is None:
-            raise ValueError("t_max, t_min, steps: all three are needed with a named schedule")
-        return time_grid(t_max, t_min, steps, schedule)
+        if t_max is None or t_min is None:
+            t_max, t_min = _data_times(data, t_max, t_min)
+        return time_grid(t_max, t_min, DEFAULT_STEPS if steps is None else steps, schedule)
     arr = _checks._as_array("schedule", schedule)
     if arr.ndim != 1 or arr.shape[0] < 2:
         raise ValueError(f"schedule: an explicit grid must be 1-D with at least 2 times, got shape {arr.shape}")
@@ -62,6 +65,21 @@ def _grid(schedule, t_max, t_min, steps) -> np.ndarray:
     if steps is not None and steps != len(g) - 1:
         raise ValueError(f"steps: the explicit schedule has {len(g) - 1} steps, not {steps}")
     return g
+
+
+def _data_times(data, t_max, t_min):
+    """The grid's ends the command line uses, from the data (sampler_defaults): t_max the
+    largest squared distance of a point from the data's mean, t_min = 1e-4 NN^2."""
+    from ._bandwidth import sampler_defaults  # (imports this module)
+    from ._toolkit import median_nn_distance
+
+    grid = sampler_defaults(data, median_nn_distance(data))
+    t_max = grid["t_max"] if t_max is None else t_max
+    t_min = grid["t_min"] if t_min is None else t_min
+    if _checks.positive_scalar("t_min", t_min) >= _checks.positive_scalar("t_max", t_max):
+        raise ValueError(f"t_min: must be below t_max, got t_min={t_min:g} >= t_max={t_max:g} (the one left out "
+                         "comes from the data)")
+    return t_max, t_min
 
 
 def _bandwidths(bandwidth, times: np.ndarray) -> np.ndarray:
@@ -103,7 +121,10 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     :class:`Local` (the local denoisers' scores; ``patch`` then overrides its patch
     rule: one odd size, a callable of t, or one per step or grid time). The grid goes from
     ``t_max`` to ``t_min`` in ``steps`` steps of ``schedule`` (``"uniform"``,
-    ``"geometric"``, ``"edm"``, or an explicit decreasing array of times).
+    ``"geometric"``, ``"edm"``, or an explicit decreasing array of times). Left out, they
+    are the command line's, from the data: ``t_max`` the largest squared distance of a
+    training point from the data's mean, ``t_min = 1e-4 NN^2`` (NN: the median
+    nearest-neighbour distance), 100 steps (:func:`sampler_defaults`).
     method : ``"euler_maruyama"`` (reverse SDE), ``"ode_euler"`` or ``"ode_heun"``
     (probability flow). bandwidth : a number, one value per step (or per grid
     time), or a callable of t; 0 gives the plain score. n_kernel draws of
@@ -127,7 +148,7 @@ def sample(data, n_samples, *, t_max=None, t_min=None, steps=None, schedule="geo
     floating-point rounding.
     """
     n_samples = _checks.positive_int("n_samples", n_samples)
-    times = _grid(schedule, t_max, t_min, steps)
+    times = _grid(schedule, t_max, t_min, steps, data)
     K = len(times) - 1
     mcode = METHODS[_checks.choice("method", method, tuple(METHODS))]
     icode = INITS[_checks.choice("init", init, tuple(INITS))]

@@ -62,6 +62,14 @@ def _ray():
     return ray
 
 
+def _start_ray(ray) -> None:
+    """A local Ray instance, started when none is (a cluster: call ray.init(address=...)
+    first). Ray's informational lines and warnings are left out; its errors show."""
+    import logging
+
+    ray.init(logging_level=logging.ERROR)
+
+
 def _fingerprint(path: str, arr) -> tuple:
     """What identifies the contents of a .npy file a shard loaded: shape, dtype, size, mtime."""
     st = os.stat(path)
@@ -76,33 +84,46 @@ class _Shard:
     state to every pass. An error in the rows is kept and reported by info(), so that
     the driver fails once, naming the file, instead of Ray restarting the actor."""
 
-    def __init__(self, source, fingerprint, offset: int, log_weights, variances, dtype, threads, prune, use_gpu,
-                 logit_tolerance=None):
-        from ._mixture import Mixture
-
-        self.offset = offset
+    def __init__(self, path, fingerprint, offset: int, dtype, threads, prune, use_gpu, logit_tolerance=None):
+        # The arrays (in-memory rows, log-weights, variances) arrive with every call as
+        # references in a list, and the first call loads them: a constructor of plain
+        # values is one Ray can rerun on a restart without holding arguments in its
+        # object store for the actor, and a call retried after a restart brings them.
+        self.path, self.fingerprint, self.offset = path, fingerprint, offset
+        self.options = dict(dtype=dtype, threads=threads, prune=prune, logit_tolerance=logit_tolerance)
         self.device = "cuda" if use_gpu else "cpu"  # a shard given a GPU keeps its Mixture there
         self.error = None
+        self.mix = None
+
+    def _load(self, held) -> None:
+        """Prepares the rows on the first call (and the first after a restart)."""
+        from ._mixture import Mixture
+
+        if self.mix is not None or self.error is not None:
+            return
+        source, log_weights, variances = (None if ref is None else _ray().get(ref) for ref in held)
         self.empty = log_weights is not None and bool(np.isneginf(log_weights).all())
         try:
-            if isinstance(source, str):
-                self.data = np.load(source, mmap_mode="r")
-                if _fingerprint(source, self.data) != fingerprint:
-                    raise ValueError(f"{source!r} changed since the ShardedMixture was built (shape, dtype, size or "
-                                     "modification time differ); a shard reloads only the file it first loaded")
+            if self.path is not None:
+                self.data = np.load(self.path, mmap_mode="r")
+                if _fingerprint(self.path, self.data) != self.fingerprint:
+                    raise ValueError(f"{self.path!r} changed since the ShardedMixture was built (shape, dtype, size "
+                                     "or modification time differ); a shard reloads only the file it first loaded")
             else:
                 self.data = source
             self.mix = Mixture(self.data, log_weights=None if self.empty else log_weights, variances=variances,
-                               dtype=dtype, threads=threads, prune=prune, logit_tolerance=logit_tolerance)
+                               **self.options)
         except (ValueError, TypeError, OSError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def _ready(self):
+    def _ready(self, held):
         """Every call but info() on a shard whose rows could not be prepared raises why."""
+        self._load(held)
         if self.error is not None:
             raise ValueError(self.error.split(": ", 1)[1] if ": " in self.error else self.error)
 
-    def info(self):
+    def info(self, held):
+        self._load(held)
         if self.error is not None:
             return {"error": self.error}
         m = self.mix
@@ -110,13 +131,13 @@ class _Shard:
                 "centre": m._centre, "extent": m._extent, "resolution": m._resolution,
                 "log_mass": -np.inf if self.empty else float(m._core.log_mass)}
 
-    def partial(self, y, t, threads):
+    def partial(self, held, y, t, threads):
         """(m, S, E, A, B, log_mass) of the rows y (already in the working dtype, checked
         by the driver) over this shard: the compiled partial pass (B: the control
         estimator's pilot needs it with per-component variances)."""
         from . import _device
 
-        self._ready()
+        self._ready(held)
         if self.empty:
             q = y.shape[0]
             return (np.full(q, -np.inf), np.zeros(q), np.zeros(q), np.zeros(y.shape), np.zeros(q), -np.inf)
@@ -125,18 +146,18 @@ class _Shard:
                                                _checks.pass_options(where.module(), threads, None))
         return m, S, E, A, B, float(self.mix._core.log_mass)
 
-    def knn(self, y, k, threads):
-        self._ready()
+    def knn(self, held, y, k, threads):
+        self._ready(held)
         k = min(k, self.mix.n)
         dist, idx = _core.knn(self.mix._core, y, k, _checks.pass_options(_core, threads, None))
         return np.asarray(dist, dtype=np.float64), np.asarray(idx) + self.offset
 
-    def rows(self, local_indices):
-        self._ready()
+    def rows(self, held, local_indices):
+        self._ready(held)
         return np.asarray(self.data[np.asarray(local_indices, dtype=np.int64)], dtype=np.float64)
 
-    def moments(self):
-        self._ready()
+    def moments(self, held):
+        self._ready(held)
         return self.mix._moments()
 
     def pid(self):
@@ -208,7 +229,7 @@ class ShardedMixture(Data):
             n = arr.shape[0]
             if n_shards is None:
                 if not ray.is_initialized():
-                    ray.init()
+                    _start_ray(ray)
                 n_shards = max(1, min(n, int(ray.cluster_resources().get("CPU", 1) // num_cpus)))
             n_shards = _checks.positive_int("n_shards", n_shards, maximum=n)
             bounds = np.linspace(0, n, n_shards + 1).astype(np.int64)
@@ -218,7 +239,7 @@ class ShardedMixture(Data):
         lw = _checks.log_weights(log_weights, n_total)
         var = _checks.variances(variances, n_total)
         if not ray.is_initialized():
-            ray.init()
+            _start_ray(ray)
         self._refuse_unplaceable(ray, len(sizes), num_cpus, num_gpus)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts,
@@ -230,12 +251,16 @@ class ShardedMixture(Data):
         self._threads = max(1, int(num_cpus))
         for i in range(len(sizes)):
             lo, hi = int(offsets[i]), int(offsets[i + 1])
-            src = sources[i] if sources is not None else ray.put(np.ascontiguousarray(arr[lo:hi]))
-            self._sources.append(src)
-            self._actors.append(actor.remote(src, prints[i] if prints else None, lo,
-                                             None if lw is None else lw[lo:hi], None if var is None else var[lo:hi],
-                                             dtype, self._threads, prune, num_gpus > 0, logit_tolerance))
-        infos = self._gather([a.info.remote() for a in self._actors], timeout=PLACE_TIMEOUT)
+            # The driver holds each shard's arrays in the object store for the shard's
+            # lifetime (a restarted actor finds them) and passes the references with
+            # every call (_Shard._load).
+            held = [ray.put(np.ascontiguousarray(a)) if a is not None else None
+                    for a in ((arr[lo:hi] if sources is None else None), None if lw is None else lw[lo:hi],
+                              None if var is None else var[lo:hi])]
+            self._sources.append(held)
+            self._actors.append(actor.remote(sources[i] if sources is not None else None, prints[i] if prints else None,
+                                             lo, dtype, self._threads, prune, num_gpus > 0, logit_tolerance))
+        infos = self._gather([a.info.remote(h) for a, h in zip(self._actors, self._sources)], timeout=PLACE_TIMEOUT)
         self._check_infos(infos, files)
         self._describe(infos, sizes, lw, var)
 
@@ -340,13 +365,13 @@ class ShardedMixture(Data):
         out = np.empty((len(indices), self.d))
         wanted = [(s, np.flatnonzero(shard == s)) for s in range(self.n_shards)]
         wanted = [(s, w) for s, w in wanted if w.size]
-        parts = self._gather([self._actors[s].rows.remote(indices[w] - bounds[s]) for s, w in wanted])
+        parts = self._gather([self._actors[s].rows.remote(self._sources[s], indices[w] - bounds[s]) for s, w in wanted])
         for (_, w), rows in zip(wanted, parts):
             out[w] = rows
         return out
 
     def _moments(self) -> Moments:
-        return merge_moments(self._gather([a.moments.remote() for a in self._actors]))
+        return merge_moments(self._gather([a.moments.remote(h) for a, h in zip(self._actors, self._sources)]))
 
     # ----------------------------------------------------------------- passes
     def _states(self, y: np.ndarray, t: float):
@@ -354,7 +379,7 @@ class ShardedMixture(Data):
         dtype) over all shards, in shard order."""
         ray = _ray()
         ref = ray.put(y)
-        parts = self._gather([a.partial.remote(ref, t, self._threads) for a in self._actors])
+        parts = self._gather([a.partial.remote(h, ref, t, self._threads) for a, h in zip(self._actors, self._sources)])
         m, S, E, A, B, log_mass = parts[0]
         for pm, pS, pE, pA, pB, plm in parts[1:]:
             m, S, E, A, B = _core.merge_states(m, S, E, A, pm, pS, pE, pA, B, pB)
@@ -407,7 +432,8 @@ class ShardedBackend:
     def knn(self, call, k: int):
         ray = _ray()
         ref = ray.put(call.y)
-        parts = self.data._gather([a.knn.remote(ref, k, self.data._threads) for a in self.data._actors])
+        parts = self.data._gather([a.knn.remote(h, ref, k, self.data._threads)
+                                   for a, h in zip(self.data._actors, self.data._sources)])
         dist = np.concatenate([p[0] for p in parts], axis=1)
         idx = np.concatenate([p[1] for p in parts], axis=1)
         # The k best of all shards: nearest first, ties to the lower index (as one machine).
