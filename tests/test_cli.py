@@ -34,7 +34,34 @@ def test_sample_writes_grid_and_summary(tmp_path):
     assert summary["runs"]["plain"]["memorized_fraction"] > 0.9
     png = (out / "samples.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert "| plain |" in (out / "summary.md").read_text()
+    md = (out / "summary.md").read_text()
+    assert "| plain |" in md
+    # It opens with what happened, in words and with the figures of the runs.
+    opening = md.splitlines()[2]
+    plain = summary["runs"]["plain"]
+    assert opening.startswith("12 samples were drawn from 120 training points (d = 64)")
+    assert f"The plain score memorized {100 * plain['memorized_fraction']:.0f}% of its samples" in opening
+    # One bandwidth scale (h sqrt(d), in NN), and settings rounded to 4 significant digits.
+    smoothed = summary["runs"]["smoothed"]
+    assert f"| smoothed | {smoothed['bandwidth_factor']:.2f} NN | 4 |" in md
+    assert f"| t_max | {s['t_max']:.4g} |" in md and repr(s["t_max"]) not in md
+
+
+def test_small_images_are_enlarged_and_their_labels_never_touch(tmp_path):
+    # 8 x 8 images (scikit-learn's digits size) beside 10-pixel labels: the rows of ink in
+    # the label column form separate lines of text, each one glyph tall.
+    mpl_image = pytest.importorskip("matplotlib.image")
+    data = np.random.default_rng(1).random((20, 64))
+    path = tmp_path / "grid.png"
+    plots.write_pairs_grid(str(path), [(data[:5], np.arange(5), np.arange(5))], data, (8, 8),
+                           held_out=data[5:], titles=["run"])
+    img = mpl_image.imread(str(path))
+    label_w = max(plots.text_image(s).shape[1] for s in ["SAMPLE", "NEAREST TRAIN", "NEAREST HELD-OUT"])
+    ink = (img[14:, :label_w] < 0.5).any(axis=1)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ink.astype(int), [0]])))
+    heights = edges[1::2] - edges[::2]
+    assert len(heights) == 3 and heights.max() <= 10, heights
+    assert img.shape[0] >= 14 + 3 * 28  # each image at least 28 pixels tall
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -183,3 +210,14 @@ def test_an_experiment_that_cannot_run_exits_nonzero_saying_why(monkeypatch, cap
     monkeypatch.setitem(runs.RUNNERS, "fashion-mnist", missing)
     assert cli.main(["experiment", "fashion-mnist", "--out", str(tmp_path)]) == 1
     assert "experiment fashion-mnist cannot run here: Fashion-MNIST not found" in capsys.readouterr().err
+
+
+def test_the_rule_outside_its_dimensions_is_said_on_the_terminal_and_in_the_summary(tmp_path):
+    np.save(tmp_path / "d.npy", np.random.default_rng(2).normal(size=(200, 2)))
+    out = tmp_path / "out"
+    res = run("sample", "--data", str(tmp_path / "d.npy"), "--n-samples", "8", "--steps", "20", "--n-kernel", "4",
+              "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    said = [ln for ln in res.stderr.splitlines() if ln.startswith("ledkde: warning: bandwidth_rule")]
+    assert len(said) == 1 and "d = 2 is outside" in said[0], res.stderr
+    assert "Warning: bandwidth_rule: the rule was fitted on data of d = 16 to 784" in (out / "summary.md").read_text()

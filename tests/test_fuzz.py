@@ -91,6 +91,7 @@ def finite(res):
     return True
 
 
+@pytest.mark.filterwarnings("ignore:bandwidth_rule. the rule was fitted:UserWarning")  # DATA has d < 16
 @pytest.mark.parametrize("fn_name", list(SPECS))
 def test_fuzz_public_api(fn_name):
     fn, positional, keywords = SPECS[fn_name]

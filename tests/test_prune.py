@@ -192,8 +192,8 @@ def test_prune_argument_is_checked():
     assert not ledkde.Mixture(clustered(0)[:2000]).pruning  # too few points to pay
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.01, 0.1, 10.0])
-@pytest.mark.parametrize("k", [1, 2, 7])
+@pytest.mark.parametrize("noise", [0.0, pytest.param(0.01, marks=pytest.mark.slow), 0.1, 10.0])
+@pytest.mark.parametrize("k", [1, pytest.param(2, marks=pytest.mark.slow), 7])
 def test_pruned_nearest_neighbours_are_the_dense_ones(noise, k):
     # Exact: the same indices and bit-identical distances as without pruning (and the
     # brute force), from samples on the data (every distance 0 ties) to far away.

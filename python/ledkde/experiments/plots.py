@@ -85,9 +85,12 @@ def write_pairs_grid(path: str, runs, data: np.ndarray, shape, held_out: np.ndar
     is given, "nearest held-out" (its nearest held-out image).
 
     runs : list of (samples (n, d), nearest training indices (n,)[, nearest held-out
-    indices (n,)]); titles : one label per run.
+    indices (n,)]); titles : one label per run; shape : (H, W) of an image.
     """
-    h, w = shape
+    # Small images are enlarged (by whole pixels) to at least 28 pixels tall, so that they
+    # can be seen and the labels beside them (10 pixels tall) never touch.
+    zoom = max(1, -(-28 // shape[0]))
+    h, w = shape[0] * zoom, shape[1] * zoom
     labels = ["SAMPLE", "NEAREST TRAIN"] + (["NEAREST HELD-OUT"] if held_out is not None else [])
     label_w = max(text_image(s).shape[1] for s in labels) + 6
     blocks = []
@@ -114,7 +117,8 @@ def write_pairs_grid(path: str, runs, data: np.ndarray, shape, held_out: np.ndar
                     imgs.append(held_out[nearest_ho[i]])
                 for li, im in enumerate(imgs):
                     y0 = y_group + li * (h + 2)
-                    panel[y0:y0 + h, x0:x0 + w] = 1.0 - np.clip(im.reshape(h, w), 0.0, 1.0)
+                    big = np.kron(im.reshape(shape), np.ones((zoom, zoom)))
+                    panel[y0:y0 + h, x0:x0 + w] = 1.0 - np.clip(big, 0.0, 1.0)
         blocks.append(panel)
     width = max(b.shape[1] for b in blocks)
     out = []

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +42,7 @@ class Runs:
     nearest: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     selection: object = None
+    warnings: list = field(default_factory=list)
 
 
 def read(name: str):
@@ -182,8 +185,14 @@ def report(args, ld: Loaded, runs: Runs) -> list:
 
 
 def _titles(runs: Runs) -> list:
-    return [f"{label} h={r['bandwidth']:.3g} draws={r['n_kernel']} memorized {100 * r['memorized_fraction']:.0f}%"
+    return [f"{label}: bandwidth {_factor(r)}, {r['n_kernel']} draws, memorized {100 * r['memorized_fraction']:.0f}%"
+            if r["bandwidth"] > 0 else f"{label}: memorized {100 * r['memorized_fraction']:.0f}%"
             for label, r in runs.report.items()]
+
+
+def _factor(r: dict) -> str:
+    """The one bandwidth scale of the outputs: h sqrt(d), the length of a kernel draw, in NN."""
+    return f"{r['bandwidth_factor']:.2f} NN"
 
 
 def _picture(out: str, ld: Loaded, runs: Runs):
@@ -196,53 +205,89 @@ def _picture(out: str, ld: Loaded, runs: Runs):
         return "samples.png"
     if d == 2:
         write_scatter(path, [(ld.train, x) for x in runs.samples.values()],
-                      [t.split(" memorized")[0] for t in _titles(runs)])
+                      [t.split(", memorized")[0].split(": memorized")[0] for t in _titles(runs)])
         return "samples.png"
     return None
 
 
 def _markdown(ld: Loaded, runs: Runs, picture, files) -> list:
     """The lines of summary.md."""
-    lines = ["# ledkde sample", "", "| setting | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in runs.settings.items()]
     ho = ld.held_out is not None
-    lines += ["", "Distances in units of the median nearest-neighbour distance NN of the training set. "
-              "Memorized: d1/d2 < 1/3, with a 95% Wilson interval. MC error: the mean over steps of the "
-              "mean relative standard error of the smoothed scores the run used (0 for the plain score).", "",
-              "| run | h sqrt(d) / NN | kernel draws | memorized (95% CI) | train d1 / NN | "
-              + ("held-out d1 / NN | energy to held-out / NN | " if ho else "")
-              + "diversity | MC error | wall time (s) |",
-              "| --- | --- | --- | --- | --- | " + ("--- | --- | " if ho else "") + "--- | --- | --- |"]
+    lines = ["# ledkde sample", "", *_what_happened(ld, runs), "",
+             *[f"Warning: {w}" for w in runs.warnings], *([""] if runs.warnings else []),
+             "Distances are in units of NN, the median distance from a training point to its nearest "
+             "other training point. The bandwidth is given as h sqrt(d) in NN: the typical length of "
+             "one kernel draw (h itself, in the data's units, is in summary.json). A sample is memorized "
+             "when it is three times closer to its nearest training point than to the second nearest "
+             "distinct one (d1/d2 < 1/3); the interval is a 95% Wilson interval. "
+             + ("The energy distance to the held-out points is an unbiased estimate: 0 when the samples "
+                "and the held-out points come from one distribution, and then it can come out slightly "
+                "negative by chance. " if ho else "")
+             + "MC error: the mean over steps of the relative standard error of the smoothed scores the "
+             "run used (0 for the plain score).", "",
+             "| run | bandwidth h sqrt(d) | kernel draws | memorized (95% CI) | train d1 | "
+             + ("held-out d1 | energy to held-out | " if ho else "")
+             + "diversity | MC error | wall time |",
+             "| --- | --- | --- | --- | --- | " + ("--- | --- | " if ho else "") + "--- | --- | --- |"]
     for label, r in runs.report.items():
         lo, hi = r["memorized_ci95"]
-        lines.append(f"| {label} | {r['bandwidth_factor']:.3g} | {r['n_kernel']} | "
+        lines.append(f"| {label} | {_factor(r) if r['bandwidth'] > 0 else '0'} | {r['n_kernel']} | "
                      f"{100 * r['memorized_fraction']:.0f}% ({100 * lo:.0f}-{100 * hi:.0f}%) | "
-                     f"{r['median_train_d1_over_nn']:.3f} | "
-                     + (f"{r['median_held_out_d1_over_nn']:.3f} | {r['energy_to_held_out_over_nn']:.3f} | " if ho else "")
-                     + f"{r['distinct_nearest']:.2f} | {r['mc_relative_error_mean']:.2e} | {r['wall_time_s']:.1f} |")
-    lines += ["", *draws_check(runs.report)]
+                     f"{r['median_train_d1_over_nn']:.2f} NN | "
+                     + (f"{r['median_held_out_d1_over_nn']:.2f} NN | {r['energy_to_held_out_over_nn']:.3f} NN | "
+                        if ho else "")
+                     + f"{100 * r['distinct_nearest']:.0f}% | {r['mc_relative_error_mean']:.1e} | "
+                     f"{r['wall_time_s']:.1f} s |")
+    lines += ["", "Diversity: the number of distinct nearest training points over the number of samples (100%: no two "
+              "samples share a nearest training point).", "",
+              *draws_check(runs.report)]
     if runs.selection is not None:
         lines += ["", f"Bandwidth chosen on the held-out points ({runs.selection.criterion}):", "",
                   str(runs.selection)]
-    if picture and ld.shape is not None:
-        lines += ["", "![samples](samples.png)", "",
-                  "One panel per run; in each column a sample, its nearest training image"
-                  + (" and its nearest held-out image." if ho else ".")]
-    elif picture:
-        lines += ["", "![samples](samples.png)", "", "One panel per run: the training points in gray, the samples "
-                  "in black."]
-    else:
-        lines += ["", f"No picture: the data are neither images nor 2-D (d = {ld.train.shape[1]}); for images "
-                  "stored as rows, give --image-shape HxW."]
+    lines += ["", *_picture_lines(ld, picture, ho), "", "## Settings", "", "| setting | value |", "| --- | --- |"]
+    lines += [f"| {k} | {_rounded(v)} |" for k, v in runs.settings.items()]
     lines += ["", "Samples: " + ", ".join(f for f in files if f.endswith(".npy")) + " (one row per sample)."]
     return lines
+
+
+def _what_happened(ld: Loaded, runs: Runs) -> list:
+    """The summary's opening sentences: what was run and what came of it."""
+    n, d = ld.train.shape
+    rep, st = runs.report, runs.settings
+    plain, smooth = rep["plain"], rep["smoothed"]
+    said = [f"{st['n_samples']} samples were drawn from {n:,} training points (d = {d}) by reverse diffusion "
+            f"({st['steps']} steps), once with the plain empirical score and once with the kernel-smoothed score "
+            f"(bandwidth h sqrt(d) = {_factor(smooth)}, {smooth['n_kernel']} kernel draws per step).",
+            f"The plain score memorized {100 * plain['memorized_fraction']:.0f}% of its samples, the smoothed "
+            f"score {100 * smooth['memorized_fraction']:.0f}%."]
+    if ld.held_out is not None:
+        said.append(f"The median distance from a sample to its nearest held-out point was "
+                    f"{plain['median_held_out_d1_over_nn']:.2f} NN (plain) and "
+                    f"{smooth['median_held_out_d1_over_nn']:.2f} NN (smoothed); to its nearest training point "
+                    f"{plain['median_train_d1_over_nn']:.2f} NN and {smooth['median_train_d1_over_nn']:.2f} NN.")
+    return [" ".join(said)]
+
+
+def _picture_lines(ld: Loaded, picture, ho: bool) -> list:
+    if picture and ld.shape is not None:
+        return ["![samples](samples.png)", "", "One panel per run; in each column a sample, its nearest training "
+                "image" + (" and its nearest held-out image." if ho else ".")]
+    if picture:
+        return ["![samples](samples.png)", "", "One panel per run: the training points in gray, the samples in black."]
+    return [f"No picture: the data are neither images nor 2-D (d = {ld.train.shape[1]}); for images stored as rows, "
+            "give --image-shape HxW."]
+
+
+def _rounded(v):
+    """A setting as it means something: floats to 4 significant digits."""
+    return f"{v:.4g}" if isinstance(v, float) else v
 
 
 def draws_check(report: dict) -> list:
     """Which figures of the smoothed run a run with 8x the draws reproduces (--check-draws)."""
     if "smoothed, 8x draws" not in report:
         return ["Only the memorized fraction is known to be robust to the Monte Carlo draws at this bandwidth "
-                "(README, \"What smoothing does here\"); run with --check-draws to see which of the smoothed "
+                "(docs/smoothing.md); run with --check-draws to see which of the smoothed "
                 "run's other figures a run with 8x the draws reproduces."]
     a, b = report["smoothed"], report["smoothed, 8x draws"]
     out = ["With 8x the draws (reproduced: memorized intervals overlap; other figures within 10% or 0.02):", ""]
@@ -264,13 +309,20 @@ def draws_check(report: dict) -> list:
 def main(args, progress) -> int:
     """The command: load, run, report, and a line per run on the terminal."""
     ld = load(args)
-    runs = run(args, ld, progress)
+    # The library's warnings (the bandwidth rule outside its dimensions, ...) go into the
+    # summary and, one line each, to the terminal after the run.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = run(args, ld, progress)
+    runs.warnings = list(dict.fromkeys(str(w.message) for w in caught))
     files = report(args, ld, runs)
     for label, r in runs.report.items():
         lo, hi = r["memorized_ci95"]
-        print(f"{label:18s} h={r['bandwidth']:.4g}  memorized {100 * r['memorized_fraction']:5.1f}% "
+        print(f"{label:18s} h sqrt(d) = {r['bandwidth_factor']:5.2f} NN  memorized {100 * r['memorized_fraction']:5.1f}% "
               f"({100 * lo:.0f}-{100 * hi:.0f}%)  "
               + (f"held-out d1 {r['median_held_out_d1_over_nn']:.3f} NN  " if ld.held_out is not None else "")
               + f"MC error {r['mc_relative_error_mean']:.1e}  ({r['wall_time_s']:.1f} s)")
+    for w in runs.warnings:
+        print(f"ledkde: warning: {w}", file=sys.stderr)
     print(f"wrote {', '.join(os.path.join(args.out, f) for f in files)}")
     return 0
