@@ -105,16 +105,23 @@ def _setup(ctx, inputs, output):
     x, sigma, handle = inputs
     ctx.save_for_backward(x, sigma)
     ctx.handle = handle
+    ctx.engine = _ENGINES[handle]  # the graph outlives a Denoiser dropped after its call
 
 
 def _backward(ctx, grad):
     x, sigma = ctx.saved_tensors
-    engine = _ENGINES[ctx.handle]
+    engine = ctx.engine
     if engine.smoothing is not None or isinstance(engine.data, Local):
         raise RuntimeError("backward: the exact Jacobian is implemented for the empirical denoiser; this Denoiser "
                            "is " + ("kernel-smoothed" if engine.smoothing is not None else "local") +
                            " (its Jacobian would need the smoothing's or the patches' own formula)")
-    gx, gs = torch.ops.ledkde.denoise_vjp(x, sigma, grad.contiguous(), ctx.handle)
+    gone = ctx.handle not in _ENGINES
+    _ENGINES[ctx.handle] = engine
+    try:
+        gx, gs = torch.ops.ledkde.denoise_vjp(x, sigma, grad.contiguous(), ctx.handle)
+    finally:
+        if gone:
+            _ENGINES.pop(ctx.handle, None)
     return gx, gs, None
 
 
@@ -234,7 +241,7 @@ class Denoiser(torch.nn.Module):
 
     def round_sigma(self, sigma):
         """EDM's hook: the noise levels are continuous here, so sigma as a tensor, unchanged."""
-        return torch.as_tensor(sigma)
+        return sigma if isinstance(sigma, torch.Tensor) else torch.as_tensor(sigma, dtype=torch.float64)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
