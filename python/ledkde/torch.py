@@ -67,14 +67,27 @@ def _groups(sigma: torch.Tensor):
     return [(float(v), torch.nonzero(inverse == i).flatten()) for i, v in enumerate(values)]
 
 
+def _denoise_rows(engine: _Engine, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """The engine's denoiser of the samples x, one pass per distinct sigma (CPU tensors as
+    NumPy views, so that each pass is one plain engine call)."""
+    rows = engine.rows(x).contiguous()
+    cpu = rows.device.type == "cpu"
+    y = rows.numpy() if cpu else rows
+    if bool((sigma == sigma[0]).all()):
+        s = float(sigma[0])
+        out = engine.denoise(y, s * s)
+    else:
+        out = np.empty(y.shape, y.dtype) if cpu else torch.empty_like(rows)
+        for s, idx in _groups(sigma):
+            i = idx.numpy() if cpu else idx.to(rows.device)
+            out[i] = engine.denoise(y[i], s * s)
+    out = torch.from_numpy(np.asarray(out, dtype=y.dtype)) if cpu else out.to(x.dtype)
+    return engine.unrows(out, x)
+
+
 @torch.library.custom_op("ledkde::denoise", mutates_args=())
 def _denoise(x: torch.Tensor, sigma: torch.Tensor, handle: int) -> torch.Tensor:
-    engine = _ENGINES[handle]
-    rows = engine.rows(x)
-    out = torch.empty_like(rows)
-    for s, idx in _groups(sigma):
-        out[idx] = engine.denoise(rows[idx].contiguous(), s * s).to(out.dtype)
-    return engine.unrows(out, x)
+    return _denoise_rows(_ENGINES[handle], x, sigma)
 
 
 @_denoise.register_fake
@@ -255,6 +268,9 @@ class Denoiser(torch.nn.Module):
         if sigma.dim() > 1 or (sigma.dim() == 1 and sigma.shape[0] not in (1, x.shape[0])):
             raise ValueError(f"sigma: expected a number or a ({x.shape[0]},) tensor, got shape {tuple(sigma.shape)}")
         sigma = sigma.reshape(-1).expand(x.shape[0]).contiguous()
+        if not (torch.compiler.is_compiling() or (torch.is_grad_enabled() and (x.requires_grad or sigma.requires_grad))):
+            # Nothing to trace or differentiate: the operator's body, without its dispatch.
+            return _denoise_rows(self._engine, x.contiguous(), sigma)
         return torch.ops.ledkde.denoise(x.contiguous(), sigma, self._handle)
 
     def extra_repr(self) -> str:
