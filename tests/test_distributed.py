@@ -366,3 +366,25 @@ def test_a_run_with_its_own_ray_instance_prints_no_ray_lines():
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "True"
     assert "constructor arguments" not in run.stderr and " INFO " not in run.stderr, run.stderr[-2000:]
+
+
+def test_the_torch_denoiser_runs_on_sharded_data():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (CI installs it)")
+    import ledkde.torch
+    from ledkde.torch import Denoiser
+
+    x, y, _ = problem(23)
+    with ShardedMixture(x, n_shards=2) as sharded:
+        den = Denoiser(sharded, sigma_min=0.01, sigma_max=10.0)
+        yt = torch.from_numpy(y).requires_grad_(True)
+        sigma = torch.tensor([0.3] * 4 + [0.6] * 5, dtype=torch.float64)
+        out = den(yt, sigma)
+        g = torch.from_numpy(np.random.default_rng(1).normal(size=y.shape))
+        (out * g).sum().backward()
+    for i in range(len(y)):
+        s = float(sigma[i])
+        np.testing.assert_allclose(out[i].detach().numpy(), ledkde.denoise(y[i:i + 1], x, s * s)[0], rtol=0, atol=1e-12)
+        want = ledkde.torch.vjp(y[i:i + 1], x, s, g[i:i + 1].numpy())[0]
+        # J v is a difference of posterior moments of size |x|^2 / sigma^2: its rounding is relative to that.
+        scale = (x**2).sum(1).max() / s**2 * np.abs(g[i].numpy()).max()
+        np.testing.assert_allclose(yt.grad[i].numpy(), want[0], rtol=0, atol=1e-13 * scale)
