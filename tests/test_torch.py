@@ -326,3 +326,23 @@ def test_a_diffusers_ddim_loop_runs_with_the_denoiser_as_its_model(prediction_ty
         own = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev) * eps
     # The scheduler forms its coefficients (1 - abar, square roots) in float32, its table's type.
     np.testing.assert_allclose(x.numpy(), own, rtol=0, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")  # diffusers' own
+def test_a_diffusers_euler_loop_with_scale_model_input_is_k_diffusions_euler():
+    # EulerDiscreteScheduler keeps the sample in the variance-exploding scale and gives the
+    # model x / sqrt(sigma^2 + 1): that is x_t with abar = 1 / (1 + sigma^2).
+    diffusers = pytest.importorskip("diffusers", reason="diffusers is not installed (CI installs it)")
+    data = rows(images())
+    den = Denoiser(data)
+    sched = diffusers.EulerDiscreteScheduler()
+    sched.set_timesteps(15)
+    sigmas = sched.sigmas.double().numpy()
+    x = torch.from_numpy(np.random.default_rng(23).normal(size=(4, 24))) * float(sched.init_noise_sigma)
+    start = x.numpy().copy()
+    for i, t in enumerate(sched.timesteps):
+        model_in = sched.scale_model_input(x, t)
+        x = sched.step(vp_prediction(den, model_in, 1 / (1 + sigmas[i] ** 2), "epsilon"), t, x).prev_sample
+    want = own_loop("euler", start, sigmas, data)
+    # The scheduler steps in float32 (it casts the sample), so to float32 rounding of values about 10.
+    np.testing.assert_allclose(x.numpy(), want, rtol=0, atol=1e-4 * max(1.0, np.abs(start).max()))
