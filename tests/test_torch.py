@@ -90,6 +90,8 @@ def test_bad_input_names_the_argument():
         den(torch.zeros(2, 2, 4, 3, dtype=torch.int64), 1.0)
     with pytest.raises(ValueError, match=r"^sigma: expected a number or a \(2,\) tensor"):
         den(torch.zeros(2, 2, 4, 3, dtype=torch.float64), torch.ones(3))
+    with pytest.raises(ValueError, match="^x: a tensor on 'meta'; the engine runs on the CPU"):
+        den(torch.zeros(2, 2, 4, 3, dtype=torch.float64, device="meta"), 1.0)
     with pytest.raises(TypeError, match="^estimator: a smoothing option needs bandwidth > 0"):
         Denoiser(images(), estimator="plain")
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import _checks, _scores
+from ._device import cuda_available
 from ._local import Local
 from ._mixture import Mixture
 
@@ -261,6 +262,12 @@ class Denoiser(torch.nn.Module):
             raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
         if x.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"x: expected float32 or float64, got {x.dtype}")
+        if x.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"x: a tensor on {x.device.type!r}; the engine runs on the CPU, and on CUDA devices "
+                             "where ledkde's CUDA backend is built")
+        if x.device.type == "cuda" and not cuda_available():
+            raise RuntimeError("x: a CUDA tensor, but ledkde's CUDA backend is not available here "
+                               "(ledkde.cuda_available() is False); move x to the CPU")
         if x.dim() < 2 or tuple(x.shape[1:]) != self.sample_shape:
             raise ValueError(f"x: expected (B, {', '.join(map(str, self.sample_shape))}) like the data, "
                              f"got {tuple(x.shape)}")
