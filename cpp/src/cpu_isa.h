@@ -30,6 +30,17 @@ inline Isa detect_isa(bool built, const char* env_name, const char* lowest) {
   return best;
 }
 
+// The set of the row kernels and the local kernels (both built where LEDKDE_ROWS_X86
+// is defined; LEDKDE_ROW_KERNELS=avx2|baseline lowers it), found once.
+inline Isa row_kernels_isa() {
+#if defined(LEDKDE_ROWS_X86)
+  static const Isa isa = detect_isa(true, "LEDKDE_ROW_KERNELS", "baseline");
+#else
+  static const Isa isa = detect_isa(false, "LEDKDE_ROW_KERNELS", "baseline");
+#endif
+  return isa;
+}
+
 inline const char* isa_name(Isa isa, const char* lowest) {
   switch (isa) {
     case Isa::avx512: return "avx512";

@@ -18,14 +18,7 @@ namespace base {
 #include "local_kernels_decl.h"
 }  // namespace base
 
-namespace {
-#if defined(LEDKDE_ROWS_X86)
-constexpr bool kBuilt = true;
-#else
-constexpr bool kBuilt = false;
-#endif
-const Isa kIsa = detect_isa(kBuilt, "LEDKDE_ROW_KERNELS", "baseline");
-}  // namespace
+const Isa kIsa = row_kernels_isa();
 
 #define LEDKDE_DISPATCH(call) LEDKDE_ISA_DISPATCH(kIsa, call)
 
