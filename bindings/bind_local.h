@@ -25,7 +25,8 @@ template <class T>
 void bind_local(py::module_& m, const char* name) {
   using L = LocalImages<T>;
   py::class_<L>(m, name)
-      .def(py::init([](CArray<T> data, int64_t h, int64_t w, int64_t c, std::optional<F64> log_weights) {
+      .def(py::init([](CArray<T> data, int64_t h, int64_t w, int64_t c, std::optional<F64> log_weights,
+                       bool interleave) {
              if (data.ndim() != 2 || data.shape(1) != h * w * c)
                throw std::invalid_argument("data: expected (n, h w c) rows");
              if (log_weights && log_weights->size() != data.shape(0))
@@ -33,9 +34,9 @@ void bind_local(py::module_& m, const char* name) {
              const T* p = data.data();
              const double* lw = log_weights ? log_weights->data() : nullptr;
              py::gil_scoped_release release;
-             return prepare_local<T>(p, data.shape(0), h, w, c, lw);
+             return prepare_local<T>(p, data.shape(0), h, w, c, lw, interleave);
            }),
-           py::arg("data"), py::arg("h"), py::arg("w"), py::arg("c"), py::arg("log_weights"))
+           py::arg("data"), py::arg("h"), py::arg("w"), py::arg("c"), py::arg("log_weights"), py::arg("interleave"))
       .def_readonly("n", &L::n)
       .def_property_readonly("d", &L::d)
       .def(

@@ -57,6 +57,17 @@ def test_weighted_images(eq, pad):
     check(x, y, 0.1, (4, 4), 3, eq, pad, lw=lw)
 
 
+@pytest.mark.parametrize("pad", PADS[False])
+def test_ls_over_many_groups_of_images_and_shards(pad):
+    # LS reads its images kLsLanes = 8 at a time: 141 images are 17 full groups and one of
+    # 5, split into shards for a single query; the weights include an image of weight 0.
+    x, y = images(11, 141, 5, 7, 3, q=1)
+    lw = np.random.default_rng(12).normal(size=141)
+    lw[[0, 140]] = -np.inf
+    check(x, y, 0.2, (5, 7, 3), 5, False, pad, lw=lw)
+    check(x, y, 0.2, (5, 7, 3), 3, False, pad, dtype=np.float32)
+
+
 def test_a_window_over_the_whole_image_is_the_global_denoiser():
     x, y = images(5, 15, 6, 7, 2)
     loc = ledkde.Local(x, image_shape=(6, 7, 2), patch=13)  # P >= 2 max(H, W) - 1

@@ -23,23 +23,13 @@ const Isa kIsa = row_kernels_isa();
 #define LEDKDE_DISPATCH(call) LEDKDE_ISA_DISPATCH(kIsa, call)
 
 int64_t ls_scratch(int64_t h, int64_t w, int64_t r) { LEDKDE_DISPATCH(ls_scratch(h, w, r)); }
-void ls_logits(const double* y, const float* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
-               double lw, double inv2t, double* scratch, double* L) {
-  LEDKDE_DISPATCH(ls_logits(y, x, h, w, c, r, circular, lw, inv2t, scratch, L));
+void ls_group(const double* y, const float* xg, const double* lw, int64_t h, int64_t w, int64_t c, int64_t r,
+              bool circular, double inv2t, double* scratch, double* m, double* S, double* A) {
+  LEDKDE_DISPATCH(ls_group(y, xg, lw, h, w, c, r, circular, inv2t, scratch, m, S, A));
 }
-void ls_logits(const double* y, const double* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
-               double lw, double inv2t, double* scratch, double* L) {
-  LEDKDE_DISPATCH(ls_logits(y, x, h, w, c, r, circular, lw, inv2t, scratch, L));
-}
-void ls_rescale(const double* L, int64_t nt, int64_t hw, int64_t c, double* m, double* S, double* A, double* top) {
-  LEDKDE_DISPATCH(ls_rescale(L, nt, hw, c, m, S, A, top));
-}
-void ls_accumulate(const double* L, const float* x, int64_t hw, int64_t c, const double* m, double* S, double* A) {
-  LEDKDE_DISPATCH(ls_accumulate(L, x, hw, c, m, S, A));
-}
-void ls_accumulate(const double* L, const double* x, int64_t hw, int64_t c, const double* m, double* S,
-                   double* A) {
-  LEDKDE_DISPATCH(ls_accumulate(L, x, hw, c, m, S, A));
+void ls_group(const double* y, const double* xg, const double* lw, int64_t h, int64_t w, int64_t c, int64_t r,
+              bool circular, double inv2t, double* scratch, double* m, double* S, double* A) {
+  LEDKDE_DISPATCH(ls_group(y, xg, lw, h, w, c, r, circular, inv2t, scratch, m, S, A));
 }
 
 #undef LEDKDE_DISPATCH

@@ -3,23 +3,17 @@
 // dispatcher (local_kernels.cpp). No include guard: included once per namespace.
 // NOLINT(build/header_guard)
 
-// Scratch (doubles) that ls_logits needs for an h x w image and window radius r.
+// Scratch (doubles) that ls_group needs for an h x w image and window radius r.
 int64_t ls_scratch(int64_t h, int64_t w, int64_t r);
 
-// The logits of one training image x (h, w, c) for the query y (float64):
-// L[p] = lw - inv2t * sum over p's (2r+1)^2 window of sum_c (y - x)^2, the
-// window's outside pixels left out (circular: wrapped). Exact to float64
-// rounding (prefix sums of nonnegative terms).
-void ls_logits(const double* y, const float* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
-               double lw, double inv2t, double* scratch, double* L);
-void ls_logits(const double* y, const double* x, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
-               double lw, double inv2t, double* scratch, double* L);
-
-// Each pixel's state (m, S, and A, hw x c) moved onto the maximum of m and the
-// nt images' logits L (nt x hw); top is scratch (hw).
-void ls_rescale(const double* L, int64_t nt, int64_t hw, int64_t c, double* m, double* S, double* A, double* top);
-
-// One image's weights exp(L - m) added to S, and times its pixels x to A.
-void ls_accumulate(const double* L, const float* x, int64_t hw, int64_t c, const double* m, double* S, double* A);
-void ls_accumulate(const double* L, const double* x, int64_t hw, int64_t c, const double* m, double* S,
-                   double* A);
+// One group of kLsLanes training images (local_cpu.h: xg holds them
+// interleaved, (h, w, c, lane)) against the query y (h w c, float64): each
+// lane's logits L[p] = lw[lane] - inv2t * sum over p's (2r+1)^2 window of
+// sum_c (y - x)^2 (the window's outside pixels left out, or wrapped when
+// circular), by sliding sums along rows and then along columns in float64
+// (cost independent of r), added at once into that lane's online log-sum-exp
+// state of every pixel: m, S (hw, lane) and A (hw, c, lane).
+void ls_group(const double* y, const float* xg, const double* lw, int64_t h, int64_t w, int64_t c, int64_t r,
+              bool circular, double inv2t, double* scratch, double* m, double* S, double* A);
+void ls_group(const double* y, const double* xg, const double* lw, int64_t h, int64_t w, int64_t c, int64_t r,
+              bool circular, double inv2t, double* scratch, double* m, double* S, double* A);

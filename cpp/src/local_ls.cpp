@@ -1,10 +1,9 @@
-// The local (LS) denoiser's state of one query over a range of training
-// images (local_cpu.h): per image the logits of every pixel from the window
-// sums of its squared differences (local_kernels.h: prefix sums in float64,
-// cost independent of the patch size, exact to float64 rounding), then the
-// online log-sum-exp of tile_math.h per pixel, a tile of images at a time
-// (one rescale of each pixel's state per tile).
+// The local (LS) denoiser's state of one query over a range of groups of
+// training images (local_cpu.h): each group's kLsLanes images at once, one
+// per lane, into per-lane online log-sum-exp states of every pixel
+// (local_kernels.h), which are then merged lane by lane in a fixed order.
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "ledkde/tile_math.h"
@@ -14,29 +13,60 @@
 namespace ledkde {
 
 namespace {
-constexpr int64_t kImageTile = 16;  // images whose logits are held at once
+
+// The lanes' log-weights of group g: the images' own (0 if equal), -inf for
+// the padding lanes past the last image.
+template <class T>
+void lane_weights(const LocalImages<T>& img, int64_t g, double* lw) {
+  for (int64_t l = 0; l < kLsLanes; ++l) {
+    const int64_t i = g * kLsLanes + l;
+    lw[l] = i >= img.n ? -std::numeric_limits<double>::infinity() : img.logw.empty() ? 0.0 : img.logw[i];
+  }
+}
+
+// The per-pixel state (m, S, A) of the lanes' states (ml, Sl: hw x kL; Al:
+// hw x c x kL), merged lane 0 first.
+void fold_lanes(const double* ml, const double* Sl, const double* Al, int64_t hw, int64_t c, double* m, double* S,
+                double* A) {
+  constexpr int64_t kL = kLsLanes;
+  for (int64_t p = 0; p < hw; ++p) {
+    double top = neg_inf();
+    for (int64_t l = 0; l < kL; ++l) top = std::max(top, ml[p * kL + l]);
+    m[p] = top;
+    double s = 0.0;
+    for (int64_t ch = 0; ch < c; ++ch) A[p * c + ch] = 0.0;
+    if (top == neg_inf()) {
+      S[p] = 0.0;
+      continue;
+    }
+    for (int64_t l = 0; l < kL; ++l) {
+      const double f = exp_nonpositive(ml[p * kL + l] - top);
+      if (f == 0.0) continue;
+      s += f * Sl[p * kL + l];
+      for (int64_t ch = 0; ch < c; ++ch) A[p * c + ch] += f * Al[(p * c + ch) * kL + l];
+    }
+    S[p] = s;
+  }
+}
+
 }  // namespace
 
 template <class T>
-void ls_state(const LocalImages<T>& img, const LocalSpec& spec, const T* y, double t, int64_t n0, int64_t n1,
+void ls_state(const LocalImages<T>& img, const LocalSpec& spec, const T* y, double t, int64_t g0, int64_t g1,
               double* m, double* S, double* A) {
   const int64_t h = img.h, w = img.w, c = img.c, hw = h * w, d = img.d(), r = (spec.patch - 1) / 2;
+  constexpr int64_t kL = kLsLanes;
   const bool circular = spec.padding == kPadCircular;
-  const double inv2t = 0.5 / t;
-  std::fill(m, m + hw, neg_inf());
-  std::fill(S, S + hw, 0.0);
-  std::fill(A, A + hw * c, 0.0);
-  std::vector<double> L(static_cast<size_t>(kImageTile * hw)), yd(y, y + d), top(static_cast<size_t>(hw));
-  std::vector<double> scratch(static_cast<size_t>(local_kernels::ls_scratch(h, w, r)));
-  for (int64_t nb = n0; nb < n1; nb += kImageTile) {
-    const int64_t nt = std::min(kImageTile, n1 - nb);
-    for (int64_t k = 0; k < nt; ++k)
-      local_kernels::ls_logits(yd.data(), img.x.data() + (nb + k) * d, h, w, c, r, circular,
-                               img.logw.empty() ? 0.0 : img.logw[nb + k], inv2t, scratch.data(), L.data() + k * hw);
-    local_kernels::ls_rescale(L.data(), nt, hw, c, m, S, A, top.data());
-    for (int64_t k = 0; k < nt; ++k)
-      local_kernels::ls_accumulate(L.data() + k * hw, img.x.data() + (nb + k) * d, hw, c, m, S, A);
+  std::vector<double> ml(static_cast<size_t>(hw * kL), neg_inf()), Sl(static_cast<size_t>(hw * kL), 0.0),
+      Al(static_cast<size_t>(hw * c * kL), 0.0), yd(y, y + d),
+      scratch(static_cast<size_t>(local_kernels::ls_scratch(h, w, r)));
+  double lw[kL];
+  for (int64_t g = g0; g < g1; ++g) {
+    lane_weights(img, g, lw);
+    local_kernels::ls_group(yd.data(), img.x.data() + g * d * kL, lw, h, w, c, r, circular, 0.5 / t,
+                            scratch.data(), ml.data(), Sl.data(), Al.data());
   }
+  fold_lanes(ml.data(), Sl.data(), Al.data(), hw, c, m, S, A);
 }
 
 template void ls_state(const LocalImages<float>&, const LocalSpec&, const float*, double, int64_t, int64_t, double*,

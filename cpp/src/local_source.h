@@ -67,7 +67,7 @@ struct LocalSource {
   void points(const int64_t* index, int64_t count, double* out) const {
     const int64_t dd = d();
     for (int64_t r = 0; r < count; ++r)
-      for (int64_t k = 0; k < dd; ++k) out[r * dd + k] = static_cast<double>(img.x[index[r] * dd + k]);
+      for (int64_t k = 0; k < dd; ++k) out[r * dd + k] = static_cast<double>(img.value(index[r], k));
   }
   const std::vector<double>& log_weights() const { return logw; }
   const double* variances() const { return nullptr; }

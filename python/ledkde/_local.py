@@ -77,7 +77,7 @@ class Local(Data):
         self._data = np.ascontiguousarray(arr, dtype=self.dtype)
         core = _core.LocalImages32 if self.dtype == np.float32 else _core.LocalImages64
         h, w, c = shape
-        self._core = core(self._data, h, w, c, lw)
+        self._core = core(self._data, h, w, c, lw, not self.equivariant)
         self._centre = self._data.mean(axis=0, dtype=np.float64)
         self._extent, _ = _checks.extent(self._data, self._centre)
         self._sigma_data = float(np.sqrt(self._data.astype(np.float64).var(axis=0).mean()))

@@ -134,20 +134,31 @@ struct ExpConsts<double> {
 // sum_k coef(k) r^k by Horner's rule, each coefficient a compile-time
 // constant (a loop over a coefficient array stopped GCC from vectorizing the
 // callers' loops for AVX2).
+// The scalar type of T and the unsigned integer type of its bits: T itself,
+// or for a vector type of a host compiler (GCC's vector_size), its lanes'
+// (a specialization beside the code that uses the vector type).
+template <class T>
+struct ExpLanes {
+  using Scalar = T;
+  using Bits = typename ExpConsts<T>::Bits;
+};
+
 template <class T, int K>
 LEDKDE_HD T exp_poly(T r) {
-  constexpr T ck = ExpConsts<T>::coef(K);
-  if constexpr (K == ExpConsts<T>::degree) return ck;
+  using S = typename ExpLanes<T>::Scalar;
+  constexpr S ck = ExpConsts<S>::coef(K);
+  if constexpr (K == ExpConsts<S>::degree) return T{} + ck;
   else return exp_poly<T, K + 1>(r) * r + ck;
 }
 
 template <class T>
 LEDKDE_HD T exp_nonpositive(T x) {
-  using C = ExpConsts<T>;
-  const T log2e = T(1.4426950408889634);
-  const T ln2 = T(0.69314718055994530942);
-  const T ln2_hi = T(0.693145751953125);        // exact in float: 12 significant bits
-  const T ln2_lo = T(1.4286068203094172321e-6);  // ln2 - ln2_hi
+  using S = typename ExpLanes<T>::Scalar;
+  using C = ExpConsts<S>;
+  const S log2e = S(1.4426950408889634);
+  const S ln2 = S(0.69314718055994530942);
+  const S ln2_hi = S(0.693145751953125);        // exact in float: 12 significant bits
+  const S ln2_lo = S(1.4286068203094172321e-6);  // ln2 - ln2_hi
   // n = round(x / ln2): adding the shifter rounds to an integer, which then
   // sits in kf's low mantissa bits (two's complement); |x / ln2| < 2^22 here.
   const T kf = x * log2e + C::shifter;
@@ -160,13 +171,13 @@ LEDKDE_HD T exp_nonpositive(T x) {
   // mantissa width drops the shifter's bits and leaves n << mant. p lies in
   // [0.7, 1.5] and n >= -126 for x >= lo (and n = -126 only with p > 1), so
   // the result stays a normal number.
-  typename C::Bits b, pb;
+  typename ExpLanes<T>::Bits b, pb;
   std::memcpy(&b, &kf, sizeof(T));
   std::memcpy(&pb, &p, sizeof(T));
   pb += b << C::mant;
   T result;
   std::memcpy(&result, &pb, sizeof(T));
-  return x >= C::lo ? result : T(0);
+  return x >= C::lo ? result : T{};
 }
 
 // p * z for p = exp_nonpositive(z): 0, not 0 * -inf = NaN, where z = -inf
