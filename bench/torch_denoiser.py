@@ -6,7 +6,10 @@ DPM-Solver++(2M) end to end against a PyTorch-only exact denoiser.
 1. Overhead: Denoiser(x, sigma) on (B, 1, 28, 28) images against ledkde.denoise on the same
    (B, 784) rows and the same prepared Mixture; one sigma, and per-row sigmas with 4
    distinct values against 4 engine calls on the rows of each value. Calls of the two
-   alternate; the median of each is reported, and their ratio.
+   alternate; the median of each is reported, and their ratio. Since two medians of calls
+   of some milliseconds differ by a few percent from run to run on a shared machine, the
+   module's own work is also timed alone: the same calls with the engine call replaced by
+   one that returns its input (median of 2,000), as a fraction of the engine call.
 2. End to end: k-diffusion's sample_dpmpp_2m (20 steps on get_sigmas_karras) with the
    Denoiser and with the exact denoiser as published code writes it in PyTorch: the
    squared distances by torch.cdist over chunks of the training set, one running maximum
@@ -76,6 +79,9 @@ def overhead(rows, repeat):
     mix = ledkde.Mixture(rows)
     den = Denoiser(mix)                                   # samples as (B, 784) rows
     images = Denoiser(rows.reshape(-1, 1, 28, 28))        # samples as (B, 1, 28, 28) images
+    null_rows, null_images = Denoiser(mix), Denoiser(rows.reshape(-1, 1, 28, 28))
+    for m in (null_rows, null_images):
+        m._engine.denoise = lambda y, t: y  # the engine call replaced by one that returns its input
     r = np.random.default_rng(0)
     for b in (16, 256):
         y = (rows[r.integers(0, len(rows), b)] + 0.5 * r.normal(size=(b, 784))).astype(np.float32)
@@ -88,10 +94,15 @@ def overhead(rows, repeat):
                      "engine, 4 sigmas": lambda: [ledkde.denoise(y[g], mix, float(s) ** 2)
                                                   for g, s in zip(groups, (0.3, 1.0, 3.0, 10.0))],
                      "module, 4 sigmas": lambda: images(x, sig)}, repeat)
+        own = medians({"rows": lambda: null_rows(torch.from_numpy(y), 1.0), "images": lambda: null_images(x, 1.0),
+                       "4 sigmas": lambda: null_images(x, sig)}, 2000)
         print(f"B = {b:3d}: engine {1e3 * t['engine']:.2f} ms; module on rows {t['module, rows'] / t['engine']:.3f}x, "
               f"on (B, 1, 28, 28) images {t['module, images'] / t['engine']:.3f}x; per-row sigmas (4 values): "
               f"engine 4 calls {1e3 * t['engine, 4 sigmas']:.2f} ms, module "
               f"{t['module, 4 sigmas'] / t['engine, 4 sigmas']:.3f}x")
+        print(f"        the module's own work: rows {1e6 * own['rows']:.0f} us ({own['rows'] / t['engine']:.1%} of "
+              f"the engine call), images {1e6 * own['images']:.0f} us ({own['images'] / t['engine']:.1%}), "
+              f"4 sigmas {1e6 * own['4 sigmas']:.0f} us ({own['4 sigmas'] / t['engine, 4 sigmas']:.1%})")
 
 
 def end_to_end(rows, n_samples, repeat):

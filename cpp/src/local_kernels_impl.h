@@ -165,62 +165,70 @@ inline int64_t source(int64_t k, int64_t r, int64_t len, bool circular) {
   return (j < 0 || j >= len) ? -1 : j;
 }
 
-// e[j] = sum_c (y[j, c] - x[j, c])^2 per lane for the w pixels of one row.
-template <class T>
-LEDKDE_LANES void squared_differences(const double* y, const T* x, int64_t w, int64_t c, double* __restrict e) {
-  for (int64_t j = 0; j < w; ++j) {
-    Lanes s{};
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const Lanes dl = y[j * c + ch] - load_values(x + (j * c + ch) * kL);
-      s += dl * dl;
-    }
-    store(e + j * kL, s);
-  }
-}
+// The window sums along columns, a row at a time: ext holds the sums over
+// the column window of the current row (w pixels between r pad columns on
+// each side), updated as a row of squared differences e = sum_c (y - x)^2
+// enters the window and another leaves; ring holds the rows of e in the
+// window (row k of the image extended by r rows on each side in slot k mod
+// (2r + 2); the extended rows are zero outside the image, or wrapped).
+struct ColumnWindow {
+  int64_t h, w, c, r, slots;
+  bool circular;
+  double* ring;  // (2r + 2, w, kL)
+  double* ext;   // (w + 2r, kL)
 
-// hs[i, j] = sum of e over the columns of j's window, for every row i of the
-// image: e of the row written into ext (w + 2r) between its r pad columns on
-// each side (zero, or wrapped), then a sliding sum along the row.
-template <class T>
-void row_window_sums(const double* y, const T* xg, int64_t h, int64_t w, int64_t c, int64_t r, bool circular,
-                     double* __restrict ext, double* __restrict hs) {
-  for (int64_t i = 0; i < h; ++i) {
-    squared_differences(y + i * w * c, xg + i * w * c * kL, w, c, ext + r * kL);
+  double* slot(int64_t k) const { return ring + (k % slots) * w * kL; }
+
+  // Writes row k of the extended image's e into its slot and returns it.
+  template <class T>
+  LEDKDE_LANES double* enter(int64_t k, const double* y, const T* xg) const {
+    double* e = slot(k);
+    const int64_t i = source(k, r, h, circular);
+    if (i < 0) {
+      std::fill(e, e + w * kL, 0.0);
+      return e;
+    }
+    const double* yi = y + i * w * c;
+    const T* xi = xg + i * w * c * kL;
+    for (int64_t j = 0; j < w; ++j) {
+      Lanes s{};
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const Lanes dl = yi[j * c + ch] - load_values(xi + (j * c + ch) * kL);
+        s += dl * dl;
+      }
+      store(e + j * kL, s);
+    }
+    return e;
+  }
+
+  // Starts the column sums with the extended rows 0 .. 2r - 1.
+  template <class T>
+  void start(const double* y, const T* xg) const {
+    std::fill(ext, ext + (w + 2 * r) * kL, 0.0);
+    double* u = ext + r * kL;
+    for (int64_t k = 0; k < 2 * r; ++k) {
+      const double* e = enter(k, y, xg);
+      for (int64_t q = 0; q < w * kL; ++q) u[q] += e[q];
+    }
+  }
+
+  // The column sums of output row i: extended row i + 2r enters, i - 1
+  // leaves; then the pad columns (zero, or wrapped from the row itself).
+  template <class T>
+  void advance(int64_t i, const double* y, const T* xg) const {
+    double* u = ext + r * kL;
+    const double* in = enter(i + 2 * r, y, xg);
+    if (i == 0) {
+      for (int64_t q = 0; q < w * kL; ++q) u[q] += in[q];
+    } else {
+      const double* out = slot(i - 1);
+      for (int64_t q = 0; q < w * kL; ++q) u[q] += in[q] - out[q];
+    }
+    if (!circular) return;
     for (int64_t k = 0; k < r; ++k) {
-      const int64_t jl = source(k, r, w, circular), jr = source(w + r + k, r, w, circular);
-      store(ext + k * kL, jl < 0 ? Lanes{} : load(ext + (jl + r) * kL));
-      store(ext + (w + r + k) * kL, jr < 0 ? Lanes{} : load(ext + (jr + r) * kL));
+      store(ext + k * kL, load(u + source(k, r, w, true) * kL));
+      store(ext + (w + r + k) * kL, load(u + source(w + r + k, r, w, true) * kL));
     }
-    Lanes acc{};
-    for (int64_t k = 0; k <= 2 * r; ++k) acc += load(ext + k * kL);
-    double* out = hs + i * w * kL;
-    store(out, acc);
-    for (int64_t j = 1; j < w; ++j) {
-      acc += load(ext + (j + 2 * r) * kL) - load(ext + (j - 1) * kL);
-      store(out + j * kL, acc);
-    }
-  }
-}
-
-// v += hs row k (a row of w pixels); k < 0 is a zero row.
-inline void add_row(const double* hs, int64_t k, int64_t w, double* __restrict v) {
-  if (k < 0) return;
-  const double* src = hs + k * w * kL;
-  for (int64_t e = 0; e < w * kL; ++e) v[e] += src[e];
-}
-
-// The window sums of row i's pixel j from row i - 1's: add the row that
-// enters the window (hs row in), take away the one that leaves (out); either
-// may be a zero row (null; none enters or leaves for row 0).
-struct Slide {
-  const double* in;
-  const double* out;
-  LEDKDE_LANES Lanes next(double* v, int64_t j) const {
-    Lanes s = load(v + j * kL);
-    if (in) s += load(in + j * kL);
-    if (out) s = s - load(out + j * kL);
-    store(v + j * kL, s);
-    return s;
   }
 };
 
@@ -248,26 +256,26 @@ LEDKDE_LANES void accumulate(Lanes L, const T* x, int64_t c, double* __restrict 
 template <class T>
 void ls_group_t(const double* y, const T* xg, const double* lw, int64_t h, int64_t w, int64_t c, int64_t r,
                 bool circular, double inv2t, double* scratch, double* m, double* S, double* A) {
-  double* hs = scratch;         // (h, w, kL)
-  double* v = hs + h * w * kL;  // (w, kL): the window sums of the current row
-  double* ext = v + w * kL;     // (w + 2r, kL)
-  row_window_sums(y, xg, h, w, c, r, circular, ext, hs);
-  std::fill(v, v + w * kL, 0.0);
-  for (int64_t k = 0; k < 2 * r; ++k) add_row(hs, source(k, r, h, circular), w, v);
+  const ColumnWindow cw{h, w, c, r, 2 * r + 2, circular, scratch, scratch + (2 * r + 2) * w * kL};
+  cw.start(y, xg);
   const Lanes lwv = load(lw);
-  auto row = [&](int64_t k) { return k < 0 ? nullptr : hs + k * w * kL; };
   for (int64_t i = 0; i < h; ++i) {
-    const Slide sl{row(source(i + 2 * r, r, h, circular)), i > 0 ? row(source(i - 1, r, h, circular)) : nullptr};
+    cw.advance(i, y, xg);
+    // Along the row: a sliding sum over the column sums of the 2r + 1 columns.
+    Lanes acc{};
+    for (int64_t k = 0; k < 2 * r; ++k) acc += load(cw.ext + k * kL);
     for (int64_t j = 0; j < w; ++j) {
+      acc += load(cw.ext + (j + 2 * r) * kL);
       const int64_t p = i * w + j;
-      accumulate(lwv - sl.next(v, j) * inv2t, xg + p * c * kL, c, m + p * kL, S + p * kL, A + p * c * kL);
+      accumulate(lwv - acc * inv2t, xg + p * c * kL, c, m + p * kL, S + p * kL, A + p * c * kL);
+      acc = acc - load(cw.ext + j * kL);
     }
   }
 }
 
 }  // namespace
 
-int64_t ls_scratch(int64_t h, int64_t w, int64_t r) { return (h * w + 2 * w + 2 * r) * kL; }
+int64_t ls_scratch(int64_t, int64_t w, int64_t r) { return ((2 * r + 2) * w + w + 2 * r) * kL; }
 
 void ls_group(const double* y, const float* xg, const double* lw, int64_t h, int64_t w, int64_t c, int64_t r,
               bool circular, double inv2t, double* scratch, double* m, double* S, double* A) {
