@@ -104,6 +104,11 @@ def main():
     rng = np.random.default_rng(0)
     print(f"machine: {platform.processor() or platform.machine()}, {_cpu()}, {args.threads} threads; "
           f"torch {torch.__version__}; ledkde row kernels {ledkde._core.ROW_KERNELS_ISA}")
+    # The engine's own exponential rate: the global pass at d = 2, Q = N = 4096 (one
+    # exponential per pair, as each LS pixel pair costs one).
+    pts = rng.standard_normal((4096, 2)).astype(np.float32)
+    te = best_time(lambda: ledkde.denoise(pts, pts, 0.5, threads=args.threads))
+    print(f"engine at d = 2, Q = N = 4096: {4096 * 4096 / te / 1e9:.2f} G exponentials/s")
     print("| case | ledkde | PyTorch | PyTorch / ledkde | ledkde G pairs/s | error ledkde | error PyTorch |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     nn = ledkde.median_nn_distance(x_all[:2000])
