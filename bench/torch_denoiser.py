@@ -93,7 +93,7 @@ def overhead(rows, repeat):
                      "module, images": lambda: images(x, 1.0),
                      "engine, 4 sigmas": lambda: [ledkde.denoise(y[g], mix, float(s) ** 2)
                                                   for g, s in zip(groups, (0.3, 1.0, 3.0, 10.0))],
-                     "module, 4 sigmas": lambda: images(x, sig)}, repeat)
+                     "module, 4 sigmas": lambda: images(x, sig)}, repeat * 256 // b)
         own = medians({"rows": lambda: null_rows(torch.from_numpy(y), 1.0), "images": lambda: null_images(x, 1.0),
                        "4 sigmas": lambda: null_images(x, sig)}, 2000)
         print(f"B = {b:3d}: engine {1e3 * t['engine']:.2f} ms; module on rows {t['module, rows'] / t['engine']:.3f}x, "
