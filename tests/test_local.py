@@ -94,13 +94,19 @@ def test_thread_counts_give_identical_bits(eq):
         np.testing.assert_array_equal(ledkde.denoise(y.astype(np.float32), loc, 0.05, threads=th), base)
 
 
-def test_merging_identical_patches_changes_nothing():
-    # Images with large empty areas: most patches are the same (zero) patch.
+@pytest.mark.parametrize("weighted", [False, True])
+def test_merging_identical_patches_changes_nothing(weighted):
+    # Images with large empty areas: most patches are the same (zero) patch; two images
+    # are copies of others, so that whole patches repeat across images too.
     x, y = images(9, 20, 8, 8, 1)
     x[:, :40] = 0.0
-    a = ledkde.Local(x, image_shape=(8, 8), patch=3, equivariant=True, merge=True)
-    b = ledkde.Local(x, image_shape=(8, 8), patch=3, equivariant=True, merge=False)
+    x[[5, 7]] = x[[1, 2]]
+    lw = np.random.default_rng(10).normal(size=20) if weighted else None
+    a = ledkde.Local(x, image_shape=(8, 8), patch=3, equivariant=True, merge=True, log_weights=lw)
+    b = ledkde.Local(x, image_shape=(8, 8), patch=3, equivariant=True, merge=False, log_weights=lw)
     np.testing.assert_allclose(ledkde.denoise(y, a, 0.02), ledkde.denoise(y, b, 0.02), rtol=0, atol=1e-12)
+    want = ref.local_denoise(y, x, 0.02, image_shape=(8, 8), patch=3, equivariant=True, log_weights=lw)
+    np.testing.assert_allclose(ledkde.denoise(y, a, 0.02), want, rtol=0, atol=1e-10 * np.abs(want).max())
 
 
 def test_the_sampler_runs_on_local_scores_reproducibly():

@@ -76,10 +76,23 @@ std::vector<std::vector<int64_t>> position_groups(const Geometry& g, bool bounda
   return groups;
 }
 
-// A 64-bit hash of a patch's bytes (FNV-1a): equal patches hash alike.
+// A 64-bit hash of a patch's bytes, eight at a time (a multiply and
+// xor-shift per word): equal patches hash alike.
 inline uint64_t patch_hash(const unsigned char* bytes, size_t len) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < len; ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, bytes + i, 8);
+    h = (h ^ word) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  if (i < len) {
+    uint64_t word = 0;
+    std::memcpy(&word, bytes + i, len - i);
+    h = (h ^ word) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+  }
   return h;
 }
 
@@ -91,56 +104,57 @@ inline double log_add(double a, double b) {
 
 // The patches of images [n0, n1) at the positions pos, identical ones merged
 // (merge): their rows into comps, each one's log-weight (the log of the
-// summed weights a_n of its copies) into logw. Equal patches are found by
-// sorting their hashes (ties of hash compared byte for byte). Returns
-// whether the weights differ (else the Mixture takes equal weights).
+// summed weights a_n of its copies) into logw. Equal patches are found by an
+// open-addressing table of their hashes (ties of hash compared byte for
+// byte) and kept in the order of their first copy, compacted in place.
+// Returns whether the weights differ (else the Mixture takes equal weights).
 template <class T>
 bool chunk_patches(const LocalImages<T>& img, const Geometry& g, const std::vector<int64_t>& pos, int64_t n0,
                    int64_t n1, bool merge, std::vector<T>& comps, std::vector<double>& logw) {
   const int64_t np = static_cast<int64_t>(pos.size()), count = (n1 - n0) * np, d = img.d();
   const size_t bytes = static_cast<size_t>(g.dp) * sizeof(T);
   comps.resize(static_cast<size_t>(count * g.dp));
-  std::vector<double> lw(static_cast<size_t>(count));
-  std::vector<std::pair<uint64_t, int64_t>> keys(static_cast<size_t>(count));
+  logw.resize(static_cast<size_t>(count));
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t k = 0; k < np; ++k) {
       const int64_t row = (n - n0) * np + k;
-      T* dst = comps.data() + row * g.dp;
-      cut_patch(g, img.x.data() + n * d, pos[k] / g.w, pos[k] % g.w, dst);
-      lw[row] = img.logw.empty() ? 0.0 : img.logw[n];
-      keys[row] = {merge ? patch_hash(reinterpret_cast<const unsigned char*>(dst), bytes) : 0, row};
+      cut_patch(g, img.x.data() + n * d, pos[k] / g.w, pos[k] % g.w, comps.data() + row * g.dp);
+      logw[row] = img.logw.empty() ? 0.0 : img.logw[n];
     }
-  logw.assign(lw.begin(), lw.end());
   if (!merge) return !img.logw.empty();
-  std::sort(keys.begin(), keys.end());
-  std::vector<T> out;
-  std::vector<double> out_lw;
-  std::vector<int64_t> reps;  // the distinct patches of the current run of equal hashes
-  out.reserve(comps.size());
-  for (int64_t s = 0; s < count;) {
-    int64_t e = s + 1;
-    while (e < count && keys[e].first == keys[s].first) ++e;
-    reps.clear();
-    for (int64_t a = s; a < e; ++a) {
-      const T* ra = comps.data() + keys[a].second * g.dp;
-      const double la = lw[keys[a].second];
-      auto same = std::find_if(reps.begin(), reps.end(), [&](int64_t r) {
-        return std::memcmp(out.data() + r * g.dp, ra, bytes) == 0;
-      });
-      if (same != reps.end()) {
-        out_lw[*same] = log_add(out_lw[*same], la);
-        continue;
+  size_t cap = 16;
+  while (cap < 2 * static_cast<size_t>(count)) cap *= 2;
+  std::vector<int64_t> table(cap, -1);
+  std::vector<uint64_t> hashes;   // of each distinct patch
+  std::vector<int64_t> copies;    // of each distinct patch (equal weights)
+  int64_t nd = 0;
+  for (int64_t row = 0; row < count; ++row) {
+    const T* ra = comps.data() + row * g.dp;
+    const uint64_t h = patch_hash(reinterpret_cast<const unsigned char*>(ra), bytes);
+    for (size_t s = h & (cap - 1);; s = (s + 1) & (cap - 1)) {
+      const int64_t k = table[s];
+      if (k < 0) {
+        table[s] = nd;
+        hashes.push_back(h);
+        copies.push_back(1);
+        if (nd != row) std::memcpy(comps.data() + nd * g.dp, ra, bytes);
+        logw[nd++] = logw[row];
+        break;
       }
-      reps.push_back(static_cast<int64_t>(out_lw.size()));
-      out.insert(out.end(), ra, ra + g.dp);
-      out_lw.push_back(la);
+      if (hashes[k] == h && std::memcmp(comps.data() + k * g.dp, ra, bytes) == 0) {
+        if (img.logw.empty())
+          ++copies[k];
+        else
+          logw[k] = log_add(logw[k], logw[row]);
+        break;
+      }
     }
-    s = e;
   }
-  const bool weighted = !img.logw.empty() || static_cast<int64_t>(out_lw.size()) < count;
-  comps.swap(out);
-  logw.swap(out_lw);
-  return weighted;
+  comps.resize(static_cast<size_t>(nd * g.dp));
+  logw.resize(static_cast<size_t>(nd));
+  if (img.logw.empty())
+    for (int64_t k = 0; k < nd; ++k) logw[k] = std::log(static_cast<double>(copies[k]));
+  return !img.logw.empty() || nd < count;
 }
 
 // The states (m, S, E, A, B) of the query patch rows over all training
