@@ -34,9 +34,17 @@ struct Geometry {
   bool circular;
 };
 
-// The patch of image img (h, w, c) centred on pixel (i, j), into out (dp).
+// The patch of image img (h, w, c) centred on pixel (i, j), into out (dp):
+// a window inside the image row by row (P c contiguous values each), else
+// pixel by pixel, wrapped (circular) or zero outside.
 template <class T>
 void cut_patch(const Geometry& g, const T* img, int64_t i, int64_t j, T* out) {
+  const int64_t row = g.P * g.c;
+  if (i >= g.r && i + g.r < g.h && j >= g.r && j + g.r < g.w) {
+    const T* src = img + ((i - g.r) * g.w + (j - g.r)) * g.c;
+    for (int64_t a = 0; a < g.P; ++a) std::memcpy(out + a * row, src + a * g.w * g.c, static_cast<size_t>(row) * sizeof(T));
+    return;
+  }
   for (int64_t a = -g.r; a <= g.r; ++a)
     for (int64_t b = -g.r; b <= g.r; ++b) {
       T* o = out + ((a + g.r) * g.P + (b + g.r)) * g.c;
@@ -102,59 +110,102 @@ inline double log_add(double a, double b) {
   return top == neg_inf() ? top : top + std::log(std::exp(a - top) + std::exp(b - top));
 }
 
+// Distinct patches, added one at a time: each patch is cut into a buffer and
+// either appended to comps or, when an equal one is there already, its weight
+// added to that one's; equal patches are found by an open-addressing table
+// of (index, high hash bits) entries (equal hashes compared byte for byte),
+// and the all-zero patch (an image's empty background) without the table.
+// The patches keep the order of their first copy.
+template <class T>
+class PatchSet {
+ public:
+  PatchSet(int64_t count, int64_t dp, bool weighted, std::vector<T>& comps, std::vector<double>& logw)
+      : dp_(dp), bytes_(static_cast<size_t>(dp) * sizeof(T)), weighted_(weighted), comps_(comps), logw_(logw) {
+    while (cap_ < 2 * static_cast<size_t>(count)) cap_ *= 2;
+    table_.assign(cap_, kEmpty);
+    comps_.clear();
+    comps_.reserve(static_cast<size_t>(count * dp));
+    logw_.clear();
+  }
+
+  void add(const T* patch, double lw) {
+    if (std::all_of(patch, patch + dp_, [](T v) { return v == T(0) && !std::signbit(v); })) {
+      if (zero_ < 0) zero_ = append(patch, lw);
+      else merge_into(zero_, lw);
+      return;
+    }
+    const uint64_t h = patch_hash(reinterpret_cast<const unsigned char*>(patch), bytes_), tag = h >> 32;
+    for (size_t s = h & (cap_ - 1);; s = (s + 1) & (cap_ - 1)) {
+      const uint64_t e = table_[s];
+      if (e == kEmpty) {
+        table_[s] = (static_cast<uint64_t>(append(patch, lw)) << 32) | tag;
+        return;
+      }
+      const int64_t k = static_cast<int64_t>(e >> 32);
+      if ((e & 0xFFFFFFFFull) == tag && std::memcmp(comps_.data() + k * dp_, patch, bytes_) == 0) {
+        merge_into(k, lw);
+        return;
+      }
+    }
+  }
+
+  // The log-weights of the distinct patches (equal weights: the log of the copies).
+  void finish() {
+    if (!weighted_)
+      for (size_t k = 0; k < logw_.size(); ++k) logw_[k] = std::log(static_cast<double>(copies_[k]));
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t(0);
+  int64_t append(const T* patch, double lw) {
+    comps_.insert(comps_.end(), patch, patch + dp_);
+    logw_.push_back(lw);
+    copies_.push_back(1);
+    return static_cast<int64_t>(logw_.size()) - 1;
+  }
+  void merge_into(int64_t k, double lw) {
+    if (weighted_) logw_[k] = log_add(logw_[k], lw);
+    else ++copies_[k];
+  }
+  int64_t dp_;
+  size_t bytes_, cap_ = 16;
+  bool weighted_;
+  int64_t zero_ = -1;
+  std::vector<T>& comps_;
+  std::vector<double>& logw_;
+  std::vector<uint64_t> table_;
+  std::vector<int64_t> copies_;
+};
+
 // The patches of images [n0, n1) at the positions pos, identical ones merged
-// (merge): their rows into comps, each one's log-weight (the log of the
-// summed weights a_n of its copies) into logw. Equal patches are found by an
-// open-addressing table of their hashes (ties of hash compared byte for
-// byte) and kept in the order of their first copy, compacted in place.
-// Returns whether the weights differ (else the Mixture takes equal weights).
+// (merge, PatchSet): their rows into comps, each one's log-weight (the log of
+// the summed weights a_n of its copies) into logw. Returns whether the
+// weights differ (else the Mixture takes equal weights).
 template <class T>
 bool chunk_patches(const LocalImages<T>& img, const Geometry& g, const std::vector<int64_t>& pos, int64_t n0,
                    int64_t n1, bool merge, std::vector<T>& comps, std::vector<double>& logw) {
   const int64_t np = static_cast<int64_t>(pos.size()), count = (n1 - n0) * np, d = img.d();
-  const size_t bytes = static_cast<size_t>(g.dp) * sizeof(T);
-  comps.resize(static_cast<size_t>(count * g.dp));
-  logw.resize(static_cast<size_t>(count));
+  auto weight = [&](int64_t n) { return img.logw.empty() ? 0.0 : img.logw[n]; };
+  if (!merge) {
+    comps.resize(static_cast<size_t>(count * g.dp));
+    logw.resize(static_cast<size_t>(count));
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t k = 0; k < np; ++k) {
+        const int64_t row = (n - n0) * np + k;
+        cut_patch(g, img.x.data() + n * d, pos[k] / g.w, pos[k] % g.w, comps.data() + row * g.dp);
+        logw[row] = weight(n);
+      }
+    return !img.logw.empty();
+  }
+  PatchSet<T> set(count, g.dp, !img.logw.empty(), comps, logw);
+  std::vector<T> patch(static_cast<size_t>(g.dp));
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t k = 0; k < np; ++k) {
-      const int64_t row = (n - n0) * np + k;
-      cut_patch(g, img.x.data() + n * d, pos[k] / g.w, pos[k] % g.w, comps.data() + row * g.dp);
-      logw[row] = img.logw.empty() ? 0.0 : img.logw[n];
+      cut_patch(g, img.x.data() + n * d, pos[k] / g.w, pos[k] % g.w, patch.data());
+      set.add(patch.data(), weight(n));
     }
-  if (!merge) return !img.logw.empty();
-  size_t cap = 16;
-  while (cap < 2 * static_cast<size_t>(count)) cap *= 2;
-  std::vector<int64_t> table(cap, -1);
-  std::vector<uint64_t> hashes;   // of each distinct patch
-  std::vector<int64_t> copies;    // of each distinct patch (equal weights)
-  int64_t nd = 0;
-  for (int64_t row = 0; row < count; ++row) {
-    const T* ra = comps.data() + row * g.dp;
-    const uint64_t h = patch_hash(reinterpret_cast<const unsigned char*>(ra), bytes);
-    for (size_t s = h & (cap - 1);; s = (s + 1) & (cap - 1)) {
-      const int64_t k = table[s];
-      if (k < 0) {
-        table[s] = nd;
-        hashes.push_back(h);
-        copies.push_back(1);
-        if (nd != row) std::memcpy(comps.data() + nd * g.dp, ra, bytes);
-        logw[nd++] = logw[row];
-        break;
-      }
-      if (hashes[k] == h && std::memcmp(comps.data() + k * g.dp, ra, bytes) == 0) {
-        if (img.logw.empty())
-          ++copies[k];
-        else
-          logw[k] = log_add(logw[k], logw[row]);
-        break;
-      }
-    }
-  }
-  comps.resize(static_cast<size_t>(nd * g.dp));
-  logw.resize(static_cast<size_t>(nd));
-  if (img.logw.empty())
-    for (int64_t k = 0; k < nd; ++k) logw[k] = std::log(static_cast<double>(copies[k]));
-  return !img.logw.empty() || nd < count;
+  set.finish();
+  return !img.logw.empty() || static_cast<int64_t>(logw.size()) < count;
 }
 
 // The states (m, S, E, A, B) of the query patch rows over all training
