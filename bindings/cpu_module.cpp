@@ -107,6 +107,27 @@ void bind_dtype(py::module_& m, const char* mixture_name, const char* remote_nam
       py::arg("pack") = true);
 
   m.def(
+      "denoise_vjp",
+      [](CArray<T> points, std::optional<F64> log_weights, F64 centre, F64 y, F64 v, double t, PassOptions po) {
+        const int64_t n = points.shape(0), d = points.ndim() == 2 ? points.shape(1) : -1;
+        if (points.ndim() != 2) throw std::invalid_argument("points: expected (n, d)");
+        if (log_weights && log_weights->size() != n) throw std::invalid_argument("log_weights: expected (n,)");
+        if (centre.size() != d) throw std::invalid_argument("centre: expected (d,)");
+        check_rows("y", y, d);
+        check_rows("v", v, d);
+        if (v.shape(0) != y.shape(0)) throw std::invalid_argument("v: expected as many rows as y");
+        const py::ssize_t q = y.shape(0);
+        F64 jv({q, static_cast<py::ssize_t>(d)}), ds({q});
+        const VjpPoints<T> pts{points.data(), n, d, log_weights ? log_weights->data() : nullptr, centre.data()};
+        const double *py_ = y.data(), *pv = v.data();
+        double *pj = jv.mutable_data(), *pd = ds.mutable_data();
+        Interrupt().run(po, [&] { denoise_vjp_cpu<T>(pts, py_, pv, q, t, pj, pd, po); });
+        return py::make_tuple(jv, ds);
+      },
+      py::arg("points"), py::arg("log_weights"), py::arg("centre"), py::arg("y"), py::arg("v"), py::arg("t"),
+      py::arg("options"));
+
+  m.def(
       "knn",
       [](const Mixture<T>& mix, CArray<T> y, int64_t k, PassOptions po) {
         check_rows("y", y, mix.d);

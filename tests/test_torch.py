@@ -161,16 +161,45 @@ def test_float32_gradients_agree_with_float64_to_float32_rounding():
     np.testing.assert_allclose(out[0], out[1], rtol=0, atol=1e-5 * np.abs(out[1]).max())
 
 
-def test_vjp_streams_the_data_in_blocks(monkeypatch):
+class _Streamed:
+    """Points that only give their rows by index (what a ShardedMixture offers): vjp takes
+    its NumPy pass over them, in blocks."""
+
+    def __init__(self, data, logw=None):
+        self.data, self.n, self._log_weights = data, len(data), logw
+        self.has_weights = logw is not None
+
+    def _rows(self, idx):
+        return self.data[idx]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_compiled_vjp_is_the_blocked_numpy_pass(monkeypatch, weighted):
     import ledkde.torch as lt
 
-    data = rows(images(90, seed=14))
-    y, v = rows(images(3, seed=15)), np.random.default_rng(2).normal(size=(3, 24))
-    whole = vjp(y, data, 0.3, v)
-    monkeypatch.setattr(lt, "_BLOCK", 3 * 7)  # blocks of 7 rows
-    parts = vjp(y, data, 0.3, v)
+    # 70 rows (two of the compiled pass's blocks of 64) against 600 points (three tiles of
+    # 256), against the NumPy pass in blocks of 7 rows; threads give identical bits; a
+    # float32 Mixture gives the float64 products of its (rounded) values.
+    r = np.random.default_rng(14)
+    data = rows(images(600, seed=14))
+    logw = r.normal(size=600) if weighted else None
+    y, v = rows(images(70, seed=15)) * 1.1, r.normal(size=(70, 24))
+    mix = ledkde.Mixture(data, log_weights=logw)
+    whole = vjp(y, mix, 0.3, v)
+    monkeypatch.setattr(lt, "_BLOCK", 70 * 7)
+    parts = vjp(y, _Streamed(data, None if logw is None else logw - np.logaddexp.reduce(logw)), 0.3, v)
     for a, b in zip(whole, parts):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(a).max())
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(b).max())
+    call = lambda th: lt._core.denoise_vjp(data, logw, mix._centre, y, v, 0.09,  # noqa: E731
+                                           lt._checks.pass_options(lt._core, th, None))
+    for a, b in zip(call(1), call(2)):
+        np.testing.assert_array_equal(a, b)
+    d32 = data.astype(np.float32)
+    got = vjp(y, ledkde.Mixture(d32, log_weights=logw), 0.3, v)
+    want = vjp(y, d32.astype(np.float64), 0.3, v) if logw is None else \
+        vjp(y, ledkde.Mixture(d32.astype(np.float64), log_weights=logw), 0.3, v)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(b).max())
 
 
 def test_backward_of_a_smoothed_or_local_denoiser_is_refused_clearly():

@@ -24,6 +24,7 @@ import torch
 
 from . import _checks, _scores
 from ._device import cuda_available
+from ._loader import _core
 from ._local import Local
 from ._mixture import Mixture
 
@@ -149,7 +150,8 @@ def vjp(y, data, sigma: float, v):
     per-component variances. Returns ``(J v, (dD/dsigma) . v)``: ``J = Cov_w(x_n) /
     sigma^2`` (symmetric, so ``J^T v = J v``) with ``w`` the posterior weights at ``y``,
     and ``dD/dsigma . v = Cov_w(x_n . v, |y - x_n|^2) / sigma^3``, shapes (Q, d) and (Q,).
-    One pass over the data in blocks (float64 matrix products, an online log-sum-exp);
+    One pass over the data in blocks (float64 matrix products, an online log-sum-exp):
+    compiled for a Mixture (threads over blocks of rows), in NumPy for a ShardedMixture;
     memory bounded by the block, not by N.
     """
     pts = data if hasattr(data, "_rows") else Mixture(_checks.array2d("data", data), dtype=np.float64)
@@ -158,9 +160,14 @@ def vjp(y, data, sigma: float, v):
     logw = getattr(pts, "_log_weights", None)
     if getattr(pts, "has_weights", False) and logw is None:
         raise ValueError("data: the Jacobian of weighted sharded data is not implemented")
-    y = np.asarray(y, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    v = np.ascontiguousarray(v, dtype=np.float64)
     t = float(sigma) ** 2
+    if isinstance(pts, Mixture):  # the compiled pass over the points as given (ledkde/cpu.h denoise_vjp_cpu)
+        x = pts._data if pts._data.dtype in (np.float32, np.float64) else pts._data.astype(np.float64)
+        lw = None if logw is None else np.ascontiguousarray(logw, dtype=np.float64)
+        return _core.denoise_vjp(np.ascontiguousarray(x), lw, np.ascontiguousarray(pts._centre, dtype=np.float64),
+                                 y, v, t, _checks.pass_options(_core, None, None))
     acc = _Moments(y.shape[0], y.shape[1])
     step = max(1, _BLOCK // max(1, y.shape[0]))
     for lo in range(0, pts.n, step):

@@ -46,6 +46,25 @@ template <class T>
 void knn_cpu(const Mixture<T>& mix, const T* y, int64_t q, int64_t k, int64_t* index, T* dist,
              const PassOptions& opt);
 
+// The exact vector-Jacobian products of the empirical denoiser D(y; sigma)
+// (t = sigma^2, equal variances) at q rows y with the vectors v (both q x d,
+// float64): jv = J v with J = Cov_w(x) / t (symmetric), and ds = (dD/dsigma).v
+// = Cov_w(x.v, |y - x|^2) / sigma^3, w the posterior weights at y. One pass
+// in float64 over the points as given (vjp_cpu.cpp: not a prepared Mixture,
+// whose float32 components are rounded after centring), moved by centre
+// (their mean, for the accuracy of the expanded distances); logw: their
+// log-weights (null: equal). Threads over blocks of rows.
+template <class T>
+struct VjpPoints {
+  const T* x;             // (n, d)
+  int64_t n, d;
+  const double* logw;     // (n,) or null
+  const double* centre;   // (d,)
+};
+template <class T>
+void denoise_vjp_cpu(const VjpPoints<T>& pts, const double* y, const double* v, int64_t q, double t, double* jv,
+                     double* ds, const PassOptions& opt);
+
 // Merge state b into a (q queries, d wide), and finalize a state into
 // log-density (before normalization by the log-mass), score, entropy, max weight.
 void merge_states_cpu(int64_t q, int64_t d, PartialState a, PartialState b);
