@@ -10,7 +10,9 @@ DPM-Solver++(2M) end to end against a PyTorch-only exact denoiser.
    of some milliseconds differ by a few percent from run to run on a shared machine, the
    module's own work is also timed alone: the same calls with the engine call replaced by
    one that returns its input (median of 2,000), as a fraction of the engine call.
-2. End to end: k-diffusion's sample_dpmpp_2m (20 steps on get_sigmas_karras) with the
+2. Backward: the exact vector-Jacobian products by the compiled pass, by the same pass
+   in NumPy (what data sharded with Ray take), and the forward pass, at B = 16 and 256.
+3. End to end: k-diffusion's sample_dpmpp_2m (20 steps on get_sigmas_karras) with the
    Denoiser and with the exact denoiser as published code writes it in PyTorch: the
    squared distances by torch.cdist over chunks of the training set, one running maximum
    and one softmax over all the chunks; both float32, the same threads. The samples of
@@ -31,7 +33,7 @@ import torch
 
 import ledkde
 from ledkde.experiments import data as _data
-from ledkde.torch import Denoiser
+from ledkde.torch import Denoiser, vjp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from kdiffusion_mnist import k_sampling  # noqa: E402  (k-diffusion's sampling module, loaded alone if need be)
@@ -105,6 +107,45 @@ def overhead(rows, repeat):
               f"4 sigmas {1e6 * own['4 sigmas']:.0f} us ({own['4 sigmas'] / t['engine, 4 sigmas']:.1%})")
 
 
+def best(fn, repeat: int) -> float:
+    """Least wall time of repeat calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+class _Rows:
+    """Points that give only their rows by index, as a ShardedMixture does: vjp runs its
+    NumPy pass over them (the compiled pass takes a Mixture)."""
+
+    def __init__(self, data):
+        self.data, self.n, self.has_weights, self._log_weights = data, len(data), False, None
+
+    def _rows(self, idx):
+        return np.asarray(self.data[idx], dtype=np.float64)
+
+
+def backward(rows, repeat):
+    """The exact vector-Jacobian products (ledkde.torch.vjp): the compiled pass against the
+    same pass in NumPy and against the forward pass."""
+    mix = ledkde.Mixture(rows)
+    r = np.random.default_rng(1)
+    for b in (16, 256):
+        y = rows[r.integers(0, len(rows), b)] + 0.5 * r.normal(size=(b, rows.shape[1]))
+        v = r.normal(size=y.shape)
+        # Each timed in a run of its own (best of repeat), not alternating: NumPy's BLAS
+        # threads keep spinning for a while after its products and slow what runs next.
+        fns = {"compiled": lambda: vjp(y, mix, 0.5, v), "numpy": lambda: vjp(y, _Rows(rows), 0.5, v),
+               "forward": lambda: ledkde.denoise(y.astype(np.float32), mix, 0.25)}
+        t = {k: best(f, repeat) for k, f in fns.items()}
+        print(f"backward, B = {b:3d}: compiled {1e3 * t['compiled']:.1f} ms, NumPy {1e3 * t['numpy']:.1f} ms "
+              f"({t['numpy'] / t['compiled']:.1f}x), forward {1e3 * t['forward']:.1f} ms")
+
+
 def end_to_end(rows, n_samples, repeat):
     ks = k_sampling()
     train = torch.from_numpy(rows).reshape(-1, 1, 28, 28)
@@ -133,6 +174,7 @@ def main():
           f"ledkde {ledkde.__version__}, {time.strftime('%Y-%m-%d')}")
     rows = _data.mnist_5k()[0][:4000]
     overhead(rows, 5 if args.quick else 21)
+    backward(rows.astype(np.float32), 3 if args.quick else 7)
     end_to_end(rows, 16 if args.quick else 64, 1 if args.quick else 3)
 
 

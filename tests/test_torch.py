@@ -177,12 +177,12 @@ class _Streamed:
 def test_the_compiled_vjp_is_the_blocked_numpy_pass(monkeypatch, weighted):
     import ledkde.torch as lt
 
-    # 70 rows (two of the compiled pass's blocks of 64) against 600 points (three tiles of
-    # 256), against the NumPy pass in blocks of 7 rows; threads give identical bits; a
-    # float32 Mixture gives the float64 products of its (rounded) values.
+    # 70 rows (two of the compiled pass's blocks of 64) against 2,600 points (11 tiles of
+    # 256, two shards per block), against the NumPy pass in blocks of 7 rows; threads give
+    # identical bits; a float32 Mixture gives the float64 products of its values.
     r = np.random.default_rng(14)
-    data = rows(images(600, seed=14))
-    logw = r.normal(size=600) if weighted else None
+    data = rows(images(2600, seed=14))
+    logw = r.normal(size=2600) if weighted else None
     y, v = rows(images(70, seed=15)) * 1.1, r.normal(size=(70, 24))
     mix = ledkde.Mixture(data, log_weights=logw)
     whole = vjp(y, mix, 0.3, v)

@@ -24,7 +24,7 @@ namespace ledkde {
 namespace {
 
 constexpr int64_t kVjpRows = 64;    // rows per block (the parallel tasks)
-constexpr int64_t kVjpTile = 256;   // components per tile
+constexpr int64_t kVjpTile = 1024;  // components per tile
 
 // The online sums of one block of rows (see the top of the file).
 struct VjpSums {
@@ -67,20 +67,21 @@ void vjp_tile(const VjpPoints<T>& pts, int64_t n0, int64_t nb, double t, const d
     const double* cv = w.gc.data() + (q + i) * nb;
     double* e = w.ew.data() + i * nb;  // the logits, then the weights
     double* ec = w.ew.data() + (q + i) * nb;
+    for (int64_t j = 0; j < nb; ++j) ec[j] = std::max(ny[i] + w.nx[j] - 2.0 * g[j], 0.0);  // |y - x|^2
+    if (pts.logw)
+      for (int64_t j = 0; j < nb; ++j) e[j] = pts.logw[n0 + j] - ec[j] * inv2t;
+    else
+      for (int64_t j = 0; j < nb; ++j) e[j] = -ec[j] * inv2t;
     double top = s.m[i];
-    for (int64_t j = 0; j < nb; ++j) {
-      const double d2 = std::max(ny[i] + w.nx[j] - 2.0 * g[j], 0.0);
-      ec[j] = d2;
-      e[j] = (pts.logw ? pts.logw[n0 + j] : 0.0) - d2 * inv2t;
-      top = std::max(top, e[j]);
-    }
-    // Every state moves onto the new maximum (an empty one has nothing to move).
+    for (int64_t j = 0; j < nb; ++j) top = std::max(top, e[j]);
+    // Every state moves onto the new maximum (an empty one has nothing to
+    // move); exp_nonpositive gives 0 for -inf - -inf, a point of weight 0.
     const double keep = s.m[i] == neg_inf() ? 0.0 : std::exp(s.m[i] - top);
     s.m[i] = top;
+    for (int64_t j = 0; j < nb; ++j) e[j] = exp_nonpositive(e[j] - top);
     double sum = 0.0, csum = 0.0, e2sum = 0.0, ce2sum = 0.0;
     for (int64_t j = 0; j < nb; ++j) {
-      const double p = top == neg_inf() ? 0.0 : std::exp(e[j] - top), d2 = ec[j];
-      e[j] = p;
+      const double p = e[j], d2 = ec[j];
       ec[j] = p * cv[j];
       sum += p;
       csum += ec[j];
@@ -101,10 +102,10 @@ void vjp_tile(const VjpPoints<T>& pts, int64_t n0, int64_t nb, double t, const d
                     1.0, s.ab.data(), d);
 }
 
-// The products of a block of q rows (y, v: q x d in float64) from its sums.
+// The sums of a block of q rows (y, v: q x d in float64) over the points [n0, n1).
 template <class T>
-void vjp_block(const VjpPoints<T>& pts, const double* y, const double* v, int64_t q, double t, double* jv,
-               double* ds, const PassOptions& opt) {
+VjpSums vjp_block(const VjpPoints<T>& pts, const double* y, const double* v, int64_t q, double t, int64_t n0,
+                  int64_t n1, const PassOptions& opt) {
   const int64_t d = pts.d;
   VjpScratch w;
   w.yv.resize(static_cast<size_t>(2 * q * d));
@@ -117,10 +118,34 @@ void vjp_block(const VjpPoints<T>& pts, const double* y, const double* v, int64_
       ny[i] += yc * yc;
     }
   VjpSums s(q, d);
-  for (int64_t n0 = 0; n0 < pts.n; n0 += kVjpTile) {
+  for (int64_t j0 = n0; j0 < n1; j0 += kVjpTile) {
     if (opt.stop && opt.stop->poll()) throw Cancelled();
-    vjp_tile(pts, n0, std::min(kVjpTile, pts.n - n0), t, ny.data(), s, w);
+    vjp_tile(pts, j0, std::min(kVjpTile, n1 - j0), t, ny.data(), s, w);
   }
+  return s;
+}
+
+// Sums b (the same rows over other points) into a: both moved onto the larger maximum.
+void merge_sums(VjpSums& a, const VjpSums& b) {
+  const int64_t q = a.q, d = a.d;
+  for (int64_t i = 0; i < q; ++i) {
+    const double top = std::max(a.m[i], b.m[i]);
+    if (top == neg_inf()) continue;
+    const double fa = a.m[i] == neg_inf() ? 0.0 : std::exp(a.m[i] - top);
+    const double fb = b.m[i] == neg_inf() ? 0.0 : std::exp(b.m[i] - top);
+    a.m[i] = top;
+    a.S[i] = fa * a.S[i] + fb * b.S[i];
+    a.c[i] = fa * a.c[i] + fb * b.c[i];
+    a.e2[i] = fa * a.e2[i] + fb * b.e2[i];
+    a.ce2[i] = fa * a.ce2[i] + fb * b.ce2[i];
+    for (int64_t r : {i, q + i})
+      for (int64_t k = 0; k < d; ++k) a.ab[r * d + k] = fa * a.ab[r * d + k] + fb * b.ab[r * d + k];
+  }
+}
+
+// The products of q rows from their sums.
+void vjp_products(const VjpSums& s, const double* v, double t, double* jv, double* ds) {
+  const int64_t q = s.q, d = s.d;
   for (int64_t i = 0; i < q; ++i) {
     const double* a = s.ab.data() + i * d;
     const double* b = s.ab.data() + (q + i) * d;
@@ -134,17 +159,29 @@ void vjp_block(const VjpPoints<T>& pts, const double* y, const double* v, int64_
 
 }  // namespace
 
+// Blocks of rows, each over shards of the points when the blocks are fewer
+// than the threads' tasks; the shards' sums merge in shard order, so the
+// result depends on the sizes only, not on the thread count.
 template <class T>
 void denoise_vjp_cpu(const VjpPoints<T>& pts, const double* y, const double* v, int64_t q, double t, double* jv,
                      double* ds, const PassOptions& opt) {
   const int64_t d = pts.d, blocks = (q + kVjpRows - 1) / kVjpRows;
+  const int64_t tiles = (pts.n + kVjpTile - 1) / kVjpTile;
+  const int64_t shards = std::max<int64_t>(1, std::min((kTargetTasks + blocks - 1) / blocks, tiles / 4));
+  auto begin = [&](int64_t s) { return std::min(pts.n, (s * tiles / shards) * kVjpTile); };
+  std::vector<VjpSums> sums(static_cast<size_t>(blocks * shards), VjpSums(0, 0));
   StopFlag stop(opt.interrupted);
   PassOptions o = opt;
   o.stop = &stop;
-  parallel_for(blocks, opt.threads, [&](int64_t b, int) {
-    const int64_t i0 = b * kVjpRows, qb = std::min(kVjpRows, q - i0);
-    vjp_block(pts, y + i0 * d, v + i0 * d, qb, t, jv + i0 * d, ds + i0, o);
+  parallel_for(blocks * shards, opt.threads, [&](int64_t task, int) {
+    const int64_t b = task / shards, sh = task % shards, i0 = b * kVjpRows, qb = std::min(kVjpRows, q - i0);
+    sums[task] = vjp_block(pts, y + i0 * d, v + i0 * d, qb, t, begin(sh), begin(sh + 1), o);
   }, &stop);
+  for (int64_t b = 0; b < blocks; ++b) {
+    VjpSums& a = sums[b * shards];
+    for (int64_t sh = 1; sh < shards; ++sh) merge_sums(a, sums[b * shards + sh]);
+    vjp_products(a, v + b * kVjpRows * d, t, jv + b * kVjpRows * d, ds + b * kVjpRows);
+  }
 }
 
 template void denoise_vjp_cpu(const VjpPoints<float>&, const double*, const double*, int64_t, double, double*,
