@@ -78,8 +78,8 @@ def medians(fns: dict, repeat: int) -> dict:
 
 
 def overhead(rows, repeat):
-    # One prepared Mixture under every call: alternating calls over two copies of the same
-    # data ran the first call after each switch on data gone from the cache (10-40% slower).
+    # One prepared Mixture under every call: calls alternating over two copies of the same
+    # data run the first call after each switch on data gone from the cache (10-40% slower).
     images = Denoiser(rows.reshape(-1, 1, 28, 28))        # samples as (B, 1, 28, 28) images
     mix = images.data
     den = Denoiser(mix)                                   # samples as (B, 784) rows
