@@ -42,7 +42,8 @@ void cut_patch(const Geometry& g, const T* img, int64_t i, int64_t j, T* out) {
   const int64_t row = g.P * g.c;
   if (i >= g.r && i + g.r < g.h && j >= g.r && j + g.r < g.w) {
     const T* src = img + ((i - g.r) * g.w + (j - g.r)) * g.c;
-    for (int64_t a = 0; a < g.P; ++a) std::memcpy(out + a * row, src + a * g.w * g.c, static_cast<size_t>(row) * sizeof(T));
+    for (int64_t a = 0; a < g.P; ++a)
+      std::memcpy(out + a * row, src + a * g.w * g.c, static_cast<size_t>(row) * sizeof(T));
     return;
   }
   for (int64_t a = -g.r; a <= g.r; ++a)
