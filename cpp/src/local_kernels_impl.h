@@ -120,11 +120,7 @@ LEDKDE_LANES Lanes load_values(const float* p) {
   return out;
 }
 
-// Lane-wise max(a, b), and whether any lane of a exceeds b's.
-LEDKDE_LANES Lanes max(Lanes a, Lanes b) {
-  for (int64_t k = 0; k < kSub; ++k) a.s[k] = a.s[k] > b.s[k] ? a.s[k] : b.s[k];
-  return a;
-}
+// Whether any lane of a exceeds b's.
 LEDKDE_LANES bool any_greater(Lanes a, Lanes b) {
   bool any = false;
   for (int64_t k = 0; k < kSub; ++k) {
@@ -233,17 +229,21 @@ struct ColumnWindow {
 };
 
 // One pixel's online log-sum-exp update from its lanes' logits L: its state
-// (m, S, A: c x kL) moves onto the lanes' new maxima where a logit exceeds
-// them (rare after the first groups), then the weights exp(L - m) are added
-// to S, and times the pixel's training values x (c x kL) to A.
+// (m, S, A: c x kL) moves onto a new maximum when a logit exceeds the
+// pixel's maximum so far (rare after the first groups; the lanes share it, m
+// holds it in every lane, so that a new maximum is the pixel's, not a
+// lane's), then the weights exp(L - m) are added to S, and times the pixel's
+// training values x (c x kL) to A.
 template <class T>
 LEDKDE_LANES void accumulate(Lanes L, const T* x, int64_t c, double* __restrict m, double* __restrict S,
                              double* __restrict A) {
   Lanes mv = load(m);
   if (any_greater(L, mv)) {
-    const Lanes top = max(L, mv);
-    const Lanes f = exp_lanes(mv - top);
-    mv = top;
+    double top = m[0];
+    for (int64_t k = 0; k < kSub; ++k)
+      for (int64_t l = 0; l < kW; ++l) top = std::max(top, static_cast<double>(L.s[k][l]));
+    const double f = m[0] == neg_inf() ? 0.0 : std::exp(m[0] - top);
+    mv = Lanes{} + top;
     store(m, mv);
     store(S, load(S) * f);
     for (int64_t ch = 0; ch < c; ++ch) store(A + ch * kL, load(A + ch * kL) * f);
