@@ -137,17 +137,16 @@ LEDKDE_LANES bool any_greater(Lanes a, Lanes b) {
   return any;
 }
 
-// exp(z) lane-wise for z <= 0 in double; and as weights in the working
-// precision of data of type T: float data take the float exponential (its 2
-// ulp are far below float32's own rounding of the result), float64 data the
-// double one. (-inf - -inf is NaN, and exp_nonpositive gives 0 for it: a lane
-// that has seen only images of weight 0, such as the padding lanes of the
-// last group, stays empty.)
-LEDKDE_LANES Lanes exp_lanes(Lanes z) {
+// The weights exp(z) lane-wise (z <= 0) in the working precision of data of
+// type T: float data take the float exponential (its 2 ulp are far below
+// float32's own rounding of the result), float64 data the double one.
+// (-inf - -inf is NaN, and exp_nonpositive gives 0 for it: a pixel that has
+// seen only images of weight 0, such as the padding lanes of the last group,
+// stays empty.)
+LEDKDE_LANES Lanes weights(Lanes z, const double*) {
   for (int64_t k = 0; k < kSub; ++k) z.s[k] = exp_nonpositive(z.s[k]);
   return z;
 }
-LEDKDE_LANES Lanes weights(Lanes z, const double*) { return exp_lanes(z); }
 LEDKDE_LANES Lanes weights(Lanes z, const float*) {
   for (int64_t k = 0; k < kSub; ++k) z.s[k] = widen(exp_nonpositive(narrow(z.s[k])));
   return z;
@@ -229,25 +228,23 @@ struct ColumnWindow {
 };
 
 // One pixel's online log-sum-exp update from its lanes' logits L: its state
-// (m, S, A: c x kL) moves onto a new maximum when a logit exceeds the
-// pixel's maximum so far (rare after the first groups; the lanes share it, m
-// holds it in every lane, so that a new maximum is the pixel's, not a
-// lane's), then the weights exp(L - m) are added to S, and times the pixel's
-// training values x (c x kL) to A.
+// (the maximum *m, shared by the lanes; S: kL, A: c x kL) moves onto a new
+// maximum when a logit exceeds the pixel's maximum so far (rare after the
+// first groups), then the weights exp(L - m) are added to S, and times the
+// pixel's training values x (c x kL) to A.
 template <class T>
 LEDKDE_LANES void accumulate(Lanes L, const T* x, int64_t c, double* __restrict m, double* __restrict S,
                              double* __restrict A) {
-  Lanes mv = load(m);
-  if (any_greater(L, mv)) {
-    double top = m[0];
+  if (any_greater(L, Lanes{} + *m)) {
+    double top = *m;
     for (int64_t k = 0; k < kSub; ++k)
       for (int64_t l = 0; l < kW; ++l) top = std::max(top, static_cast<double>(L.s[k][l]));
-    const double f = m[0] == neg_inf() ? 0.0 : std::exp(m[0] - top);
-    mv = Lanes{} + top;
-    store(m, mv);
+    const double f = *m == neg_inf() ? 0.0 : std::exp(*m - top);
+    *m = top;
     store(S, load(S) * f);
     for (int64_t ch = 0; ch < c; ++ch) store(A + ch * kL, load(A + ch * kL) * f);
   }
+  const Lanes mv = Lanes{} + *m;
   const Lanes wt = weights(L - mv, x);
   store(S, load(S) + wt);
   for (int64_t ch = 0; ch < c; ++ch) store(A + ch * kL, load(A + ch * kL) + wt * load_values(x + ch * kL));
@@ -267,7 +264,7 @@ void ls_group_t(const double* y, const T* xg, const double* lw, int64_t h, int64
     for (int64_t j = 0; j < w; ++j) {
       acc += load(cw.ext + (j + 2 * r) * kL);
       const int64_t p = i * w + j;
-      accumulate(lwv - acc * inv2t, xg + p * c * kL, c, m + p * kL, S + p * kL, A + p * c * kL);
+      accumulate(lwv - acc * inv2t, xg + p * c * kL, c, m + p, S + p * kL, A + p * c * kL);
       acc = acc - load(cw.ext + j * kL);
     }
   }

@@ -1,7 +1,8 @@
 // The local (LS) denoiser's state of one query over a range of groups of
 // training images (local_cpu.h): each group's kLsLanes images at once, one
-// per lane, into per-lane online log-sum-exp states of every pixel
-// (local_kernels.h), which are then merged lane by lane in a fixed order.
+// per lane, into every pixel's online log-sum-exp state (local_kernels.h: a
+// maximum shared by the lanes, sums per lane), the lanes' sums then added in
+// a fixed order.
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -24,28 +25,19 @@ void lane_weights(const LocalImages<T>& img, int64_t g, double* lw) {
   }
 }
 
-// The per-pixel state (m, S, A) of the lanes' states (ml, Sl: hw x kL; Al:
-// hw x c x kL), merged lane 0 first.
-void fold_lanes(const double* ml, const double* Sl, const double* Al, int64_t hw, int64_t c, double* m, double* S,
-                double* A) {
+// The per-pixel sums S, A of the lanes' sums (Sl: hw x kL; Al: hw x c x kL,
+// all under the pixel's maximum), added lane 0 first.
+void fold_lanes(const double* Sl, const double* Al, int64_t hw, int64_t c, double* S, double* A) {
   constexpr int64_t kL = kLsLanes;
   for (int64_t p = 0; p < hw; ++p) {
-    double top = neg_inf();
-    for (int64_t l = 0; l < kL; ++l) top = std::max(top, ml[p * kL + l]);
-    m[p] = top;
     double s = 0.0;
-    for (int64_t ch = 0; ch < c; ++ch) A[p * c + ch] = 0.0;
-    if (top == neg_inf()) {
-      S[p] = 0.0;
-      continue;
-    }
-    for (int64_t l = 0; l < kL; ++l) {
-      const double f = exp_nonpositive(ml[p * kL + l] - top);
-      if (f == 0.0) continue;
-      s += f * Sl[p * kL + l];
-      for (int64_t ch = 0; ch < c; ++ch) A[p * c + ch] += f * Al[(p * c + ch) * kL + l];
-    }
+    for (int64_t l = 0; l < kL; ++l) s += Sl[p * kL + l];
     S[p] = s;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double a = 0.0;
+      for (int64_t l = 0; l < kL; ++l) a += Al[(p * c + ch) * kL + l];
+      A[p * c + ch] = a;
+    }
   }
 }
 
@@ -57,16 +49,16 @@ void ls_state(const LocalImages<T>& img, const LocalSpec& spec, const T* y, doub
   const int64_t h = img.h, w = img.w, c = img.c, hw = h * w, d = img.d(), r = (spec.patch - 1) / 2;
   constexpr int64_t kL = kLsLanes;
   const bool circular = spec.padding == kPadCircular;
-  std::vector<double> ml(static_cast<size_t>(hw * kL), neg_inf()), Sl(static_cast<size_t>(hw * kL), 0.0),
-      Al(static_cast<size_t>(hw * c * kL), 0.0), yd(y, y + d),
+  std::fill(m, m + hw, neg_inf());
+  std::vector<double> Sl(static_cast<size_t>(hw * kL), 0.0), Al(static_cast<size_t>(hw * c * kL), 0.0), yd(y, y + d),
       scratch(static_cast<size_t>(local_kernels::ls_scratch(h, w, r)));
   double lw[kL];
   for (int64_t g = g0; g < g1; ++g) {
     lane_weights(img, g, lw);
     local_kernels::ls_group(yd.data(), img.x.data() + g * d * kL, lw, h, w, c, r, circular, 0.5 / t,
-                            scratch.data(), ml.data(), Sl.data(), Al.data());
+                            scratch.data(), m, Sl.data(), Al.data());
   }
-  fold_lanes(ml.data(), Sl.data(), Al.data(), hw, c, m, S, A);
+  fold_lanes(Sl.data(), Al.data(), hw, c, S, A);
 }
 
 template void ls_state(const LocalImages<float>&, const LocalSpec&, const float*, double, int64_t, int64_t, double*,
