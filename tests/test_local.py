@@ -68,6 +68,18 @@ def test_ls_over_many_groups_of_images_and_shards(pad):
     check(x, y, 0.2, (5, 7, 3), 3, False, pad, dtype=np.float32)
 
 
+@pytest.mark.parametrize("pad", PADS[False])
+@pytest.mark.parametrize("c", [1, 2, 3])
+@pytest.mark.parametrize("patch", [5, 15, 41])
+def test_ls_keeps_or_recomputes_the_window_rows(pad, c, patch):
+    # The LS column window reads the row leaving it back from a ring of the window's rows
+    # while the ring is at most 16 KiB ((2r + 1) w kLsLanes doubles: patch 5 on 24 columns),
+    # and recomputes it beyond (patch 15; patch 41 covers the 20 x 24 image and more).
+    x, y = images(patch + c, 19, 20, 24, c, q=2)
+    check(x, y, 0.3, (20, 24, c), patch, False, pad)
+    check(x, y, 0.3, (20, 24, c), patch, False, pad, dtype=np.float32)
+
+
 def test_a_window_over_the_whole_image_is_the_global_denoiser():
     x, y = images(5, 15, 6, 7, 2)
     loc = ledkde.Local(x, image_shape=(6, 7, 2), patch=13)  # P >= 2 max(H, W) - 1

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "ledkde/big_buffer.h"
 #include "ledkde/tile_math.h"
 #include "local_cpu.h"
 #include "local_kernels.h"
@@ -50,8 +51,10 @@ void ls_state(const LocalImages<T>& img, const LocalSpec& spec, const T* y, doub
   constexpr int64_t kL = kLsLanes;
   const bool circular = spec.padding == kPadCircular;
   std::fill(m, m + hw, neg_inf());
-  std::vector<double> Sl(static_cast<size_t>(hw * kL), 0.0), Al(static_cast<size_t>(hw * c * kL), 0.0), yd(y, y + d),
+  // (Cache-line aligned: the kernels walk these in whole vectors.)
+  BigVector<double> Sl(static_cast<size_t>(hw * kL), 0.0), Al(static_cast<size_t>(hw * c * kL), 0.0),
       scratch(static_cast<size_t>(local_kernels::ls_scratch(h, w, r)));
+  std::vector<double> yd(y, y + d);
   double lw[kL];
   for (int64_t g = g0; g < g1; ++g) {
     lane_weights(img, g, lw);

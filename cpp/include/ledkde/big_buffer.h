@@ -7,7 +7,9 @@
 // faults where the kernel allows it; a hint only, ignored elsewhere), and a
 // few recently freed ones are kept for reuse (BigBufferCache, at most
 // 256 MiB in all), so that repeated one-shot calls find their memory already
-// mapped. The allocator also leaves new elements uninitialized (the
+// mapped. Smaller arrays are aligned to a cache line (64 bytes), so that no
+// vector load of a kernel that walks them in whole vectors straddles two
+// lines. The allocator also leaves new elements uninitialized (the
 // preparation writes every element), which saves a pass of zeros.
 #pragma once
 
@@ -85,6 +87,7 @@ struct BigBufferAllocator {
   using value_type = T;
   static constexpr std::size_t kHuge = std::size_t(2) << 20;
   static constexpr std::size_t kMinHuge = std::size_t(4) << 20;
+  static constexpr std::size_t kLine = 64;
 
   BigBufferAllocator() = default;
   template <class U>
@@ -93,7 +96,7 @@ struct BigBufferAllocator {
   T* allocate(std::size_t n) {
     const std::size_t bytes = n * sizeof(T);
     if (bytes < kMinHuge) {
-      if (void* p = std::malloc(bytes ? bytes : 1)) return static_cast<T*>(p);
+      if (void* p = std::aligned_alloc(kLine, (bytes + kLine) / kLine * kLine)) return static_cast<T*>(p);
       throw std::bad_alloc();
     }
     const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;

@@ -131,9 +131,21 @@ struct ExpConsts<double> {
   static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
 };
 
-// sum_k coef(k) r^k by Horner's rule, each coefficient a compile-time
-// constant (a loop over a coefficient array stopped GCC from vectorizing the
-// callers' loops for AVX2).
+// Float's accuracy in double lanes: the float polynomial (its coefficients
+// exact in double) on double arguments, with double's range and exponent
+// field. For kernels whose data are float but whose logits are float64: the
+// weights come out as accurate as float's exponential gives them, without
+// converting each vector to float and back.
+struct ExpConstsFloatInDouble {
+  static constexpr double lo = -708.0;
+  static constexpr bool split_ln2 = false;
+  static constexpr int degree = ExpConsts<float>::degree;
+  static constexpr LEDKDE_HD double coef(int k) { return ExpConsts<float>::coef(k); }
+  using Bits = uint64_t;
+  static constexpr int mant = 52;
+  static constexpr double shifter = ExpConsts<double>::shifter;
+};
+
 // The scalar type of T and the unsigned integer type of its bits: T itself,
 // or for a vector type of a host compiler (GCC's vector_size), its lanes'
 // (a specialization beside the code that uses the vector type).
@@ -143,18 +155,22 @@ struct ExpLanes {
   using Bits = typename ExpConsts<T>::Bits;
 };
 
-template <class T, int K>
+// sum_k coef(k) r^k by Horner's rule, each coefficient a compile-time
+// constant (a loop over a coefficient array stopped GCC from vectorizing the
+// callers' loops for AVX2).
+template <class T, class C, int K>
 LEDKDE_HD T exp_poly(T r) {
   using S = typename ExpLanes<T>::Scalar;
-  constexpr S ck = ExpConsts<S>::coef(K);
-  if constexpr (K == ExpConsts<S>::degree) return T{} + ck;
-  else return exp_poly<T, K + 1>(r) * r + ck;
+  constexpr S ck = C::coef(K);
+  if constexpr (K == C::degree) return T{} + ck;
+  else return exp_poly<T, C, K + 1>(r) * r + ck;
 }
 
-template <class T>
+// C: the constants (ExpConsts of T's lanes by default, or
+// ExpConstsFloatInDouble for double lanes).
+template <class T, class C = ExpConsts<typename ExpLanes<T>::Scalar>>
 LEDKDE_HD T exp_nonpositive(T x) {
   using S = typename ExpLanes<T>::Scalar;
-  using C = ExpConsts<S>;
   const S log2e = S(1.4426950408889634);
   const S ln2 = S(0.69314718055994530942);
   const S ln2_hi = S(0.693145751953125);        // exact in float: 12 significant bits
@@ -166,7 +182,7 @@ LEDKDE_HD T exp_nonpositive(T x) {
   T r;
   if constexpr (C::split_ln2) r = (x - n * ln2_hi) - n * ln2_lo;
   else r = x - n * ln2;
-  const T p = exp_poly<T, 0>(r);
+  const T p = exp_poly<T, C, 0>(r);
   // Times 2^n by adding n to p's exponent field: shifting kf's bits by the
   // mantissa width drops the shifter's bits and leaves n << mant. p lies in
   // [0.7, 1.5] and n >= -126 for x >= lo (and n = -126 only with p > 1), so
