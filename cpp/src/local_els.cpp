@@ -221,6 +221,10 @@ void els_states(const LocalImages<T>& img, const Geometry& g, const LocalSpec& s
   std::vector<double> logw;
   PartialState acc{st[0].data(), st[1].data(), st[2].data(), st[3].data(), st[4].data()};
   PartialState part{cm.data(), cS.data(), cE.data(), cA.data(), cB.data()};
+  // Only the centre pixel of the posterior mean is read (els_denoise).
+  PassOptions values = opt;
+  values.value_begin = (g.r * g.P + g.r) * g.c;
+  values.value_count = g.c;
   for (int64_t n0 = 0; n0 < img.n; n0 += per) {
     if (opt.stop && opt.stop->poll()) throw Cancelled();
     const int64_t n1 = std::min(img.n, n0 + per);
@@ -228,7 +232,7 @@ void els_states(const LocalImages<T>& img, const Geometry& g, const LocalSpec& s
     const int64_t nc = static_cast<int64_t>(logw.size());
     const Mixture<T> mix = prepare_mixture(comps.data(), nc, g.dp, weighted ? logw.data() : nullptr, nullptr,
                                            opt.threads, true, opt.stop);
-    partial_cpu(mix, rows, q, t, part, opt);
+    partial_cpu(mix, rows, q, t, part, values);
     merge_states_cpu(q, g.dp, acc, part);
   }
 }

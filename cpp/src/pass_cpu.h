@@ -37,6 +37,7 @@ struct Workspace {
   std::vector<T> G, X;        // (tile_q, tile_n) dot products; shifted logits, then weights
   std::vector<T> D2;          // (tile_n,) squared distances (direct path)
   std::vector<T> C;           // (tile_q, d) weighted sums of one tile
+  std::vector<T> col;         // (tile_n,) one column of a tile's components (value columns only)
   std::vector<double> ny;     // (q,) |row|^2
   std::vector<double> F;      // (q,) factor of row i of this tile's product C
   std::vector<double> scale;  // (q,) the same times the sum scale (built-in products)

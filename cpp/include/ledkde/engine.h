@@ -50,6 +50,11 @@ struct PassOptions {
   int64_t tile_q = 128;   // query rows per tile
   int64_t tile_n = 512;   // mixture components per tile
   bool entropy = true;    // false: the pass may leave E (the entropy sum) at 0
+  // The columns of A a CPU pass must compute: [value_begin, value_begin +
+  // value_count); the others it may leave without the weighted sums of the
+  // components. value_count < 0: all d. (The equivariant local denoiser reads
+  // only the centre pixel of each patch's posterior mean.)
+  int64_t value_begin = 0, value_count = -1;
   // A tile pack to use instead of the mixture's own (float passes only): the
   // sampler and the smoothed score build one for any d, since their many
   // passes repay the packing where a single pass would not.
