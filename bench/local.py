@@ -31,6 +31,10 @@ from ledkde.experiments import data as _data  # noqa: E402
 
 
 def best_time(fn, repeat=3):
+    # numpy's OpenBLAS threads spin for a while after a matrix product (the float64
+    # reference of the row before): on two cores they would share the cores with the
+    # timed calls and slow them by a third.
+    time.sleep(0.5)
     fn()
     best = float("inf")
     for _ in range(repeat):
