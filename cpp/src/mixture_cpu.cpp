@@ -98,6 +98,9 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
   std::vector<double> norm_max(nchunks, 0.0), err_max(nchunks, 0.0), coord_max(nchunks, 0.0);
   parallel_for(nchunks, threads, [&](int64_t c, int) {
     const double* centre = mix.centre.data();
+    // The chunk's maxima in locals, stored once: neighbouring chunks' entries
+    // share a cache line, which threads writing them row by row pass back and forth.
+    double chunk_norm = 0.0, chunk_err = 0.0, chunk_coord = 0.0;
     for (int64_t j = c * kChunk; j < std::min(n, (c + 1) * kChunk); ++j) {
       T* row = mix.mu.data() + j * d;
       const T* src = data + j * d;
@@ -112,10 +115,13 @@ Mixture<T> prepare_mixture(const T* data, int64_t n, int64_t d, const double* lo
         a = std::max(a, std::fabs(x));
       }
       mix.norm2[j] = static_cast<T>(s);
-      norm_max[c] = std::max(norm_max[c], s);
-      err_max[c] = std::max(err_max[c], e);
-      coord_max[c] = std::max(coord_max[c], a);
+      chunk_norm = std::max(chunk_norm, s);
+      chunk_err = std::max(chunk_err, e);
+      chunk_coord = std::max(chunk_coord, a);
     }
+    norm_max[c] = chunk_norm;
+    err_max[c] = chunk_err;
+    coord_max[c] = chunk_coord;
   }, stop);
   for (double v : norm_max) mix.norm2_max = std::max(mix.norm2_max, v);
   double centring = 0.0, coord = 0.0;
