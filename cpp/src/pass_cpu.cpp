@@ -454,8 +454,7 @@ void first_product(PassContext<T>& c, int64_t q, int64_t pad, bool exact_tile) {
 
 // The second product for the value columns alone (PassOptions::value_begin,
 // value_count): per column, the tile's entries gathered once, then per
-// weighted row one sum over the tile in T (eight running sums, in a fixed
-// order), added in float64.
+// weighted row one sum over the tile in T (rows::dot), added in float64.
 template <class T>
 void value_columns_product(PassContext<T>& c, int64_t nslots) {
   Workspace<T>& ws = c.ws;
@@ -465,17 +464,8 @@ void value_columns_product(PassContext<T>& c, int64_t nslots) {
   for (int64_t k = c.opt.value_begin; k < c.opt.value_begin + c.opt.value_count; ++k) {
     for (int64_t j = 0; j < c.nb; ++j) col[j] = mu[j * c.d + k];
     for (int64_t s = 0; s < nslots; ++s) {
-      const T* x = ws.X.data() + s * c.tn;
-      // Eight running sums (kept in registers, vectorized), then the tail.
-      T part[8] = {};
-      int64_t j = 0;
-      for (; j + 8 <= c.nb; j += 8)
-        for (int l = 0; l < 8; ++l) part[l] += x[j + l] * col[j + l];
-      T sum = 0;
-      for (; j < c.nb; ++j) sum += x[j] * col[j];
-      for (int l = 0; l < 8; ++l) sum += part[l];
       const int64_t i = ws.slots[s];
-      ws.A[i * c.d + k] += c.sum_scale * ws.F[i] * static_cast<double>(sum);
+      ws.A[i * c.d + k] += c.sum_scale * ws.F[i] * rows::dot(ws.X.data() + s * c.tn, col, c.nb);
     }
   }
 }

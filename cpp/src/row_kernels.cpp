@@ -96,6 +96,8 @@ void shifted(const double* l, int64_t nb, double m, float* x) { LEDKDE_DISPATCH(
 void shifted(const double* l, int64_t nb, double m, double* x) { LEDKDE_DISPATCH(shifted(l, nb, m, x)); }
 double sum(const float* x, int64_t nb) { LEDKDE_DISPATCH(sum(x, nb)); }
 double sum(const double* x, int64_t nb) { LEDKDE_DISPATCH(sum(x, nb)); }
+double dot(const float* a, const float* b, int64_t nb) { LEDKDE_DISPATCH(dot(a, b, nb)); }
+double dot(const double* a, const double* b, int64_t nb) { LEDKDE_DISPATCH(dot(a, b, nb)); }
 void add_scaled(const float* x, int64_t n, double scale, double* acc) {
   LEDKDE_DISPATCH(add_scaled(x, n, scale, acc));
 }

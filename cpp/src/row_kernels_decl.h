@@ -82,6 +82,11 @@ void shifted(const double* l, int64_t nb, double m, double* x);
 double sum(const float* x, int64_t nb);
 double sum(const double* x, int64_t nb);
 
+// sum_j a_j b_j, summed in the working type (lane-wise partial sums in a
+// fixed order), returned in float64.
+double dot(const float* a, const float* b, int64_t nb);
+double dot(const double* a, const double* b, int64_t nb);
+
 // acc[j] += scale * x[j] for j < n (float64 accumulators).
 void add_scaled(const float* x, int64_t n, double scale, double* acc);
 void add_scaled(const double* x, int64_t n, double scale, double* acc);

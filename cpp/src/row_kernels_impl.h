@@ -261,6 +261,14 @@ inline double sum_t(const T* x, int64_t nb) {
   return static_cast<double>(s);
 }
 
+template <class T>
+inline double dot_t(const T* a, const T* b, int64_t nb) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < nb; ++j) s += a[j] * b[j];
+  return static_cast<double>(s);
+}
+
 // |row - mu_j|^2 for the count rows j = idx[c] of mu, by coordinate
 // differences accumulated in float64, four at a time: four independent
 // accumulators, so the sums are not bound by the latency of one chain. Every
@@ -524,6 +532,7 @@ LEDKDE_INLINE void direct_accumulate_t(const T* row, const T* muT, int64_t ld, c
     return indices_at_least_t(x, nb, cut, idx);                                                   \
   }                                                                                               \
   double sum(const T* x, int64_t nb) { return sum_t(x, nb); }                                     \
+  double dot(const T* a, const T* b, int64_t nb) { return dot_t(a, b, nb); }                      \
   double logits_f64(const double* n2, const double* g, double ny, const T* cprime, const T* k,    \
                     double k0, int64_t nb, double* l) {                                           \
     return logits_f64_t(n2, g, ny, cprime, k, k0, nb, l);                                         \
